@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/nexus-fintech/nexus/internal/apikey"
+	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/partner"
+	"github.com/nexus-fintech/nexus/internal/store"
+)
+
+// partnerJSON is the partner as the API and the CLI show it.
+type partnerJSON struct {
+	Object    string              `json:"object"`
+	ID        string              `json:"id"`
+	Name      string              `json:"name"`
+	Status    nexus.PartnerStatus `json:"status"`
+	RateLimit int                 `json:"rate_limit"`
+	CreatedAt time.Time           `json:"created_at"`
+	UpdatedAt time.Time           `json:"updated_at"`
+}
+
+func viewPartner(p nexus.Partner) partnerJSON {
+	rl := p.RateLimit
+	if rl == 0 {
+		rl = nexus.DefaultRateLimit
+	}
+	return partnerJSON{Object: "partner", ID: p.ID, Name: p.Name, Status: p.Status, RateLimit: rl, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
+}
+
+const adminUsage = "usage: nexus admin partner create|set-status|list | nexus admin key create"
+
+func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) < 2 {
+		return fmt.Errorf(adminUsage)
+	}
+	fs := flag.NewFlagSet("admin "+args[0]+" "+args[1], flag.ContinueOnError)
+	var c config
+	bindCommon(fs, &c)
+	open := func() (*store.DB, error) {
+		db, err := store.Open(ctx, c.DatabaseURL)
+		if err != nil {
+			return nil, err
+		}
+		// The CLI may be the first to touch a fresh database.
+		if _, err := db.MigrateUp(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
+		return db, nil
+	}
+	switch args[0] + " " + args[1] {
+	case "partner create":
+		name := fs.String("name", "", "partner name (required)")
+		status := fs.String("status", "pending", "pending, approved, inactive or rejected")
+		rate := fs.Int("rate-limit", 0, "requests per minute per credential (default 6000)")
+		if err := fs.Parse(args[2:]); err != nil {
+			return err
+		}
+		db, err := open()
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		p, err := partner.NewService(db).Create(ctx, partner.CreateParams{Name: *name, Status: nexus.PartnerStatus(*status), RateLimit: *rate})
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, viewPartner(p))
+	case "partner set-status":
+		id := fs.String("id", "", "partner id (required)")
+		status := fs.String("status", "", "pending, approved, inactive or rejected (required)")
+		if err := fs.Parse(args[2:]); err != nil {
+			return err
+		}
+		if *id == "" {
+			return nexus.ParamError(nexus.CodeParameterMissing, "id", "--id is required")
+		}
+		db, err := open()
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		p, err := partner.NewService(db).SetStatus(ctx, *id, nexus.PartnerStatus(*status))
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, viewPartner(p))
+	case "partner list":
+		if err := fs.Parse(args[2:]); err != nil {
+			return err
+		}
+		db, err := open()
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		ps, err := partner.NewService(db).List(ctx)
+		if err != nil {
+			return err
+		}
+		out := make([]partnerJSON, len(ps))
+		for i, p := range ps {
+			out[i] = viewPartner(p)
+		}
+		return printJSON(stdout, map[string]any{"object": "list", "data": out, "has_more": false})
+	case "key create":
+		pid := fs.String("partner", "", "partner id (required)")
+		envName := fs.String("environment", "", "test or live (required)")
+		typ := fs.String("type", "secret", "secret or publishable")
+		scopes := fs.String("scopes", "", "comma-separated scopes (default: admin:all for secret keys, read scopes for publishable)")
+		name := fs.String("name", "", "a name to recognise the key by")
+		if err := fs.Parse(args[2:]); err != nil {
+			return err
+		}
+		if *pid == "" {
+			return nexus.ParamError(nexus.CodeParameterMissing, "partner", "--partner is required")
+		}
+		e := nexus.Environment(*envName)
+		if !e.Valid() {
+			return nexus.ParamError(nexus.CodeParameterInvalid, "environment", "--environment must be test or live")
+		}
+		if *typ != string(apikey.Secret) && *typ != string(apikey.Publishable) {
+			return nexus.ParamError(nexus.CodeParameterInvalid, "type", "--type must be secret or publishable")
+		}
+		db, err := open()
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if _, err := partner.NewService(db).Get(ctx, *pid); err != nil {
+			return err
+		}
+		var sc []string
+		for _, s := range strings.Split(*scopes, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				sc = append(sc, s)
+			}
+		}
+		k, err := apikey.NewService(db).Create(ctx, nexus.Tenant{PartnerID: *pid, Environment: e},
+			apikey.CreateParams{Type: apikey.Type(*typ), Name: *name, Scopes: sc})
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, k)
+	}
+	return fmt.Errorf(adminUsage)
+}

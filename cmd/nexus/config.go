@@ -1,0 +1,113 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/nexus-fintech/nexus/internal/nexus"
+)
+
+// config is everything read from flags and NEXUS_* variables; a flag wins
+// over its variable.
+type config struct {
+	DatabaseURL      string
+	Listen           string
+	Issuer           string
+	MasterKey        string
+	RedisURL         string
+	TrustedProxies   []netip.Prefix
+	Environments     []nexus.Environment
+	JWTAudience      string
+	InternalAudience string
+	LogFormat        string
+	LogLevel         string
+}
+
+// bindCommon declares the flags every subcommand shares.
+func bindCommon(fs *flag.FlagSet, c *config) {
+	fs.StringVar(&c.DatabaseURL, "database-url", env("NEXUS_DATABASE_URL", ""), "postgres://… or sqlite:PATH (default: embedded SQLite at data/nexus.db) [NEXUS_DATABASE_URL]")
+	fs.StringVar(&c.LogFormat, "log-format", env("NEXUS_LOG_FORMAT", "text"), "text or json [NEXUS_LOG_FORMAT]")
+	fs.StringVar(&c.LogLevel, "log-level", env("NEXUS_LOG_LEVEL", "info"), "debug, info, warn or error [NEXUS_LOG_LEVEL]")
+}
+
+func bindServe(fs *flag.FlagSet, c *config) (proxies, envs *string) {
+	fs.StringVar(&c.Listen, "listen", env("NEXUS_LISTEN", "127.0.0.1:8080"), "address to listen on [NEXUS_LISTEN]")
+	fs.StringVar(&c.Issuer, "issuer", env("NEXUS_ISSUER", ""), "public base URL (default http://LISTEN) [NEXUS_ISSUER]")
+	fs.StringVar(&c.RedisURL, "redis-url", env("NEXUS_REDIS_URL", ""), "optional redis://… for shared limits and revocation [NEXUS_REDIS_URL]")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", env("NEXUS_JWT_AUDIENCE", "nexus-api"), "aud of partner service tokens [NEXUS_JWT_AUDIENCE]")
+	fs.StringVar(&c.InternalAudience, "internal-audience", env("NEXUS_INTERNAL_AUDIENCE", "nexus-internal"), "aud of platform service tokens [NEXUS_INTERNAL_AUDIENCE]")
+	c.MasterKey = os.Getenv("NEXUS_MASTER_KEY") // never a flag: flags show in ps
+	proxies = fs.String("trusted-proxies", env("NEXUS_TRUSTED_PROXIES", ""), "comma-separated IPs/CIDRs whose X-Forwarded-For is trusted [NEXUS_TRUSTED_PROXIES]")
+	envs = fs.String("environments", env("NEXUS_ENVIRONMENTS", "live,test"), "environments served [NEXUS_ENVIRONMENTS]")
+	return proxies, envs
+}
+
+func (c *config) finishServe(proxies, envs string) error {
+	for _, s := range splitList(proxies) {
+		p, err := parsePrefix(s)
+		if err != nil {
+			return fmt.Errorf("NEXUS_TRUSTED_PROXIES: %q is not an IP or CIDR", s)
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p)
+	}
+	for _, s := range splitList(envs) {
+		e := nexus.Environment(s)
+		if !e.Valid() {
+			return fmt.Errorf("NEXUS_ENVIRONMENTS: %q is not live or test", s)
+		}
+		c.Environments = append(c.Environments, e)
+	}
+	if len(c.Environments) == 0 {
+		return fmt.Errorf("NEXUS_ENVIRONMENTS: serve at least one of live, test")
+	}
+	if c.Issuer == "" {
+		c.Issuer = "http://" + c.Listen
+	}
+	c.Issuer = strings.TrimRight(c.Issuer, "/")
+	return nil
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func (c *config) logger() *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

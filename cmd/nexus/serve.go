@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/nexus-fintech/nexus/internal/apikey"
+	"github.com/nexus-fintech/nexus/internal/auth"
+	"github.com/nexus-fintech/nexus/internal/httpapi"
+	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/partner"
+	"github.com/nexus-fintech/nexus/internal/store"
+	"github.com/nexus-fintech/nexus/openapi"
+)
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c config
+	bindCommon(fs, &c)
+	proxies, envs := bindServe(fs, &c)
+	noMigrate := fs.Bool("no-migrate", false, "do not apply pending migrations at start")
+	demo := fs.Bool("demo", false, "create a demo partner and print a fresh test secret key (for trying Nexus locally)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := c.finishServe(*proxies, *envs); err != nil {
+		return err
+	}
+	log := c.logger()
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	db, err := store.Open(ctx, c.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if !*noMigrate {
+		applied, err := db.MigrateUp(ctx)
+		if err != nil {
+			return err
+		}
+		if len(applied) > 0 {
+			log.Info("migrations applied", "migrations", applied)
+		}
+	}
+
+	partners := partner.NewService(db)
+	keys := apikey.NewService(db)
+	authn := auth.New(auth.Config{
+		Keys: auth.NewKeyStore(keys, partners), Environments: c.Environments,
+		TrustedProxies: c.TrustedProxies, Logger: log,
+	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv := httpapi.New(httpapi.Config{
+		DB: db, Auth: authn, Keys: keys, Partners: partners, Logger: log, Registry: reg, OpenAPI: openapi.Document,
+	})
+
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return err
+	}
+	if *demo {
+		if err := printDemo(ctx, stdout, partners, keys, "http://"+ln.Addr().String()); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+
+	bg, cancelBG := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); authn.Run(bg, db) }()
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(10 * time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-bg.Done():
+				return
+			case <-t.C:
+				if err := db.PruneInvalidations(bg); err != nil {
+					log.Warn("pruning cache invalidations failed", "err", err)
+				}
+			}
+		}
+	}()
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Listen(ln) }()
+	log.Info("nexus listening", "addr", ln.Addr().String(), "database", string(db.Dialect), "environments", c.Environments)
+
+	select {
+	case err := <-errc:
+		cancelBG()
+		wg.Wait()
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown", "err", err)
+	}
+	cancelBG() // background writers flush on the way out
+	wg.Wait()
+	log.Info("stopped")
+	return nil
+}
+
+// demoPartnerName marks the partner --demo creates and reuses.
+const demoPartnerName = "Demo partner (nexus serve --demo)"
+
+// printDemo makes sure an approved demo partner exists and prints a fresh
+// test secret key with a request to try. The key goes to stdout, never to
+// the log.
+func printDemo(ctx context.Context, w io.Writer, partners *partner.Service, keys *apikey.Service, base string) error {
+	all, err := partners.List(ctx)
+	if err != nil {
+		return err
+	}
+	var p nexus.Partner
+	for _, x := range all {
+		if x.Name == demoPartnerName {
+			p = x
+			break
+		}
+	}
+	if p.ID == "" {
+		if p, err = partners.Create(ctx, partner.CreateParams{Name: demoPartnerName, Status: nexus.PartnerApproved}); err != nil {
+			return err
+		}
+	}
+	k, err := keys.Create(ctx, nexus.Tenant{PartnerID: p.ID, Environment: nexus.Test}, apikey.CreateParams{Name: "demo"})
+	if err != nil {
+		return err
+	}
+	base = strings.Replace(base, "127.0.0.1", "localhost", 1)
+	_, err = fmt.Fprintf(w, `
+Nexus is running at %[1]s with a demo partner (%[2]s).
+A test secret key, shown only now:
+
+    %[3]s
+
+Try it:
+
+    curl -s %[1]s/v1/partner -H "Authorization: Bearer %[3]s"
+
+`, base, p.ID, k.Plain)
+	return err
+}

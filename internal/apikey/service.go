@@ -1,0 +1,349 @@
+package apikey
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/nexus-fintech/nexus/internal/audit"
+	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/store"
+	"github.com/nexus-fintech/nexus/pkg/credential"
+)
+
+// Service issues and manages keys.
+type Service struct{ db *store.DB }
+
+// NewService returns a key service on db.
+func NewService(db *store.DB) *Service { return &Service{db: db} }
+
+// CreateParams is the body of POST /v1/api_keys.
+type CreateParams struct {
+	Type           Type       `json:"type" validate:"omitempty,oneof=secret publishable"`
+	Name           string     `json:"name" validate:"max=200"`
+	Scopes         []string   `json:"scopes" validate:"omitempty,max=20,dive,min=1,max=64"`
+	ExpiresAt      *time.Time `json:"expires_at"`
+	AllowedIPs     []string   `json:"allowed_ips" validate:"omitempty,max=100"`
+	AllowedOrigins []string   `json:"allowed_origins" validate:"omitempty,max=100"`
+}
+
+// RotateParams is the body of POST /v1/api_keys/{id}/rotate.
+type RotateParams struct {
+	// GracePeriodSeconds is how long the old key keeps working.
+	// Optional. Default: 86400 (24 h). Range 0 to 604800 (7 days).
+	GracePeriodSeconds *int `json:"grace_period_seconds" validate:"omitempty,min=0,max=604800"`
+}
+
+const defaultGrace = 24 * time.Hour
+
+// Create issues a key for tenant t. The returned key carries Plain, the only
+// time the secret exists outside the caller's hands.
+func (s *Service) Create(ctx context.Context, t nexus.Tenant, p CreateParams) (*Key, error) {
+	row, plain, err := newRow(t, p)
+	if err != nil {
+		return nil, err
+	}
+	err = s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, t, "api_key.created", row.ID, map[string]any{"type": row.Type, "scopes": row.ScopeSet().Names()})
+	})
+	if err != nil {
+		return nil, err
+	}
+	k := row.View()
+	k.Plain = plain
+	return k, nil
+}
+
+func newRow(t nexus.Tenant, p CreateParams) (*Row, string, error) {
+	if p.Type == "" {
+		p.Type = Secret
+	}
+	scopes, err := checkScopes(p.Type, p.Scopes)
+	if err != nil {
+		return nil, "", err
+	}
+	now := store.Now()
+	if p.ExpiresAt != nil {
+		e := p.ExpiresAt.UTC().Truncate(time.Microsecond)
+		if !e.After(now) {
+			return nil, "", nexus.ParamError(nexus.CodeParameterInvalid, "expires_at", "expires_at must be in the future")
+		}
+		p.ExpiresAt = &e
+	}
+	ips, err := checkIPs(p.AllowedIPs)
+	if err != nil {
+		return nil, "", err
+	}
+	origins, err := checkOrigins(p.AllowedOrigins)
+	if err != nil {
+		return nil, "", err
+	}
+	kind := credential.KindSecretKey
+	if p.Type == Publishable {
+		kind = credential.KindPublishableKey
+	}
+	plain, err := credential.New(string(t.Environment), kind)
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := credential.Parse(plain)
+	if err != nil {
+		return nil, "", err
+	}
+	return &Row{
+		ID: nexus.NewID("key"), PartnerID: t.PartnerID, Environment: t.Environment, Type: p.Type, Name: p.Name,
+		Prefix: c.Prefix(), Last4: c.Last4(), KeyHash: credential.DigestHex(plain), Scopes: scopes.String(),
+		Status: Active, AllowedIPs: ips, AllowedOrigins: origins, ExpiresAt: p.ExpiresAt, CreatedAt: now, UpdatedAt: now,
+	}, plain, nil
+}
+
+// checkScopes applies CONTRACT §2: a secret key without scopes has
+// admin:all; a publishable key holds read scopes only (default all of them).
+func checkScopes(typ Type, names []string) (nexus.ScopeSet, error) {
+	set, bad, ok := nexus.ParseScopes(names)
+	if !ok {
+		return 0, &nexus.Error{Code: nexus.CodeInvalidScopes, Param: "scopes", Message: fmt.Sprintf("unknown scope: %q", bad)}
+	}
+	if set&nexus.InternalScopes != 0 {
+		return 0, &nexus.Error{Code: nexus.CodeInvalidScopes, Param: "scopes", Message: "internal scopes are for platform services only"}
+	}
+	switch typ {
+	case Publishable:
+		if len(names) == 0 {
+			return nexus.ReadScopes, nil
+		}
+		if set&^nexus.ReadScopes != 0 {
+			return 0, &nexus.Error{Code: nexus.CodeInvalidScopes, Param: "scopes", Message: "publishable keys may hold read scopes only"}
+		}
+	default:
+		if len(names) == 0 {
+			return nexus.ScopeSet(nexus.ScopeAdminAll), nil
+		}
+	}
+	return set, nil
+}
+
+func checkIPs(ips []string) (string, error) {
+	for i, s := range ips {
+		if _, err := parsePrefix(s); err != nil {
+			return "", nexus.ParamError(nexus.CodeParameterInvalid, fmt.Sprintf("allowed_ips[%d]", i), "not an IP address or CIDR range: %q", s)
+		}
+	}
+	return jsonList(ips), nil
+}
+
+func checkOrigins(origins []string) (string, error) {
+	for i, o := range origins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return "", nexus.ParamError(nexus.CodeParameterInvalid, fmt.Sprintf("allowed_origins[%d]", i), "not an origin (scheme://host[:port]): %q", o)
+		}
+		origins[i] = u.Scheme + "://" + u.Host
+	}
+	return jsonList(origins), nil
+}
+
+func jsonList(l []string) string {
+	if l == nil {
+		l = []string{}
+	}
+	b, _ := json.Marshal(l)
+	return string(b)
+}
+
+// Get returns one of the tenant's keys.
+func (s *Service) Get(ctx context.Context, t nexus.Tenant, id string) (*Key, error) {
+	row, err := s.get(ctx, s.db.DB, t, id)
+	if err != nil {
+		return nil, err
+	}
+	return row.View(), nil
+}
+
+func (s *Service) get(ctx context.Context, idb bun.IDB, t nexus.Tenant, id string) (*Row, error) {
+	row := new(Row)
+	err := store.Scoped(idb.NewSelect().Model(row), t).Where("id = ?", id).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nexus.NotFound("api_key", id)
+	}
+	return row, err
+}
+
+// ListParams filter the key list.
+type ListParams struct {
+	store.Page
+	Status Status `query:"status" validate:"omitempty,oneof=active suspended revoked expired"`
+}
+
+// List returns one page of the tenant's keys, newest first.
+func (s *Service) List(ctx context.Context, t nexus.Tenant, p ListParams) ([]*Key, bool, error) {
+	q := s.db.NewSelect()
+	now := store.Now()
+	switch p.Status {
+	case Active:
+		q = q.Where("status = 'active'").WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
+			return q.Where("expires_at IS NULL").WhereOr("expires_at > ?", now)
+		})
+	case Expired:
+		q = q.Where("status = 'active'").Where("expires_at <= ?", now)
+	case Suspended, Revoked:
+		q = q.Where("status = ?", p.Status)
+	}
+	rows, more, err := store.List[Row](ctx, s.db.DB, t, p.Page, q)
+	if err != nil {
+		return nil, false, err
+	}
+	out := make([]*Key, len(rows))
+	for i := range rows {
+		out[i] = rows[i].View()
+	}
+	return out, more, nil
+}
+
+// transition moves a key from one of the statuses in from to status to, in
+// one conditional update, with its event and cache drop.
+func (s *Service) transition(ctx context.Context, t nexus.Tenant, id string, to Status, event, verb string, from ...Status) (*Key, error) {
+	var row *Row
+	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		now := store.Now()
+		q := store.Scoped(tx.NewUpdate().Model((*Row)(nil)), t).
+			Set("status = ?", to).Set("updated_at = ?", now).
+			Where("id = ?", id).Where("status IN (?)", bun.In(from))
+		if to == Suspended {
+			// An expired key is no longer active: it cannot be suspended.
+			q = q.WhereGroup(" AND ", func(q *bun.UpdateQuery) *bun.UpdateQuery {
+				return q.Where("expires_at IS NULL").WhereOr("expires_at > ?", now)
+			})
+		}
+		res, err := q.Exec(ctx)
+		if err != nil {
+			return err
+		}
+		row, err = s.get(ctx, tx, t, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nexus.InvalidState("api key", string(row.EffectiveStatus(now)), verb)
+		}
+		if err := audit.Record(ctx, tx, t, event, id, nil); err != nil {
+			return err
+		}
+		return s.db.Publish(ctx, tx, store.TopicKey(id))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return row.View(), nil
+}
+
+// Suspend stops an active key until it is reactivated.
+func (s *Service) Suspend(ctx context.Context, t nexus.Tenant, id string) (*Key, error) {
+	return s.transition(ctx, t, id, Suspended, "api_key.suspended", "suspended", Active)
+}
+
+// Reactivate lifts a suspension.
+func (s *Service) Reactivate(ctx context.Context, t nexus.Tenant, id string) (*Key, error) {
+	return s.transition(ctx, t, id, Active, "api_key.reactivated", "reactivated", Suspended)
+}
+
+// Revoke ends a key for good.
+func (s *Service) Revoke(ctx context.Context, t nexus.Tenant, id string) (*Key, error) {
+	return s.transition(ctx, t, id, Revoked, "api_key.revoked", "revoked", Active, Suspended)
+}
+
+// Rotate issues a successor with the same type, name, scopes and allowlists;
+// the old key keeps working for the grace period and then expires.
+func (s *Service) Rotate(ctx context.Context, t nexus.Tenant, id string, p RotateParams) (*Key, error) {
+	grace := defaultGrace
+	if p.GracePeriodSeconds != nil {
+		grace = time.Duration(*p.GracePeriodSeconds) * time.Second
+	}
+	var newRowV *Row
+	var plain string
+	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		old, err := s.get(ctx, tx, t, id)
+		if err != nil {
+			return err
+		}
+		now := store.Now()
+		if st := old.EffectiveStatus(now); st != Active {
+			return nexus.InvalidState("api key", string(st), "rotated")
+		}
+		if old.ReplacedBy != nil {
+			return nexus.Errorf(nexus.CodeInvalidState, "this api key was already rotated; rotate its successor %s", *old.ReplacedBy)
+		}
+		newRowV, plain, err = newRow(t, CreateParams{
+			Type: old.Type, Name: old.Name, Scopes: old.ScopeSet().Names(),
+			AllowedIPs: old.ipList(), AllowedOrigins: old.Origins(),
+		})
+		if err != nil {
+			return err
+		}
+		if _, err := tx.NewInsert().Model(newRowV).Exec(ctx); err != nil {
+			return err
+		}
+		until := now.Add(grace)
+		if old.ExpiresAt != nil && old.ExpiresAt.Before(until) {
+			until = *old.ExpiresAt
+		}
+		res, err := store.Scoped(tx.NewUpdate().Model((*Row)(nil)), t).
+			Set("expires_at = ?", until).Set("replaced_by = ?", newRowV.ID).Set("updated_at = ?", now).
+			Where("id = ?", id).Where("status = ?", Active).Where("replaced_by IS NULL").Exec(ctx)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nexus.Errorf(nexus.CodeInvalidState, "the api key changed while rotating; retry")
+		}
+		if err := audit.Record(ctx, tx, t, "api_key.rotated", id, map[string]any{"replaced_by": newRowV.ID, "old_expires_at": until}); err != nil {
+			return err
+		}
+		if err := audit.Record(ctx, tx, t, "api_key.created", newRowV.ID, map[string]any{"rotated_from": id}); err != nil {
+			return err
+		}
+		return s.db.Publish(ctx, tx, store.TopicKey(id))
+	})
+	if err != nil {
+		return nil, err
+	}
+	k := newRowV.View()
+	k.Plain = plain
+	return k, nil
+}
+
+func (r *Row) ipList() []string {
+	var l []string
+	_ = json.Unmarshal([]byte(r.AllowedIPs), &l)
+	return l
+}
+
+// Lookup finds a key by the digest of its secret, across tenants: it is how
+// the authenticator learns which tenant a request belongs to.
+func (s *Service) Lookup(ctx context.Context, digestHex string) (*Row, error) {
+	row := new(Row)
+	err := s.db.NewSelect().Model(row).Where("key_hash = ?", digestHex).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	return row, err
+}
+
+// TouchLastUsed writes last_used_at for a batch of keys at once; the
+// authenticator calls it off the request path at most once a minute per key.
+func (s *Service) TouchLastUsed(ctx context.Context, at time.Time, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := s.db.NewUpdate().Model((*Row)(nil)).Set("last_used_at = ?", at).Where("id IN (?)", bun.In(ids)).Exec(ctx)
+	return err
+}

@@ -1,0 +1,304 @@
+// Package auth is the unified authenticator: it finds the one credential in
+// a request, dispatches by its kind to a verifier, and turns it into a
+// nexus.Principal. API keys are verified from an in-memory cache keyed by
+// the SHA-256 digest of the key, dropped on every lifecycle change.
+package auth
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/pkg/credential"
+)
+
+// Request is what the authenticator reads of an HTTP request. The HTTP
+// layer fills it without copying header values.
+type Request struct {
+	Authorization  string
+	XAPIKey        string
+	XPartnerAPIKey string
+	Origin         string
+	RemoteIP       netip.Addr
+	XForwardedFor  string
+}
+
+// TokenVerifier verifies a bearer token of one kind (service JWTs, OAuth
+// access tokens). Implementations live in their capability packages.
+type TokenVerifier interface {
+	Verify(ctx context.Context, token string) (*nexus.Principal, error)
+}
+
+// Config wires an Authenticator.
+type Config struct {
+	// Keys finds API keys and their partners on a cache miss. Required.
+	Keys KeyStore
+	// Environments the deployment serves. Optional. Default: live and test.
+	Environments []nexus.Environment
+	// TrustedProxies whose X-Forwarded-For is believed. Optional. Default: none.
+	TrustedProxies []netip.Prefix
+	// JWT verifies service tokens. Optional: without it JWTs are invalid_token.
+	JWT TokenVerifier
+	// OAuth verifies nx_*_at_ access tokens. Optional.
+	OAuth TokenVerifier
+	// MaxAge bounds how long a cached verification is trusted even without
+	// an invalidation message. Optional. Default: 5 minutes.
+	MaxAge time.Duration
+	// Logger. Optional. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// Authenticator turns requests into principals.
+type Authenticator struct {
+	keys    KeyStore
+	served  [2]bool // indexed by envIndex
+	trusted []netip.Prefix
+	jwt     TokenVerifier
+	oauth   TokenVerifier
+	log     *slog.Logger
+	cache   *keyCache
+	touches chan string
+}
+
+// New returns an authenticator. Call Run to keep its cache fresh.
+func New(cfg Config) *Authenticator {
+	a := &Authenticator{
+		keys: cfg.Keys, trusted: cfg.TrustedProxies, jwt: cfg.JWT, oauth: cfg.OAuth, log: cfg.Logger,
+		touches: make(chan string, 4096),
+	}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	maxAge := cfg.MaxAge
+	if maxAge == 0 {
+		maxAge = 5 * time.Minute
+	}
+	a.cache = newKeyCache(maxAge)
+	envs := cfg.Environments
+	if len(envs) == 0 {
+		envs = []nexus.Environment{nexus.Live, nexus.Test}
+	}
+	for _, e := range envs {
+		a.served[envIndex(e)] = true
+	}
+	return a
+}
+
+func envIndex(e nexus.Environment) int {
+	if e == nexus.Live {
+		return 0
+	}
+	return 1
+}
+
+// Serves reports whether the deployment serves env.
+func (a *Authenticator) Serves(env nexus.Environment) bool { return a.served[envIndex(env)] }
+
+var (
+	errMissing   = &nexus.Error{Code: nexus.CodeMissingCredentials, Message: "no credential: send an API key or token in the Authorization header"}
+	errAmbiguous = &nexus.Error{Code: nexus.CodeAmbiguousCredentials, Message: "more than one credential in the request; send exactly one"}
+	errMalformed = &nexus.Error{Code: nexus.CodeMalformedCredentials, Message: "the credential is not in a recognised format"}
+	errChecksum  = &nexus.Error{Code: nexus.CodeMalformedCredentials, Message: "the credential's checksum does not match; check it was copied whole"}
+	errNotAuth   = &nexus.Error{Code: nexus.CodeMalformedCredentials, Message: "this secret cannot authenticate requests"}
+	errScheme    = &nexus.Error{Code: nexus.CodeMalformedCredentials, Message: "unsupported Authorization scheme; use Bearer or ApiKey"}
+	errJWTHeader = &nexus.Error{Code: nexus.CodeMalformedCredentials, Message: "tokens go in Authorization: Bearer"}
+	errUnknown   = &nexus.Error{Code: nexus.CodeInvalidAPIKey, Message: "invalid API key"}
+	errBadToken  = &nexus.Error{Code: nexus.CodeInvalidToken, Message: "invalid token"}
+	errSuspended = &nexus.Error{Code: nexus.CodeAPIKeySuspended, Message: "this API key is suspended"}
+	errRevoked   = &nexus.Error{Code: nexus.CodeAPIKeyRevoked, Message: "this API key has been revoked"}
+	errExpired   = &nexus.Error{Code: nexus.CodeAPIKeyExpired, Message: "this API key has expired"}
+	errEnv       = &nexus.Error{Code: nexus.CodeEnvironmentNotServed, Message: "this deployment does not serve the credential's environment"}
+	errPartner   = &nexus.Error{Code: nexus.CodePartnerNotApproved, Message: "the partner is not approved for this environment"}
+	errIP        = &nexus.Error{Code: nexus.CodeIPNotAllowed, Message: "requests from this IP address are not allowed for this API key"}
+	errOrigin    = &nexus.Error{Code: nexus.CodeOriginNotAllowed, Message: "requests from this origin are not allowed for this API key"}
+)
+
+// Authenticate verifies the request's credential and returns its principal.
+func (a *Authenticator) Authenticate(ctx context.Context, r *Request) (*nexus.Principal, error) {
+	tok, apiKeyOnly, err := extract(r)
+	if err != nil {
+		return nil, err
+	}
+	if credential.LooksLike(tok) {
+		c, err := credential.Parse(tok)
+		if err != nil {
+			if errors.Is(err, credential.ErrChecksum) {
+				return nil, errChecksum
+			}
+			return nil, errMalformed
+		}
+		switch c.Kind {
+		case credential.KindSecretKey, credential.KindPublishableKey:
+			return a.verifyKey(ctx, tok, r)
+		case credential.KindAccessToken:
+			if apiKeyOnly {
+				return nil, errJWTHeader
+			}
+			if a.oauth == nil {
+				return nil, errBadToken
+			}
+			return a.checkPrincipal(a.oauth.Verify(ctx, tok))
+		}
+		return nil, errNotAuth
+	}
+	if strings.Count(tok, ".") == 2 {
+		if apiKeyOnly {
+			return nil, errJWTHeader
+		}
+		if a.jwt == nil {
+			return nil, errBadToken
+		}
+		return a.checkPrincipal(a.jwt.Verify(ctx, tok))
+	}
+	return nil, errMalformed
+}
+
+// checkPrincipal applies the tenant rules every credential kind shares.
+func (a *Authenticator) checkPrincipal(p *nexus.Principal, err error) (*nexus.Principal, error) {
+	if err != nil {
+		return nil, err
+	}
+	if !a.served[envIndex(p.Environment)] {
+		return nil, errEnv
+	}
+	if !p.Partner.Status.Allows(p.Environment) {
+		return nil, errPartner
+	}
+	return p, nil
+}
+
+// extract finds the one credential among the four equivalent headers of
+// CONTRACT §2. apiKeyOnly is set when it came from a header meant for API
+// keys, where a token is out of place.
+func extract(r *Request) (tok string, apiKeyOnly bool, err error) {
+	var n int
+	add := func(v string, keyOnly bool) {
+		if v == "" {
+			return
+		}
+		if n > 0 && v != tok {
+			err = errAmbiguous
+		}
+		if n == 0 || !keyOnly {
+			apiKeyOnly = keyOnly
+		}
+		tok = v
+		n++
+	}
+	if h := r.Authorization; h != "" {
+		scheme, v, ok := strings.Cut(h, " ")
+		v = strings.TrimSpace(v)
+		switch {
+		case !ok || v == "":
+			return "", false, errScheme
+		case strings.EqualFold(scheme, "Bearer"):
+			add(v, false)
+		case strings.EqualFold(scheme, "ApiKey"):
+			add(v, true)
+		default:
+			return "", false, errScheme
+		}
+	}
+	add(strings.TrimSpace(r.XAPIKey), true)
+	add(strings.TrimSpace(r.XPartnerAPIKey), true)
+	if err != nil {
+		return "", false, err
+	}
+	if n == 0 {
+		return "", false, errMissing
+	}
+	return tok, apiKeyOnly, nil
+}
+
+// verifyKey is the API-key hot path: digest, map lookup, a few compares.
+func (a *Authenticator) verifyKey(ctx context.Context, tok string, r *Request) (*nexus.Principal, error) {
+	d := credential.Digest(tok)
+	now := time.Now()
+	e := a.cache.get(d, now)
+	if e == nil {
+		var err error
+		if e, err = a.load(ctx, d); err != nil {
+			return nil, err
+		}
+	}
+	if e == nil || !e.matches(d) {
+		return nil, errUnknown
+	}
+	switch {
+	case e.status == statusSuspended:
+		return nil, errSuspended
+	case e.status == statusRevoked:
+		return nil, errRevoked
+	case e.expiresAt != 0 && now.UnixNano() >= e.expiresAt:
+		return nil, errExpired
+	}
+	p, err := a.checkPrincipal(e.principal, nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(e.ips) > 0 && !allowedIP(a.ClientIP(r), e.ips) {
+		return nil, errIP
+	}
+	if len(e.origins) > 0 && r.Origin != "" && !allowedOrigin(r.Origin, e.origins) {
+		return nil, errOrigin
+	}
+	a.touch(e, now)
+	return p, nil
+}
+
+// ClientIP is the caller's address: the peer, unless the peer is a trusted
+// proxy, in which case X-Forwarded-For is read from the right, skipping
+// further trusted proxies (the left part is whatever the client claimed).
+func (a *Authenticator) ClientIP(r *Request) netip.Addr {
+	return ClientIP(r.RemoteIP, r.XForwardedFor, a.trusted)
+}
+
+// ClientIP implements Authenticator.ClientIP for any trust list.
+func ClientIP(remote netip.Addr, xff string, trusted []netip.Prefix) netip.Addr {
+	remote = remote.Unmap()
+	if xff == "" || !contains(trusted, remote) {
+		return remote
+	}
+	ip := remote
+	for xff != "" {
+		var part string
+		if i := strings.LastIndexByte(xff, ','); i >= 0 {
+			part, xff = xff[i+1:], xff[:i]
+		} else {
+			part, xff = xff, ""
+		}
+		addr, err := netip.ParseAddr(strings.TrimSpace(part))
+		if err != nil {
+			return ip
+		}
+		ip = addr.Unmap()
+		if !contains(trusted, ip) {
+			return ip
+		}
+	}
+	return ip
+}
+
+func contains(list []netip.Prefix, ip netip.Addr) bool {
+	for _, p := range list {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func allowedIP(ip netip.Addr, list []netip.Prefix) bool { return ip.IsValid() && contains(list, ip) }
+
+func allowedOrigin(origin string, list []string) bool {
+	for _, o := range list {
+		if strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}

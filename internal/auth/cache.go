@@ -1,0 +1,262 @@
+package auth
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/hex"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nexus-fintech/nexus/internal/apikey"
+	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/partner"
+	"github.com/nexus-fintech/nexus/internal/store"
+)
+
+// KeyStore is what the authenticator needs of storage on a cache miss.
+type KeyStore interface {
+	Lookup(ctx context.Context, digestHex string) (*apikey.Row, error)
+	Partner(ctx context.Context, id string) (nexus.Partner, error)
+	TouchLastUsed(ctx context.Context, at time.Time, ids []string) error
+}
+
+// NewKeyStore joins the key and partner services into a KeyStore.
+func NewKeyStore(keys *apikey.Service, partners *partner.Service) KeyStore {
+	return keyStore{keys, partners}
+}
+
+type keyStore struct {
+	*apikey.Service
+	partners *partner.Service
+}
+
+func (k keyStore) Partner(ctx context.Context, id string) (nexus.Partner, error) {
+	return k.partners.Get(ctx, id)
+}
+
+const (
+	statusActive uint8 = iota
+	statusSuspended
+	statusRevoked
+)
+
+// entry is a verified key, immutable but for lastTouch.
+type entry struct {
+	digest    [32]byte
+	principal *nexus.Principal
+	status    uint8
+	expiresAt int64 // unix nanoseconds; 0: never
+	ips       []netip.Prefix
+	origins   []string
+	loadedAt  int64
+	lastTouch atomic.Int64 // unix minute of the last queued last_used_at write
+}
+
+func (e *entry) matches(d [32]byte) bool {
+	return subtle.ConstantTimeCompare(e.digest[:], d[:]) == 1
+}
+
+// keyCache maps key digests to entries. A miss for an unknown digest is
+// cached too (as a nil entry) so that a flood of made-up keys cannot turn
+// into a flood of queries.
+type keyCache struct {
+	mu      sync.RWMutex
+	m       map[[32]byte]*entry
+	missing map[[32]byte]int64 // digest -> loadedAt
+	gen     atomic.Uint64      // bumped by every drop; a load that raced one is not cached
+	maxAge  int64
+}
+
+func newKeyCache(maxAge time.Duration) *keyCache {
+	return &keyCache{m: make(map[[32]byte]*entry), missing: make(map[[32]byte]int64), maxAge: int64(maxAge)}
+}
+
+// get returns the entry, nil for unknown-or-stale; a known-missing digest
+// returns missingEntry.
+func (c *keyCache) get(d [32]byte, now time.Time) *entry {
+	c.mu.RLock()
+	e, ok := c.m[d]
+	var missAt int64
+	if !ok {
+		missAt = c.missing[d]
+	}
+	c.mu.RUnlock()
+	n := now.UnixNano()
+	if ok && n-e.loadedAt < c.maxAge {
+		return e
+	}
+	// Unknown keys are remembered briefly: a just-created key is never
+	// "unknown" for long, yet guessing costs no query.
+	if missAt != 0 && n-missAt < int64(5*time.Second) {
+		return missingEntry
+	}
+	return nil
+}
+
+// missingEntry marks a digest known not to exist; it matches nothing.
+var missingEntry = &entry{}
+
+func (c *keyCache) put(d [32]byte, e *entry, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen.Load() != gen {
+		return
+	}
+	if e == nil {
+		if len(c.missing) > 100_000 {
+			clear(c.missing)
+		}
+		c.missing[d] = time.Now().UnixNano()
+		return
+	}
+	c.m[d] = e
+}
+
+// drop removes what topic names: one credential, a partner's, or all.
+func (c *keyCache) drop(topic string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen.Add(1)
+	kind, id, _ := strings.Cut(topic, ":")
+	switch kind {
+	case "cred":
+		for d, e := range c.m {
+			if e.principal.CredentialID == id {
+				delete(c.m, d)
+			}
+		}
+	case "partner":
+		for d, e := range c.m {
+			if e.principal.Partner.ID == id {
+				delete(c.m, d)
+			}
+		}
+	default:
+		clear(c.m)
+	}
+	// New keys may have been created under digests we once saw missing.
+	clear(c.missing)
+}
+
+func (c *keyCache) len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.m)
+}
+
+// load reads a key from storage and caches what it finds.
+func (a *Authenticator) load(ctx context.Context, d [32]byte) (*entry, error) {
+	gen := a.cache.gen.Load()
+	row, err := a.keys.Lookup(ctx, hex.EncodeToString(d[:]))
+	if err != nil {
+		return nil, err
+	}
+	if row == nil {
+		a.cache.put(d, nil, gen)
+		return nil, nil
+	}
+	p, err := a.keys.Partner(ctx, row.PartnerID)
+	if err != nil {
+		return nil, err
+	}
+	e := &entry{
+		principal: &nexus.Principal{
+			Partner: p, Environment: row.Environment, Scopes: row.ScopeSet(),
+			CredentialID: row.ID, CredentialType: nexus.CredentialAPIKey, Actor: row.ID,
+		},
+		ips:      row.IPs(),
+		origins:  row.Origins(),
+		loadedAt: time.Now().UnixNano(),
+	}
+	if raw, err := hex.DecodeString(row.KeyHash); err == nil && len(raw) == 32 {
+		copy(e.digest[:], raw)
+	}
+	switch row.Status {
+	case apikey.Suspended:
+		e.status = statusSuspended
+	case apikey.Revoked:
+		e.status = statusRevoked
+	}
+	if row.ExpiresAt != nil {
+		e.expiresAt = row.ExpiresAt.UnixNano()
+	}
+	if row.LastUsedAt != nil {
+		e.lastTouch.Store(row.LastUsedAt.Unix() / 60)
+	}
+	a.cache.put(d, e, gen)
+	return e, nil
+}
+
+// touch queues a last_used_at write at most once a minute per key, without
+// ever blocking the request: when the queue is full the write is skipped
+// (last_used_at is kept to the minute, not to the request).
+func (a *Authenticator) touch(e *entry, now time.Time) {
+	m := now.Unix() / 60
+	old := e.lastTouch.Load()
+	if old == m || !e.lastTouch.CompareAndSwap(old, m) {
+		return
+	}
+	select {
+	case a.touches <- e.principal.CredentialID:
+	default:
+	}
+}
+
+// Drop forgets cached verifications for topic (see store.TopicKey and
+// friends). The server calls it for its own changes and on messages from
+// other instances.
+func (a *Authenticator) Drop(topic string) { a.cache.drop(topic) }
+
+// Run keeps the cache fresh and writes last_used_at in batches until ctx
+// ends; it flushes what is queued before returning.
+func (a *Authenticator) Run(ctx context.Context, db *store.DB) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		db.Subscribe(ctx, a.log, a.Drop)
+	}()
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	pending := make(map[string]struct{})
+	flush := func(ctx context.Context) {
+		if len(pending) == 0 {
+			return
+		}
+		ids := make([]string, 0, len(pending))
+		for id := range pending {
+			ids = append(ids, id)
+		}
+		clear(pending)
+		at := time.Now().UTC().Truncate(time.Minute)
+		if err := a.keys.TouchLastUsed(ctx, at, ids); err != nil {
+			a.log.Warn("last_used_at write failed", "keys", len(ids), "err", err)
+		}
+	}
+	for {
+		select {
+		case id := <-a.touches:
+			pending[id] = struct{}{}
+		case <-t.C:
+			flush(ctx)
+		case <-ctx.Done():
+			for {
+				select {
+				case id := <-a.touches:
+					pending[id] = struct{}{}
+					continue
+				default:
+				}
+				break
+			}
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			flush(fctx)
+			cancel()
+			wg.Wait()
+			return
+		}
+	}
+}

@@ -1,0 +1,117 @@
+package httpapi
+
+import (
+	"errors"
+	"log/slog"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/nexus-fintech/nexus/internal/nexus"
+)
+
+// codeStatus is the one place contract codes meet HTTP statuses (CONTRACT §4).
+var codeStatus = map[nexus.Code]int{
+	nexus.CodeParameterMissing: 400, nexus.CodeParameterInvalid: 400, nexus.CodeParameterUnknown: 400,
+	nexus.CodeBodyInvalidJSON: 400, nexus.CodeAmbiguousCredentials: 400, nexus.CodeInvalidScopes: 400,
+
+	nexus.CodeMissingCredentials: 401, nexus.CodeMalformedCredentials: 401, nexus.CodeInvalidAPIKey: 401,
+	nexus.CodeAPIKeySuspended: 401, nexus.CodeAPIKeyRevoked: 401, nexus.CodeAPIKeyExpired: 401,
+	nexus.CodeInvalidToken: 401, nexus.CodeTokenExpired: 401, nexus.CodeTokenRevoked: 401,
+
+	nexus.CodePartnerNotApproved: 403, nexus.CodeInsufficientScope: 403, nexus.CodeIPNotAllowed: 403,
+	nexus.CodeOriginNotAllowed: 403, nexus.CodeEnvironmentNotServed: 403, nexus.CodeTestModeOnly: 403,
+
+	nexus.CodeResourceMissing: 404, nexus.CodeRouteNotFound: 404,
+
+	nexus.CodeIdempotencyKeyReused: 409, nexus.CodeIdempotencyKeyInUse: 409,
+	nexus.CodeAddressExists: 409, nexus.CodeInvalidState: 409,
+
+	nexus.CodeBodyTooLarge: 413, nexus.CodeUnsupportedMediaType: 415,
+	nexus.CodeInsufficientFunds: 422, nexus.CodeAddressNotUsable: 422,
+	nexus.CodeRateLimited: 429, nexus.CodeTooManyFailedAttempts: 429,
+	nexus.CodeInternalError: 500, nexus.CodeServiceUnavailable: 503,
+}
+
+func errorType(status int) string {
+	switch status {
+	case 401:
+		return "authentication_error"
+	case 403:
+		return "permission_error"
+	case 429:
+		return "rate_limit_error"
+	}
+	if status >= 500 {
+		return "api_error"
+	}
+	return "invalid_request_error"
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Type      string     `json:"type"`
+	Code      nexus.Code `json:"code"`
+	Message   string     `json:"message"`
+	Param     string     `json:"param,omitempty"`
+	RequestID string     `json:"request_id"`
+}
+
+// fiberErrors maps what Fiber itself refuses to contract errors.
+func fromFiber(fe *fiber.Error) *nexus.Error {
+	switch fe.Code {
+	case fiber.StatusRequestEntityTooLarge:
+		return nexus.Errorf(nexus.CodeBodyTooLarge, "the request body is larger than 1 MiB")
+	case fiber.StatusUnsupportedMediaType:
+		return nexus.Errorf(nexus.CodeUnsupportedMediaType, "request bodies must be application/json")
+	case fiber.StatusNotFound, fiber.StatusMethodNotAllowed:
+		return nexus.Errorf(nexus.CodeRouteNotFound, "no such route")
+	case fiber.StatusBadRequest:
+		return nexus.Errorf(nexus.CodeParameterInvalid, "the request could not be read")
+	case fiber.StatusRequestHeaderFieldsTooLarge:
+		return nexus.Errorf(nexus.CodeParameterInvalid, "request headers are too large")
+	case fiber.StatusServiceUnavailable:
+		return nexus.Errorf(nexus.CodeServiceUnavailable, "the service is unavailable; retry later")
+	case fiber.StatusRequestTimeout:
+		return nexus.Errorf(nexus.CodeParameterInvalid, "the request took too long to arrive")
+	}
+	return nil
+}
+
+// errorHandler renders every error in the contract envelope. Handlers only
+// return errors; nothing else chooses a status.
+func errorHandler(log *slog.Logger) fiber.ErrorHandler {
+	return func(c *fiber.Ctx, err error) error {
+		var ne *nexus.Error
+		var fe *fiber.Error
+		switch {
+		case errors.As(err, &ne):
+		case errors.As(err, &fe):
+			ne = fromFiber(fe)
+		}
+		rid := requestID(c)
+		if ne == nil {
+			// Unknown errors may hold SQL or internals: log them, show nothing.
+			log.Error("internal error", "request_id", rid, "method", c.Method(), "path", c.Path(), "err", err)
+			ne = &nexus.Error{Code: nexus.CodeInternalError, Message: "an internal error occurred; it has been logged with the request id"}
+		}
+		status, ok := codeStatus[ne.Code]
+		if !ok {
+			status = 500
+		}
+		switch {
+		case status == 401 && ne.Code == nexus.CodeMissingCredentials:
+			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="nexus"`)
+		case status == 401:
+			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="nexus", error="invalid_token"`)
+		case ne.Code == nexus.CodeInsufficientScope:
+			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="nexus", error="insufficient_scope", scope="`+ne.Scope+`"`)
+		}
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		return c.Status(status).JSON(errorBody{Error: errorDetail{
+			Type: errorType(status), Code: ne.Code, Message: ne.Message, Param: ne.Param, RequestID: rid,
+		}})
+	}
+}

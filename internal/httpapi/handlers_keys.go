@@ -1,0 +1,122 @@
+package httpapi
+
+import (
+	"context"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/nexus-fintech/nexus/internal/apikey"
+	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/store"
+)
+
+// list is the envelope of every list answer (CONTRACT §5).
+type list[T any] struct {
+	Object  string `json:"object"`
+	Data    []T    `json:"data"`
+	HasMore bool   `json:"has_more"`
+}
+
+func newList[T any](data []T, more bool) list[T] {
+	if data == nil {
+		data = []T{}
+	}
+	return list[T]{Object: "list", Data: data, HasMore: more}
+}
+
+func principal(c *fiber.Ctx) *nexus.Principal { return nexus.PrincipalFrom(c.UserContext()) }
+
+func tenant(c *fiber.Ctx) nexus.Tenant { return principal(c).Tenant() }
+
+type partnerView struct {
+	Object      string              `json:"object"`
+	ID          string              `json:"id"`
+	Name        string              `json:"name"`
+	Status      nexus.PartnerStatus `json:"status"`
+	Environment nexus.Environment   `json:"environment"`
+	CreatedAt   time.Time           `json:"created_at"`
+	Credential  credentialView      `json:"credential"`
+}
+
+type credentialView struct {
+	ID     string               `json:"id"`
+	Type   nexus.CredentialType `json:"type"`
+	Scopes []string             `json:"scopes"`
+}
+
+func (s *Server) getPartner(c *fiber.Ctx) error {
+	p := principal(c)
+	return c.JSON(partnerView{
+		Object: "partner", ID: p.Partner.ID, Name: p.Partner.Name, Status: p.Partner.Status,
+		Environment: p.Environment, CreatedAt: p.Partner.CreatedAt,
+		Credential: credentialView{ID: p.CredentialID, Type: p.CredentialType, Scopes: p.Scopes.Names()},
+	})
+}
+
+func (s *Server) createKey(c *fiber.Ctx) error {
+	var in apikey.CreateParams
+	if err := decodeBody(c, &in); err != nil {
+		return err
+	}
+	k, err := s.cfg.Keys.Create(c.UserContext(), tenant(c), in)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Status(fiber.StatusCreated).JSON(k)
+}
+
+func (s *Server) listKeys(c *fiber.Ctx) error {
+	var in apikey.ListParams
+	if err := decodeQuery(c, &in); err != nil {
+		return err
+	}
+	keys, more, err := s.cfg.Keys.List(c.UserContext(), tenant(c), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(newList(keys, more))
+}
+
+func (s *Server) getKey(c *fiber.Ctx) error {
+	k, err := s.cfg.Keys.Get(c.UserContext(), tenant(c), c.Params("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(k)
+}
+
+// keyAction serves the bodiless lifecycle transitions, which differ only in
+// the service call. The change is dropped from this instance's cache at
+// once; other instances hear of it through the invalidation channel.
+func (s *Server) keyAction(fn func(context.Context, nexus.Tenant, string) (*apikey.Key, error)) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		var in struct{}
+		if err := decodeBody(c, &in); err != nil {
+			return err
+		}
+		id := c.Params("id")
+		k, err := fn(c.UserContext(), tenant(c), id)
+		if err != nil {
+			return err
+		}
+		s.cfg.Auth.Drop(store.TopicKey(id))
+		return c.JSON(k)
+	}
+}
+
+func (s *Server) rotateKey(c *fiber.Ctx) error {
+	var in apikey.RotateParams
+	if err := decodeBody(c, &in); err != nil {
+		return err
+	}
+	id := c.Params("id")
+	k, err := s.cfg.Keys.Rotate(c.UserContext(), tenant(c), id, in)
+	if err != nil {
+		return err
+	}
+	s.cfg.Auth.Drop(store.TopicKey(id))
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Status(fiber.StatusCreated).JSON(k)
+}

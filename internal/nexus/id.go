@@ -1,0 +1,56 @@
+package nexus
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"sync"
+	"time"
+)
+
+// Crockford's base32, lower case: sorts like the bytes it encodes.
+const idAlphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+
+var idGen struct {
+	sync.Mutex
+	lastMS uint64
+	seq    [10]byte
+}
+
+// NewID returns prefix + "_" + a 26-character ULID-style id: 48 bits of
+// milliseconds then 80 random bits, incremented within one millisecond so ids
+// made by one process are strictly increasing. Lists sort by id, newest first.
+func NewID(prefix string) string {
+	ms := uint64(time.Now().UnixMilli())
+	idGen.Lock()
+	if ms <= idGen.lastMS {
+		ms = idGen.lastMS
+		for i := len(idGen.seq) - 1; i >= 0; i-- {
+			idGen.seq[i]++
+			if idGen.seq[i] != 0 {
+				break
+			}
+		}
+	} else {
+		idGen.lastMS = ms
+		_, _ = rand.Read(idGen.seq[:])
+		idGen.seq[0] &= 0x7f // room to increment without overflow
+	}
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], ms<<16)
+	copy(b[6:], idGen.seq[:])
+	idGen.Unlock()
+
+	out := make([]byte, 0, len(prefix)+1+26)
+	out = append(out, prefix...)
+	out = append(out, '_')
+	// 128 bits as 26 base32 digits, most significant first (2 leading pad bits).
+	hi := binary.BigEndian.Uint64(b[:8])
+	lo := binary.BigEndian.Uint64(b[8:])
+	var digits [26]byte
+	for i := 25; i >= 0; i-- {
+		digits[i] = idAlphabet[lo&31]
+		lo = lo>>5 | hi<<59
+		hi >>= 5
+	}
+	return string(append(out, digits[:]...))
+}

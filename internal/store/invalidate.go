@@ -1,0 +1,142 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/driver/pgdriver"
+)
+
+// invalidationChannel is the PostgreSQL NOTIFY channel for cache drops.
+const invalidationChannel = "nexus_invalidate"
+
+// Invalidation topics: what a cached verification must be dropped for.
+const (
+	TopicAll = "all"
+)
+
+// TopicKey names one credential (API key, service credential, …) by id.
+func TopicKey(id string) string { return "cred:" + id }
+
+// TopicPartner names every credential of a partner.
+func TopicPartner(id string) string { return "partner:" + id }
+
+type invalidationRow struct {
+	bun.BaseModel `bun:"table:cache_invalidations"`
+	ID            int64     `bun:"id,pk,autoincrement"`
+	Topic         string    `bun:"topic"`
+	CreatedAt     time.Time `bun:"created_at"`
+}
+
+// Publish announces, inside the caller's transaction, that cached state for
+// topic is stale. Other instances hear it when the transaction commits: on
+// PostgreSQL through NOTIFY (delivered at commit), on SQLite by polling the
+// row (which also reaches a server when the CLI, another process, changes
+// something).
+func (db *DB) Publish(ctx context.Context, idb bun.IDB, topic string) error {
+	row := &invalidationRow{Topic: topic, CreatedAt: Now()}
+	if _, err := idb.NewInsert().Model(row).Exec(ctx); err != nil {
+		return err
+	}
+	if db.Dialect == Postgres {
+		if _, err := idb.ExecContext(ctx, "SELECT pg_notify(?, ?)", invalidationChannel, topic); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Subscribe calls drop for every topic published by any process until ctx
+// ends. When it may have missed messages (a lost PostgreSQL connection) it
+// calls drop(TopicAll): a cold cache is slow for a moment, a stale one is a
+// security bug.
+func (db *DB) Subscribe(ctx context.Context, log *slog.Logger, drop func(topic string)) {
+	if db.Dialect == Postgres {
+		db.listen(ctx, log, drop)
+		return
+	}
+	db.poll(ctx, log, drop)
+}
+
+func (db *DB) listen(ctx context.Context, log *slog.Logger, drop func(string)) {
+	ln := pgdriver.NewListener(db.DB)
+	defer ln.Close()
+	healthy := false
+	for ctx.Err() == nil {
+		if !healthy {
+			if err := ln.Listen(ctx, invalidationChannel); err != nil {
+				log.Warn("cache invalidation: listen failed; retrying", "err", err)
+				sleep(ctx, time.Second)
+				continue
+			}
+			// Anything published while we were not listening is lost.
+			drop(TopicAll)
+			healthy = true
+		}
+		_, payload, err := ln.ReceiveTimeout(ctx, 30*time.Second)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			log.Warn("cache invalidation: channel lost; cache dropped, reconnecting", "err", err)
+			drop(TopicAll)
+			healthy = false
+			sleep(ctx, 200*time.Millisecond)
+			continue
+		}
+		drop(payload)
+	}
+}
+
+// pollInterval keeps SQLite invalidations well inside the 1 s promise.
+const pollInterval = 200 * time.Millisecond
+
+func (db *DB) poll(ctx context.Context, log *slog.Logger, drop func(string)) {
+	var last int64
+	if err := db.NewSelect().Model((*invalidationRow)(nil)).ColumnExpr("COALESCE(MAX(id), 0)").Scan(ctx, &last); err != nil {
+		log.Warn("cache invalidation: initial read failed", "err", err)
+	}
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var rows []invalidationRow
+		if err := db.NewSelect().Model(&rows).Where("id > ?", last).Order("id").Limit(1000).Scan(ctx); err != nil {
+			if ctx.Err() == nil {
+				log.Warn("cache invalidation: poll failed; cache dropped", "err", err)
+				drop(TopicAll)
+			}
+			continue
+		}
+		for _, r := range rows {
+			drop(r.Topic)
+			last = r.ID
+		}
+	}
+}
+
+// PruneInvalidations deletes announcements older than an hour; every
+// instance has long since seen them.
+func (db *DB) PruneInvalidations(ctx context.Context) error {
+	_, err := db.NewDelete().Model((*invalidationRow)(nil)).Where("created_at < ?", Now().Add(-time.Hour)).Exec(ctx)
+	return err
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}

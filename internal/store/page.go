@@ -1,0 +1,49 @@
+package store
+
+import (
+	"context"
+
+	"github.com/uptrace/bun"
+
+	"github.com/nexus-fintech/nexus/internal/nexus"
+)
+
+// Page is a cursor page request (CONTRACT §5 lists). Ids are time-ordered,
+// so "newest first" is "id descending" and the cursor is an id.
+type Page struct {
+	Limit         int    `query:"limit" validate:"omitempty,min=1,max=100"`
+	StartingAfter string `query:"starting_after" validate:"omitempty,max=64"`
+}
+
+// DefaultLimit is the page size when none is asked for.
+const DefaultLimit = 20
+
+// List runs q (a select on T's table, already filtered by anything but the
+// tenant) for one page of tenant t. A cursor that is not one of the tenant's
+// own rows is refused rather than silently paging someone else's order.
+func List[T any](ctx context.Context, idb bun.IDB, t nexus.Tenant, p Page, q *bun.SelectQuery) ([]T, bool, error) {
+	limit := p.Limit
+	if limit == 0 {
+		limit = DefaultLimit
+	}
+	q = Scoped(q, t)
+	if p.StartingAfter != "" {
+		ok, err := Scoped(idb.NewSelect().Model((*T)(nil)), t).Where("?TableAlias.id = ?", p.StartingAfter).Exists(ctx)
+		if err != nil {
+			return nil, false, err
+		}
+		if !ok {
+			return nil, false, nexus.ParamError(nexus.CodeParameterInvalid, "starting_after", "starting_after is not an object of this list")
+		}
+		q = q.Where("?TableAlias.id < ?", p.StartingAfter)
+	}
+	var rows []T
+	if err := q.Model(&rows).OrderExpr("?TableAlias.id DESC").Limit(int64(limit + 1)).Scan(ctx); err != nil {
+		return nil, false, err
+	}
+	more := len(rows) > limit
+	if more {
+		rows = rows[:limit]
+	}
+	return rows, more, nil
+}

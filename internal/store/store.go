@@ -1,0 +1,177 @@
+// Package store opens the database (PostgreSQL or embedded SQLite), applies
+// the embedded migrations, runs transactions and translates driver errors
+// into contract errors by their codes.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+	"github.com/uptrace/bun/dialect/sqlitedialect"
+	"github.com/uptrace/bun/driver/pgdriver"
+	"github.com/uptrace/bun/driver/sqliteshim"
+	"modernc.org/sqlite"
+
+	"github.com/nexus-fintech/nexus/internal/nexus"
+)
+
+// Dialect names the database engine behind a DB.
+type Dialect string
+
+const (
+	Postgres Dialect = "postgres"
+	SQLite   Dialect = "sqlite"
+)
+
+// DB is the database handle every store uses.
+type DB struct {
+	*bun.DB
+	Dialect Dialect
+	// URL is the connection string it was opened with (PostgreSQL only; the
+	// invalidation listener opens its own connection from it).
+	URL string
+}
+
+// DefaultSQLitePath is where the embedded database lives when no URL is given.
+const DefaultSQLitePath = "data/nexus.db"
+
+// Open connects to url: "postgres://…" or "sqlite:PATH" (empty: the default
+// SQLite file).
+func Open(ctx context.Context, rawURL string) (*DB, error) {
+	if rawURL == "" {
+		rawURL = "sqlite:" + DefaultSQLitePath
+	}
+	switch {
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		sqldb := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(rawURL)))
+		sqldb.SetMaxOpenConns(32)
+		sqldb.SetMaxIdleConns(16)
+		sqldb.SetConnMaxIdleTime(5 * time.Minute)
+		db := &DB{DB: bun.NewDB(sqldb, pgdialect.New()), Dialect: Postgres, URL: rawURL}
+		if err := pingRetry(ctx, db); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("connect to postgres: %w", redactErr(err, rawURL))
+		}
+		return db, nil
+	case strings.HasPrefix(rawURL, "sqlite:"):
+		path := strings.TrimPrefix(strings.TrimPrefix(rawURL, "sqlite:"), "//")
+		if path == "" {
+			return nil, errors.New("sqlite url needs a path: sqlite:PATH")
+		}
+		if dir := filepath.Dir(path); dir != "." {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, fmt.Errorf("create database folder: %w", err)
+			}
+		}
+		// WAL lets readers run beside the writer; IMMEDIATE transactions take
+		// the write lock up front so two writers queue on busy_timeout
+		// instead of failing when a read lock would need upgrading.
+		q := url.Values{}
+		q.Add("_pragma", "busy_timeout(10000)")
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "foreign_keys(1)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+		q.Set("_txlock", "immediate")
+		sqldb, err := sql.Open(sqliteshim.ShimName, "file:"+path+"?"+q.Encode())
+		if err != nil {
+			return nil, err
+		}
+		sqldb.SetMaxOpenConns(8)
+		db := &DB{DB: bun.NewDB(sqldb, sqlitedialect.New()), Dialect: SQLite}
+		if err := db.PingContext(ctx); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		}
+		return db, nil
+	}
+	return nil, errors.New("database url must start with postgres:// or sqlite:")
+}
+
+func pingRetry(ctx context.Context, db *DB) error {
+	var err error
+	for i := 0; i < 20; i++ {
+		if err = db.PingContext(ctx); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+// redactErr keeps a password in the URL out of error messages and logs.
+func redactErr(err error, rawURL string) error {
+	u, perr := url.Parse(rawURL)
+	if perr != nil || u.User == nil {
+		return err
+	}
+	if pw, ok := u.User.Password(); ok && pw != "" {
+		return errors.New(strings.ReplaceAll(err.Error(), pw, "xxxxx"))
+	}
+	return err
+}
+
+// RedactURL returns the URL with its password replaced, for logs.
+func RedactURL(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.User == nil {
+		return rawURL
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// Tx runs fn in a transaction, committing when it returns nil.
+func (db *DB) Tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
+	return db.RunInTx(ctx, nil, fn)
+}
+
+// Scoped adds the tenant conditions to a query on a tenant table. It is the
+// one way tenant rows are read or changed (DESIGN rule 1).
+func Scoped[Q interface {
+	Where(string, ...any) Q
+}](q Q, t nexus.Tenant) Q {
+	return q.Where("?TableAlias.partner_id = ?", t.PartnerID).Where("?TableAlias.environment = ?", string(t.Environment))
+}
+
+// IsUniqueViolation reports a unique or primary key constraint failure, by
+// SQLSTATE on PostgreSQL and by extended result code on SQLite.
+func IsUniqueViolation(err error) bool {
+	var pgErr pgdriver.Error
+	if errors.As(err, &pgErr) {
+		return pgErr.Field('C') == "23505"
+	}
+	var sqErr *sqlite.Error
+	if errors.As(err, &sqErr) {
+		const constraintUnique, constraintPrimaryKey = 2067, 1555
+		return sqErr.Code() == constraintUnique || sqErr.Code() == constraintPrimaryKey
+	}
+	return false
+}
+
+// NotFound turns sql.ErrNoRows into the contract's resource_missing, naming
+// the kind of object, and passes other errors through.
+func NotFound(err error, kind, id string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return nexus.NotFound(kind, id)
+	}
+	return err
+}
+
+// Now is the database-independent current time: UTC, microseconds (both
+// dialects keep that precision, so round trips compare equal).
+func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
