@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"time"
 
 	"github.com/uptrace/bun/migrate"
 
@@ -26,6 +27,11 @@ func (db *DB) migrator() (*migrate.Migrator, error) {
 
 // MigrateUp applies every pending migration and returns their names.
 func (db *DB) MigrateUp(ctx context.Context) ([]string, error) {
+	unlock, err := db.advisoryLock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	m, err := db.migrator()
 	if err != nil {
 		return nil, err
@@ -33,8 +39,17 @@ func (db *DB) MigrateUp(ctx context.Context) ([]string, error) {
 	if err := m.Init(ctx); err != nil {
 		return nil, fmt.Errorf("init migrations: %w", err)
 	}
-	if err := m.Lock(ctx); err != nil {
-		return nil, fmt.Errorf("lock migrations: %w", err)
+	// Instances starting together must not fail on each other's lock: with
+	// nothing pending there is nothing to lock for, and otherwise wait.
+	ms, err := m.MigrationsWithStatus(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read migrations: %w", err)
+	}
+	if len(ms.Unapplied()) == 0 {
+		return nil, nil
+	}
+	if err := lockWait(ctx, m); err != nil {
+		return nil, err
 	}
 	defer m.Unlock(ctx) //nolint:errcheck // best effort; the lock row is removed on success
 	group, err := m.Migrate(ctx)
@@ -46,6 +61,11 @@ func (db *DB) MigrateUp(ctx context.Context) ([]string, error) {
 
 // MigrateDown rolls back the last group of migrations.
 func (db *DB) MigrateDown(ctx context.Context) ([]string, error) {
+	unlock, err := db.advisoryLock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	m, err := db.migrator()
 	if err != nil {
 		return nil, err
@@ -53,7 +73,7 @@ func (db *DB) MigrateDown(ctx context.Context) ([]string, error) {
 	if err := m.Init(ctx); err != nil {
 		return nil, err
 	}
-	if err := m.Lock(ctx); err != nil {
+	if err := lockWait(ctx, m); err != nil {
 		return nil, err
 	}
 	defer m.Unlock(ctx) //nolint:errcheck
@@ -96,4 +116,48 @@ func names(ms migrate.MigrationSlice) []string {
 		out = append(out, m.Name+"_"+m.Comment)
 	}
 	return out
+}
+
+// lockWait takes the migration lock, waiting up to a minute for another
+// process that holds it.
+func lockWait(ctx context.Context, m *migrate.Migrator) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := m.Lock(ctx)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("lock migrations (another process holds the lock; if none runs, delete the row in bun_migration_locks): %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// migrationLockID is an arbitrary constant naming Nexus's migration lock.
+const migrationLockID = 7_164_839_201
+
+// advisoryLock serialises migrations across processes on PostgreSQL, where
+// bun's own bootstrap (CREATE TABLE IF NOT EXISTS) is not safe to run
+// concurrently. SQLite serialises writers itself.
+func (db *DB) advisoryLock(ctx context.Context) (func(), error) {
+	if db.Dialect != Postgres {
+		return func() {}, nil
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(?)", migrationLockID); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("take migration lock: %w", err)
+	}
+	return func() {
+		_, _ = conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock(?)", migrationLockID)
+		conn.Close()
+	}, nil
 }
