@@ -18,6 +18,8 @@ import (
 	"github.com/nexus-fintech/nexus/internal/apikey"
 	"github.com/nexus-fintech/nexus/internal/auth"
 	"github.com/nexus-fintech/nexus/internal/httpapi"
+	"github.com/nexus-fintech/nexus/internal/idempotency"
+	"github.com/nexus-fintech/nexus/internal/ledger"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/partner"
 	"github.com/nexus-fintech/nexus/internal/store"
@@ -60,6 +62,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	partners := partner.NewService(db)
 	keys := apikey.NewService(db)
+	idem := idempotency.New(db)
 	authn := auth.New(auth.Config{
 		Keys: auth.NewKeyStore(keys, partners), Environments: c.Environments,
 		TrustedProxies: c.TrustedProxies, Logger: log,
@@ -68,6 +71,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv := httpapi.New(httpapi.Config{
 		DB: db, Auth: authn, Keys: keys, Partners: partners, Logger: log, Registry: reg, OpenAPI: openapi.Document,
+		Ledger: ledger.NewService(db), Idempotency: idem,
 	})
 
 	ln, err := net.Listen("tcp", c.Listen)
@@ -96,6 +100,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			case <-t.C:
 				if err := db.PruneInvalidations(bg); err != nil {
 					log.Warn("pruning cache invalidations failed", "err", err)
+				}
+				if err := idem.Prune(bg); err != nil {
+					log.Warn("pruning idempotency keys failed", "err", err)
 				}
 			}
 		}

@@ -67,26 +67,6 @@ func (s *Server) createKey(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(k)
 }
 
-func (s *Server) listKeys(c *fiber.Ctx) error {
-	var in apikey.ListParams
-	if err := decodeQuery(c, &in); err != nil {
-		return err
-	}
-	keys, more, err := s.cfg.Keys.List(c.UserContext(), tenant(c), in)
-	if err != nil {
-		return err
-	}
-	return c.JSON(newList(keys, more))
-}
-
-func (s *Server) getKey(c *fiber.Ctx) error {
-	k, err := s.cfg.Keys.Get(c.UserContext(), tenant(c), c.Params("id"))
-	if err != nil {
-		return err
-	}
-	return c.JSON(k)
-}
-
 // keyAction serves the bodiless lifecycle transitions, which differ only in
 // the service call. The change is dropped from this instance's cache at
 // once; other instances hear of it through the invalidation channel.

@@ -49,22 +49,54 @@ type Route struct {
 	Path     string
 	Access   Access
 	TestOnly bool // test-environment credentials only (403 test_mode_only)
+	Secret   bool // the answer holds a secret shown once (kept out of idempotent replays)
 	Handler  fiber.Handler
 }
 
 // Routes is the route table of the partner API.
 func (s *Server) Routes() []Route {
-	admin := Need(nexus.ScopeAdminAll)
+	var (
+		admin     = Need(nexus.ScopeAdminAll)
+		l         = s.cfg.Ledger
+		keys      = s.cfg.Keys
+		readFund  = Need(nexus.ScopeReadFunding)
+		readAddr  = Need(nexus.ScopeReadAddresses)
+		writeAddr = Need(nexus.ScopeWriteAddresses)
+		readReq   = Need(nexus.ScopeReadRequests)
+		writeReq  = Need(nexus.ScopeWriteRequests)
+		readBal   = Need(nexus.ScopeReadBalances)
+	)
 	return []Route{
-		{"GET", "/v1/partner", Authenticated, false, s.getPartner},
+		{Method: "GET", Path: "/v1/partner", Access: Authenticated, Handler: s.getPartner},
 
-		{"POST", "/v1/api_keys", admin, false, s.createKey},
-		{"GET", "/v1/api_keys", admin, false, s.listKeys},
-		{"GET", "/v1/api_keys/:id", admin, false, s.getKey},
-		{"DELETE", "/v1/api_keys/:id", admin, false, s.keyAction(s.cfg.Keys.Revoke)},
-		{"POST", "/v1/api_keys/:id/suspend", admin, false, s.keyAction(s.cfg.Keys.Suspend)},
-		{"POST", "/v1/api_keys/:id/reactivate", admin, false, s.keyAction(s.cfg.Keys.Reactivate)},
-		{"POST", "/v1/api_keys/:id/revoke", admin, false, s.keyAction(s.cfg.Keys.Revoke)},
-		{"POST", "/v1/api_keys/:id/rotate", admin, false, s.rotateKey},
+		{Method: "POST", Path: "/v1/api_keys", Access: admin, Secret: true, Handler: s.createKey},
+		{Method: "GET", Path: "/v1/api_keys", Access: admin, Handler: listOf(keys.List)},
+		{Method: "GET", Path: "/v1/api_keys/:id", Access: admin, Handler: getByID(keys.Get)},
+		{Method: "DELETE", Path: "/v1/api_keys/:id", Access: admin, Handler: s.keyAction(keys.Revoke)},
+		{Method: "POST", Path: "/v1/api_keys/:id/suspend", Access: admin, Handler: s.keyAction(keys.Suspend)},
+		{Method: "POST", Path: "/v1/api_keys/:id/reactivate", Access: admin, Handler: s.keyAction(keys.Reactivate)},
+		{Method: "POST", Path: "/v1/api_keys/:id/revoke", Access: admin, Handler: s.keyAction(keys.Revoke)},
+		{Method: "POST", Path: "/v1/api_keys/:id/rotate", Access: admin, Secret: true, Handler: s.rotateKey},
+
+		{Method: "GET", Path: "/v1/balances", Access: readBal, Handler: s.listBalances},
+		{Method: "GET", Path: "/v1/balances/:currency", Access: readBal, Handler: s.getBalance},
+
+		{Method: "GET", Path: "/v1/funding", Access: readFund, Handler: listOf(l.ListFunding)},
+		{Method: "GET", Path: "/v1/funding/:id", Access: readFund, Handler: getByID(l.GetFunding)},
+
+		{Method: "POST", Path: "/v1/addresses", Access: writeAddr, Handler: create(l.CreateAddress)},
+		{Method: "GET", Path: "/v1/addresses", Access: readAddr, Handler: listOf(l.ListAddresses)},
+		{Method: "GET", Path: "/v1/addresses/:id", Access: readAddr, Handler: getByID(l.GetAddress)},
+		{Method: "DELETE", Path: "/v1/addresses/:id", Access: writeAddr, Handler: action(l.ArchiveAddress)},
+
+		{Method: "POST", Path: "/v1/requests", Access: writeReq, Handler: create(l.CreateRequest)},
+		{Method: "GET", Path: "/v1/requests", Access: readReq, Handler: listOf(l.ListRequests)},
+		{Method: "GET", Path: "/v1/requests/:id", Access: readReq, Handler: getByID(l.GetRequest)},
+		{Method: "POST", Path: "/v1/requests/:id/cancel", Access: writeReq, Handler: action(l.CancelRequest)},
+
+		{Method: "POST", Path: "/v1/test_helpers/funding", Access: admin, TestOnly: true, Handler: create(l.CreateFunding)},
+		{Method: "POST", Path: "/v1/test_helpers/funding/:id/complete", Access: admin, TestOnly: true, Handler: action(l.CompleteFunding)},
+		{Method: "POST", Path: "/v1/test_helpers/requests/:id/complete", Access: admin, TestOnly: true, Handler: action(l.CompleteRequest)},
+		{Method: "POST", Path: "/v1/test_helpers/requests/:id/fail", Access: admin, TestOnly: true, Handler: action(l.FailRequest)},
 	}
 }

@@ -19,6 +19,8 @@ import (
 	"github.com/nexus-fintech/nexus/internal/apikey"
 	"github.com/nexus-fintech/nexus/internal/audit"
 	"github.com/nexus-fintech/nexus/internal/auth"
+	"github.com/nexus-fintech/nexus/internal/idempotency"
+	"github.com/nexus-fintech/nexus/internal/ledger"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/partner"
 	"github.com/nexus-fintech/nexus/internal/store"
@@ -26,13 +28,15 @@ import (
 
 // Config wires the HTTP server.
 type Config struct {
-	DB       *store.DB            // Required: /readyz pings it.
-	Auth     *auth.Authenticator  // Required.
-	Keys     *apikey.Service      // Required.
-	Partners *partner.Service     // Required.
-	Logger   *slog.Logger         // Optional. Default: slog.Default().
-	Registry *prometheus.Registry // Optional. Default: a new registry.
-	OpenAPI  []byte               // Optional: served at /openapi.yaml.
+	DB          *store.DB            // Required: /readyz pings it.
+	Auth        *auth.Authenticator  // Required.
+	Keys        *apikey.Service      // Required.
+	Partners    *partner.Service     // Required.
+	Ledger      *ledger.Service      // Required.
+	Idempotency *idempotency.Store   // Required.
+	Logger      *slog.Logger         // Optional. Default: slog.Default().
+	Registry    *prometheus.Registry // Optional. Default: a new registry.
+	OpenAPI     []byte               // Optional: served at /openapi.yaml.
 	// BodyLimit in bytes. Optional. Default: 1 MiB.
 	BodyLimit int
 }
@@ -77,7 +81,11 @@ func New(cfg Config) *Server {
 		return c.Send(cfg.OpenAPI)
 	})
 	for _, r := range s.Routes() {
-		s.app.Add(r.Method, r.Path, s.guard(r), r.Handler)
+		handlers := []fiber.Handler{s.guard(r)}
+		if r.Method == fiber.MethodPost && r.Access.kind != public {
+			handlers = append(handlers, s.idempotent(r))
+		}
+		s.app.Add(r.Method, r.Path, append(handlers, r.Handler)...)
 	}
 	s.app.Use(func(c *fiber.Ctx) error {
 		return nexus.Errorf(nexus.CodeRouteNotFound, "no route for %s %s", c.Method(), c.Path())

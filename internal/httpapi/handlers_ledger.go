@@ -1,0 +1,23 @@
+package httpapi
+
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/nexus-fintech/nexus/internal/ledger"
+)
+
+func (s *Server) listBalances(c *fiber.Ctx) error {
+	bs, err := s.cfg.Ledger.Balances(c.UserContext(), tenant(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(newList(bs, false))
+}
+
+func (s *Server) getBalance(c *fiber.Ctx) error {
+	b, err := s.cfg.Ledger.Balance(c.UserContext(), tenant(c), ledger.Currency(c.Params("currency")))
+	if err != nil {
+		return err
+	}
+	return c.JSON(b)
+}

@@ -1,0 +1,136 @@
+// Package idempotency remembers the answers to POST requests sent with an
+// Idempotency-Key (CONTRACT §5): per partner and environment, for 24 hours.
+// The same key and body replay the first answer; another body is refused;
+// a key whose first request still runs is refused until it finishes.
+package idempotency
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/store"
+)
+
+// TTL is how long a key is remembered.
+const TTL = 24 * time.Hour
+
+const (
+	stateRunning = "running"
+	stateDone    = "done"
+)
+
+type row struct {
+	bun.BaseModel `bun:"table:idempotency_keys"`
+
+	PartnerID      string            `bun:"partner_id,pk"`
+	Environment    nexus.Environment `bun:"environment,pk"`
+	Key            string            `bun:"key,pk"`
+	RequestHash    string            `bun:"request_hash"`
+	State          string            `bun:"state"`
+	ResponseStatus int               `bun:"response_status"`
+	ResponseBody   string            `bun:"response_body"`
+	CreatedAt      time.Time         `bun:"created_at"`
+	ExpiresAt      time.Time         `bun:"expires_at"`
+}
+
+// Store keeps idempotency keys.
+type Store struct{ db *store.DB }
+
+// New returns a store on db.
+func New(db *store.DB) *Store { return &Store{db: db} }
+
+// Saved is a first answer to replay.
+type Saved struct {
+	Status int
+	Body   []byte
+}
+
+// Hash fingerprints a request: the same key must come with the same
+// method, path and body.
+func Hash(method, path string, body []byte) string {
+	h := sha256.New()
+	h.Write([]byte(method))
+	h.Write([]byte{0})
+	h.Write([]byte(path))
+	h.Write([]byte{0})
+	h.Write(body)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+var (
+	errReused = &nexus.Error{Code: nexus.CodeIdempotencyKeyReused, Param: "Idempotency-Key",
+		Message: "this Idempotency-Key was used with a different request; use a new key for a new request"}
+	errInUse = &nexus.Error{Code: nexus.CodeIdempotencyKeyInUse, Param: "Idempotency-Key",
+		Message: "a request with this Idempotency-Key is still being processed; retry later"}
+)
+
+// Begin claims key for a request with hash. It returns the saved answer
+// when the key was already used with the same request, and an error when
+// it was used with another or is still running; otherwise the caller owns
+// the key and must call Finish or Abort.
+func (s *Store) Begin(ctx context.Context, t nexus.Tenant, key, hash string) (*Saved, error) {
+	for attempt := 0; attempt < 3; attempt++ {
+		now := store.Now()
+		r := &row{PartnerID: t.PartnerID, Environment: t.Environment, Key: key, RequestHash: hash,
+			State: stateRunning, CreatedAt: now, ExpiresAt: now.Add(TTL)}
+		_, err := s.db.NewInsert().Model(r).Exec(ctx)
+		if err == nil {
+			return nil, nil
+		}
+		if !store.IsUniqueViolation(err) {
+			return nil, err
+		}
+		old := new(row)
+		err = store.Scoped(s.db.NewSelect().Model(old), t).Where("key = ?", key).Scan(ctx)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // aborted meanwhile: claim again
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !now.Before(old.ExpiresAt) {
+			// Expired: forget it and claim afresh.
+			if _, err := store.Scoped(s.db.NewDelete().Model((*row)(nil)), t).
+				Where("key = ?", key).Where("expires_at = ?", old.ExpiresAt).Exec(ctx); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if old.RequestHash != hash {
+			return nil, errReused
+		}
+		if old.State != stateDone {
+			return nil, errInUse
+		}
+		return &Saved{Status: old.ResponseStatus, Body: []byte(old.ResponseBody)}, nil
+	}
+	return nil, errInUse
+}
+
+// Finish saves the answer for replays.
+func (s *Store) Finish(ctx context.Context, t nexus.Tenant, key string, status int, body []byte) error {
+	_, err := store.Scoped(s.db.NewUpdate().Model((*row)(nil)), t).
+		Set("state = ?", stateDone).Set("response_status = ?", status).Set("response_body = ?", string(body)).
+		Where("key = ?", key).Exec(ctx)
+	return err
+}
+
+// Abort releases the key so that the request can be retried (after a
+// server error nothing was done, so nothing is remembered).
+func (s *Store) Abort(ctx context.Context, t nexus.Tenant, key string) error {
+	_, err := store.Scoped(s.db.NewDelete().Model((*row)(nil)), t).Where("key = ?", key).Exec(ctx)
+	return err
+}
+
+// Prune deletes expired keys.
+func (s *Store) Prune(ctx context.Context) error {
+	_, err := s.db.NewDelete().Model((*row)(nil)).Where("expires_at < ?", store.Now()).Exec(ctx)
+	return err
+}

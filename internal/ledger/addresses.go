@@ -1,0 +1,120 @@
+package ledger
+
+import (
+	"context"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/store"
+)
+
+// Address statuses.
+const (
+	AddressActive   = "active"
+	AddressArchived = "archived"
+)
+
+// Address is a payout address a partner registered.
+type Address struct {
+	bun.BaseModel `bun:"table:addresses"`
+
+	Object      string            `bun:"-" json:"object"`
+	ID          string            `bun:"id,pk" json:"id"`
+	PartnerID   string            `bun:"partner_id" json:"-"`
+	Environment nexus.Environment `bun:"environment" json:"environment"`
+	Network     Network           `bun:"network" json:"network"`
+	Address     string            `bun:"address" json:"address"`
+	AddressKey  string            `bun:"address_key" json:"-"`
+	Label       string            `bun:"label" json:"label"`
+	Status      string            `bun:"status" json:"status"`
+	CreatedAt   time.Time         `bun:"created_at" json:"created_at"`
+	UpdatedAt   time.Time         `bun:"updated_at" json:"-"`
+	ArchivedAt  *time.Time        `bun:"archived_at" json:"archived_at"`
+}
+
+func (a *Address) view() *Address { a.Object = "address"; return a }
+
+// CreateAddressParams is the body of POST /v1/addresses.
+type CreateAddressParams struct {
+	Network Network `json:"network" validate:"required,oneof=bitcoin ethereum"`
+	Address string  `json:"address" validate:"required,max=100"`
+	Label   string  `json:"label" validate:"max=200"`
+}
+
+// CreateAddress registers a payout address. The same address twice (per
+// tenant and network, ethereum case-insensitively) is address_exists while
+// the first is active.
+func (s *Service) CreateAddress(ctx context.Context, t nexus.Tenant, p CreateAddressParams) (*Address, error) {
+	key, err := normalizeAddress(p.Network, t.Environment, p.Address)
+	if err != nil {
+		return nil, err
+	}
+	now := store.Now()
+	a := &Address{ID: nexus.NewID("adr"), PartnerID: t.PartnerID, Environment: t.Environment, Network: p.Network,
+		Address: p.Address, AddressKey: key, Label: p.Label, Status: AddressActive, CreatedAt: now, UpdatedAt: now}
+	err = s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewInsert().Model(a).Exec(ctx); err != nil {
+			if store.IsUniqueViolation(err) {
+				return nexus.ParamError(nexus.CodeAddressExists, "address", "this address is already registered on %s", p.Network)
+			}
+			return err
+		}
+		return record(ctx, tx, t, "address.created", a.ID, map[string]any{"network": a.Network})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a.view(), nil
+}
+
+// ArchiveAddress retires an address; requests can no longer use it.
+func (s *Service) ArchiveAddress(ctx context.Context, t nexus.Tenant, id string) (*Address, error) {
+	var a *Address
+	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		a, err = transition[Address](ctx, tx, t, "address", id, AddressArchived, "archived", map[string]any{"archived_at": store.Now()}, AddressActive)
+		if err != nil {
+			return err
+		}
+		return record(ctx, tx, t, "address.archived", id, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a.view(), nil
+}
+
+// GetAddress returns one address.
+func (s *Service) GetAddress(ctx context.Context, t nexus.Tenant, id string) (*Address, error) {
+	a, err := get[Address](ctx, s.db.DB, t, "address", id)
+	if err != nil {
+		return nil, err
+	}
+	return a.view(), nil
+}
+
+// AddressListParams filter the address list.
+type AddressListParams struct {
+	store.Page
+	Status  string  `query:"status" validate:"omitempty,oneof=active archived"`
+	Network Network `query:"network" validate:"omitempty,oneof=bitcoin ethereum"`
+}
+
+// ListAddresses returns one page of addresses, newest first.
+func (s *Service) ListAddresses(ctx context.Context, t nexus.Tenant, p AddressListParams) ([]*Address, bool, error) {
+	q := s.db.NewSelect()
+	if p.Status != "" {
+		q = q.Where("status = ?", p.Status)
+	}
+	if p.Network != "" {
+		q = q.Where("network = ?", p.Network)
+	}
+	rows, more, err := store.List[Address](ctx, s.db.DB, t, p.Page, q)
+	out := make([]*Address, len(rows))
+	for i := range rows {
+		out[i] = rows[i].view()
+	}
+	return out, more, err
+}

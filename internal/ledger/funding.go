@@ -1,0 +1,149 @@
+package ledger
+
+import (
+	"context"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/store"
+)
+
+// Funding statuses.
+const (
+	FundingPending   = "pending"
+	FundingCompleted = "completed"
+	FundingFailed    = "failed"
+)
+
+// Funding is a deposit into a partner's balance.
+type Funding struct {
+	bun.BaseModel `bun:"table:funding"`
+
+	Object      string            `bun:"-" json:"object"`
+	ID          string            `bun:"id,pk" json:"id"`
+	PartnerID   string            `bun:"partner_id" json:"-"`
+	Environment nexus.Environment `bun:"environment" json:"environment"`
+	Amount      int64             `bun:"amount" json:"amount"`
+	Currency    Currency          `bun:"currency" json:"currency"`
+	Status      string            `bun:"status" json:"status"`
+	Reference   string            `bun:"reference" json:"reference"`
+	CreatedAt   time.Time         `bun:"created_at" json:"created_at"`
+	UpdatedAt   time.Time         `bun:"updated_at" json:"-"`
+	CompletedAt *time.Time        `bun:"completed_at" json:"completed_at"`
+	FailedAt    *time.Time        `bun:"failed_at" json:"failed_at"`
+}
+
+func (f *Funding) view() *Funding { f.Object = "funding"; return f }
+
+// CreateFundingParams is a deposit as the test helper or an internal
+// service reports it.
+type CreateFundingParams struct {
+	Amount    int64    `json:"amount" validate:"required,min=1,max=1000000000000000"`
+	Currency  Currency `json:"currency" validate:"required,oneof=btc usdc usdt"`
+	Status    string   `json:"status" validate:"omitempty,oneof=pending completed"`
+	Reference string   `json:"reference" validate:"max=200"`
+}
+
+// CreateFunding records a deposit; a completed one credits at once.
+func (s *Service) CreateFunding(ctx context.Context, t nexus.Tenant, p CreateFundingParams) (*Funding, error) {
+	if p.Status == "" {
+		p.Status = FundingPending
+	}
+	now := store.Now()
+	f := &Funding{ID: nexus.NewID("fnd"), PartnerID: t.PartnerID, Environment: t.Environment, Amount: p.Amount,
+		Currency: p.Currency, Status: p.Status, Reference: p.Reference, CreatedAt: now, UpdatedAt: now}
+	if p.Status == FundingCompleted {
+		f.CompletedAt = &now
+	}
+	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewInsert().Model(f).Exec(ctx); err != nil {
+			return err
+		}
+		if err := record(ctx, tx, t, "funding.created", f.ID, map[string]any{"amount": f.Amount, "currency": f.Currency, "status": f.Status}); err != nil {
+			return err
+		}
+		if p.Status == FundingCompleted {
+			if _, err := move(ctx, tx, t, f.Currency, f.Amount, 0); err != nil {
+				return err
+			}
+			return record(ctx, tx, t, "funding.completed", f.ID, nil)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return f.view(), nil
+}
+
+// CompleteFunding credits a pending deposit.
+func (s *Service) CompleteFunding(ctx context.Context, t nexus.Tenant, id string) (*Funding, error) {
+	var f *Funding
+	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		f, err = transition[Funding](ctx, tx, t, "funding", id, FundingCompleted, "completed", map[string]any{"completed_at": store.Now()}, FundingPending)
+		if err != nil {
+			return err
+		}
+		if _, err := move(ctx, tx, t, f.Currency, f.Amount, 0); err != nil {
+			return err
+		}
+		return record(ctx, tx, t, "funding.completed", id, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return f.view(), nil
+}
+
+// FailFunding marks a pending deposit failed; nothing was credited.
+func (s *Service) FailFunding(ctx context.Context, t nexus.Tenant, id string) (*Funding, error) {
+	var f *Funding
+	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		f, err = transition[Funding](ctx, tx, t, "funding", id, FundingFailed, "failed", map[string]any{"failed_at": store.Now()}, FundingPending)
+		if err != nil {
+			return err
+		}
+		return record(ctx, tx, t, "funding.failed", id, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return f.view(), nil
+}
+
+// GetFunding returns one deposit.
+func (s *Service) GetFunding(ctx context.Context, t nexus.Tenant, id string) (*Funding, error) {
+	f, err := get[Funding](ctx, s.db.DB, t, "funding", id)
+	if err != nil {
+		return nil, err
+	}
+	return f.view(), nil
+}
+
+// FundingListParams filter the funding list.
+type FundingListParams struct {
+	store.Page
+	Status   string   `query:"status" validate:"omitempty,oneof=pending completed failed"`
+	Currency Currency `query:"currency" validate:"omitempty,oneof=btc usdc usdt"`
+}
+
+// ListFunding returns one page of deposits, newest first.
+func (s *Service) ListFunding(ctx context.Context, t nexus.Tenant, p FundingListParams) ([]*Funding, bool, error) {
+	q := s.db.NewSelect()
+	if p.Status != "" {
+		q = q.Where("status = ?", p.Status)
+	}
+	if p.Currency != "" {
+		q = q.Where("currency = ?", p.Currency)
+	}
+	rows, more, err := store.List[Funding](ctx, s.db.DB, t, p.Page, q)
+	out := make([]*Funding, len(rows))
+	for i := range rows {
+		out[i] = rows[i].view()
+	}
+	return out, more, err
+}

@@ -1,0 +1,196 @@
+// Package ledger keeps partners' money: balances, funding (deposits),
+// payout addresses and withdrawal requests. Money moves only by conditional
+// updates inside one transaction (DESIGN rule 4), so the rules of CONTRACT §5
+// hold under any concurrency on PostgreSQL and SQLite alike:
+//
+//	available = completed funding − requests not failed or cancelled
+//	pending   = requests pending or processing
+//	available ≥ 0
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/nexus-fintech/nexus/internal/audit"
+	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/store"
+)
+
+// Currency is a supported asset; amounts are integers in its minor units.
+type Currency string
+
+const (
+	BTC  Currency = "btc"
+	USDC Currency = "usdc"
+	USDT Currency = "usdt"
+)
+
+// Currencies lists every supported currency, in display order.
+var Currencies = []Currency{BTC, USDC, USDT}
+
+// Network is the network a currency moves on.
+func (c Currency) Network() Network {
+	if c == BTC {
+		return Bitcoin
+	}
+	return Ethereum
+}
+
+// Valid reports whether c is supported.
+func (c Currency) Valid() bool { return c == BTC || c == USDC || c == USDT }
+
+// MaxAmount bounds every amount (10^15 minor units).
+const MaxAmount = 1_000_000_000_000_000
+
+// Service is the ledger.
+type Service struct{ db *store.DB }
+
+// NewService returns a ledger on db.
+func NewService(db *store.DB) *Service { return &Service{db: db} }
+
+// Balance is one currency's balance.
+type Balance struct {
+	bun.BaseModel `bun:"table:balances"`
+
+	Object      string            `bun:"-" json:"object"`
+	PartnerID   string            `bun:"partner_id,pk" json:"-"`
+	Environment nexus.Environment `bun:"environment,pk" json:"-"`
+	Currency    Currency          `bun:"currency,pk" json:"currency"`
+	Available   int64             `bun:"available" json:"available"`
+	Pending     int64             `bun:"pending" json:"pending"`
+	UpdatedAt   time.Time         `bun:"updated_at" json:"-"`
+}
+
+// Balances returns every currency's balance, zero included.
+func (s *Service) Balances(ctx context.Context, t nexus.Tenant) ([]*Balance, error) {
+	var rows []*Balance
+	if err := store.Scoped(s.db.NewSelect().Model(&rows), t).Scan(ctx); err != nil {
+		return nil, err
+	}
+	out := make([]*Balance, 0, len(Currencies))
+	for _, c := range Currencies {
+		b := &Balance{Object: "balance", Currency: c}
+		for _, r := range rows {
+			if r.Currency == c {
+				b.Available, b.Pending = r.Available, r.Pending
+			}
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// Balance returns one currency's balance.
+func (s *Service) Balance(ctx context.Context, t nexus.Tenant, c Currency) (*Balance, error) {
+	if !c.Valid() {
+		return nil, nexus.NotFound("currency", string(c))
+	}
+	all, err := s.Balances(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range all {
+		if b.Currency == c {
+			return b, nil
+		}
+	}
+	return nil, nexus.NotFound("currency", string(c))
+}
+
+// move applies deltas to a balance row in one conditional update. A
+// negative availDelta only applies while available covers it; it reports
+// false when it did not (insufficient funds). The row is created on first
+// credit.
+func move(ctx context.Context, tx bun.Tx, t nexus.Tenant, c Currency, availDelta, pendDelta int64) (bool, error) {
+	now := store.Now()
+	if availDelta > 0 && pendDelta == 0 {
+		_, err := tx.NewInsert().Model(&Balance{PartnerID: t.PartnerID, Environment: t.Environment, Currency: c, UpdatedAt: now}).
+			On("CONFLICT DO NOTHING").Exec(ctx)
+		if err != nil {
+			return false, err
+		}
+	}
+	q := store.Scoped(tx.NewUpdate().Model((*Balance)(nil)), t).
+		Set("available = available + ?", availDelta).
+		Set("pending = pending + ?", pendDelta).
+		Set("updated_at = ?", now).
+		Where("currency = ?", c)
+	if availDelta < 0 {
+		q = q.Where("available >= ?", -availDelta)
+	}
+	if pendDelta < 0 {
+		q = q.Where("pending >= ?", -pendDelta)
+	}
+	res, err := q.Exec(ctx)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// transition moves a row of model M from one of the statuses in from to to,
+// as one conditional update; zero rows means the row is missing (404) or in
+// another status (409 invalid_state). It returns the row after the change.
+func transition[M any](ctx context.Context, tx bun.Tx, t nexus.Tenant, kind, id, to, verb string, set map[string]any, from ...string) (*M, error) {
+	q := store.Scoped(tx.NewUpdate().Model((*M)(nil)), t).
+		Set("status = ?", to).Set("updated_at = ?", store.Now()).
+		Where("id = ?", id).Where("status IN (?)", bun.In(from))
+	for col, v := range set {
+		q = q.Set("? = ?", bun.Ident(col), v)
+	}
+	res, err := q.Exec(ctx)
+	if err != nil {
+		return nil, err
+	}
+	row := new(M)
+	if err := store.Scoped(tx.NewSelect().Model(row), t).Where("id = ?", id).Scan(ctx); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, nexus.NotFound(kind, id)
+		}
+		return nil, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, nexus.InvalidState(kind, statusOf(row), verb)
+	}
+	return row, nil
+}
+
+func statusOf(row any) string {
+	switch r := row.(type) {
+	case *Funding:
+		return r.Status
+	case *Request:
+		return r.Status
+	case *Address:
+		return r.Status
+	}
+	return "unknown"
+}
+
+func get[M any](ctx context.Context, idb bun.IDB, t nexus.Tenant, kind, id string) (*M, error) {
+	row := new(M)
+	err := store.Scoped(idb.NewSelect().Model(row), t).Where("id = ?", id).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nexus.NotFound(kind, id)
+	}
+	return row, err
+}
+
+func toJSON(m map[string]string) string {
+	if len(m) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+func record(ctx context.Context, tx bun.Tx, t nexus.Tenant, typ, id string, data map[string]any) error {
+	return audit.Record(ctx, tx, t, typ, id, data)
+}
