@@ -5,12 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/nexus-fintech/nexus/internal/apikey"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/partner"
+	"github.com/nexus-fintech/nexus/internal/servicetoken"
 	"github.com/nexus-fintech/nexus/internal/store"
 )
 
@@ -33,7 +35,7 @@ func viewPartner(p nexus.Partner) partnerJSON {
 	return partnerJSON{Object: "partner", ID: p.ID, Name: p.Name, Status: p.Status, RateLimit: rl, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
 }
 
-const adminUsage = "usage: nexus admin partner create|set-status|list | nexus admin key create"
+const adminUsage = "usage: nexus admin partner create|set-status|list | nexus admin key create | nexus admin service create"
 
 func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) < 2 {
@@ -148,6 +150,30 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 			return err
 		}
 		return printJSON(stdout, k)
+	case "service create":
+		name := fs.String("name", "", "service name, shown in the audit log (required)")
+		keyFile := fs.String("public-key", "", "PEM file with the service's public key: Ed25519, P-256 or RSA >= 2048 (required)")
+		perms := fs.String("permissions", "", "comma-separated: internal:funding,internal:requests (required)")
+		if err := fs.Parse(args[2:]); err != nil {
+			return err
+		}
+		if *keyFile == "" {
+			return nexus.ParamError(nexus.CodeParameterMissing, "public-key", "--public-key is required")
+		}
+		pemText, err := os.ReadFile(*keyFile)
+		if err != nil {
+			return err
+		}
+		db, err := open()
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		svc, err := servicetoken.NewService(db, nil).CreatePlatform(ctx, *name, string(pemText), splitList(*perms))
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, svc)
 	}
 	return fmt.Errorf(adminUsage)
 }

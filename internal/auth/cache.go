@@ -208,7 +208,14 @@ func (a *Authenticator) touch(e *entry, now time.Time) {
 // Drop forgets cached verifications for topic (see store.TopicKey and
 // friends). The server calls it for its own changes and on messages from
 // other instances.
-func (a *Authenticator) Drop(topic string) { a.cache.drop(topic) }
+func (a *Authenticator) Drop(topic string) {
+	a.cache.drop(topic)
+	for _, v := range []TokenVerifier{a.jwt, a.oauth} {
+		if d, ok := v.(interface{ Drop(string) }); ok {
+			d.Drop(topic)
+		}
+	}
+}
 
 // Run keeps the cache fresh and writes last_used_at in batches until ctx
 // ends; it flushes what is queued before returning.

@@ -141,6 +141,9 @@ func typeName(t reflect.Type) string {
 // decodeQuery reads the query string into dst by `query` tags; unknown
 // parameters are refused like unknown body fields.
 func decodeQuery(c *fiber.Ctx, dst any) error {
+	if d, ok := dst.(interface{ SetDefaults() }); ok {
+		d.SetDefaults()
+	}
 	v := reflect.ValueOf(dst).Elem()
 	idx := fieldIndex(v.Type(), "query")
 	var err error
@@ -197,6 +200,10 @@ func validateStruct(dst any) error {
 	ns := fe.Namespace()
 	if _, rest, ok := strings.Cut(ns, "."); ok {
 		ns = rest
+	}
+	// Embedded structs (a list's Page) are not part of the caller's names.
+	for _, embedded := range []string{"Page."} {
+		ns = strings.TrimPrefix(ns, embedded)
 	}
 	code := nexus.CodeParameterInvalid
 	if fe.Tag() == "required" {

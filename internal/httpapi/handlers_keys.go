@@ -67,22 +67,22 @@ func (s *Server) createKey(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(k)
 }
 
-// keyAction serves the bodiless lifecycle transitions, which differ only in
-// the service call. The change is dropped from this instance's cache at
-// once; other instances hear of it through the invalidation channel.
+// keyAction serves the bodiless key transitions.
 func (s *Server) keyAction(fn func(context.Context, nexus.Tenant, string) (*apikey.Key, error)) fiber.Handler {
+	return dropAfter(s, fn)
+}
+
+// dropAfter runs a credential transition and drops the credential from this
+// instance's cache at once; other instances hear of it through the
+// invalidation channel.
+func dropAfter[T any](s *Server, fn func(context.Context, nexus.Tenant, string) (T, error)) fiber.Handler {
+	inner := action(fn)
 	return func(c *fiber.Ctx) error {
-		var in struct{}
-		if err := decodeBody(c, &in); err != nil {
+		if err := inner(c); err != nil {
 			return err
 		}
-		id := c.Params("id")
-		k, err := fn(c.UserContext(), tenant(c), id)
-		if err != nil {
-			return err
-		}
-		s.cfg.Auth.Drop(store.TopicKey(id))
-		return c.JSON(k)
+		s.cfg.Auth.Drop(store.TopicKey(c.Params("id")))
+		return nil
 	}
 }
 

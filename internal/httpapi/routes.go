@@ -64,6 +64,9 @@ func (s *Server) Routes() []Route {
 		writeAddr = Need(nexus.ScopeWriteAddresses)
 		readReq   = Need(nexus.ScopeReadRequests)
 		writeReq  = Need(nexus.ScopeWriteRequests)
+		st        = s.cfg.ServiceTokens
+		intFund   = Need(nexus.ScopeInternalFunding)
+		intReq    = Need(nexus.ScopeInternalRequests)
 		readBal   = Need(nexus.ScopeReadBalances)
 	)
 	return []Route{
@@ -98,5 +101,17 @@ func (s *Server) Routes() []Route {
 		{Method: "POST", Path: "/v1/test_helpers/funding/:id/complete", Access: admin, TestOnly: true, Handler: action(l.CompleteFunding)},
 		{Method: "POST", Path: "/v1/test_helpers/requests/:id/complete", Access: admin, TestOnly: true, Handler: action(l.CompleteRequest)},
 		{Method: "POST", Path: "/v1/test_helpers/requests/:id/fail", Access: admin, TestOnly: true, Handler: action(l.FailRequest)},
+
+		{Method: "POST", Path: "/v1/service_credentials", Access: admin, Secret: true, Handler: create(st.Create)},
+		{Method: "GET", Path: "/v1/service_credentials", Access: admin, Handler: listOf(st.List)},
+		{Method: "GET", Path: "/v1/service_credentials/:id", Access: admin, Handler: getByID(st.Get)},
+		{Method: "POST", Path: "/v1/service_credentials/:id/revoke", Access: admin, Handler: dropAfter(s, st.Revoke)},
+
+		{Method: "POST", Path: "/internal/v1/funding", Access: intFund, Handler: create(l.CreateFunding)},
+		{Method: "POST", Path: "/internal/v1/funding/:id/complete", Access: intFund, Handler: action(l.CompleteFunding)},
+		{Method: "POST", Path: "/internal/v1/funding/:id/fail", Access: intFund, Handler: action(l.FailFunding)},
+		{Method: "POST", Path: "/internal/v1/requests/:id/process", Access: intReq, Handler: action(l.ProcessRequest)},
+		{Method: "POST", Path: "/internal/v1/requests/:id/complete", Access: intReq, Handler: action(l.CompleteRequest)},
+		{Method: "POST", Path: "/internal/v1/requests/:id/fail", Access: intReq, Handler: action(l.FailRequest)},
 	}
 }

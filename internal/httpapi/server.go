@@ -23,20 +23,22 @@ import (
 	"github.com/nexus-fintech/nexus/internal/ledger"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/partner"
+	"github.com/nexus-fintech/nexus/internal/servicetoken"
 	"github.com/nexus-fintech/nexus/internal/store"
 )
 
 // Config wires the HTTP server.
 type Config struct {
-	DB          *store.DB            // Required: /readyz pings it.
-	Auth        *auth.Authenticator  // Required.
-	Keys        *apikey.Service      // Required.
-	Partners    *partner.Service     // Required.
-	Ledger      *ledger.Service      // Required.
-	Idempotency *idempotency.Store   // Required.
-	Logger      *slog.Logger         // Optional. Default: slog.Default().
-	Registry    *prometheus.Registry // Optional. Default: a new registry.
-	OpenAPI     []byte               // Optional: served at /openapi.yaml.
+	DB            *store.DB           // Required: /readyz pings it.
+	Auth          *auth.Authenticator // Required.
+	Keys          *apikey.Service     // Required.
+	Partners      *partner.Service    // Required.
+	Ledger        *ledger.Service     // Required.
+	Idempotency   *idempotency.Store
+	ServiceTokens *servicetoken.Service // Required.
+	Logger        *slog.Logger          // Optional. Default: slog.Default().
+	Registry      *prometheus.Registry  // Optional. Default: a new registry.
+	OpenAPI       []byte                // Optional: served at /openapi.yaml.
 	// BodyLimit in bytes. Optional. Default: 1 MiB.
 	BodyLimit int
 }

@@ -11,12 +11,16 @@ import (
 // Page is a cursor page request (CONTRACT §5 lists). Ids are time-ordered,
 // so "newest first" is "id descending" and the cursor is an id.
 type Page struct {
-	Limit         int    `query:"limit" validate:"omitempty,min=1,max=100"`
+	Limit         int    `query:"limit" validate:"min=1,max=100"`
 	StartingAfter string `query:"starting_after" validate:"omitempty,max=64"`
 }
 
 // DefaultLimit is the page size when none is asked for.
 const DefaultLimit = 20
+
+// SetDefaults fills what the caller did not ask for; decoders call it before
+// reading the query, so an explicit limit=0 is refused rather than defaulted.
+func (p *Page) SetDefaults() { p.Limit = DefaultLimit }
 
 // List runs q (a select on T's table, already filtered by anything but the
 // tenant) for one page of tenant t. A cursor that is not one of the tenant's

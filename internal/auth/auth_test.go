@@ -1,0 +1,970 @@
+package auth_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/nexus-fintech/nexus/internal/apikey"
+	"github.com/nexus-fintech/nexus/internal/auth"
+	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/store"
+	"github.com/nexus-fintech/nexus/pkg/credential"
+)
+
+// wantCode fails unless err is a contract error with code want ("" means no error).
+func wantCode(t testing.TB, err error, want nexus.Code) {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		return
+	}
+	var ne *nexus.Error
+	if !errors.As(err, &ne) {
+		t.Fatalf("error = %v (%T), want contract code %s", err, err, want)
+	}
+	if ne.Code != want {
+		t.Fatalf("code = %s (%q), want %s", ne.Code, ne.Message, want)
+	}
+}
+
+func bearer(k string) *auth.Request { return &auth.Request{Authorization: "Bearer " + k} }
+
+// env is a fake store with one approved partner and one live secret key.
+type env struct {
+	store *fakeStore
+	a     *auth.Authenticator
+	key   string
+	row   *apikey.Row
+}
+
+func newEnv(t testing.TB, cfg auth.Config) *env {
+	t.Helper()
+	fs := newFakeStore()
+	fs.addPartner("ptr_a", nexus.PartnerApproved)
+	key, row := fs.addKey(t, "ptr_a", keyOpts{scopes: "read:balances write:addresses"})
+	cfg.Keys = fs
+	return &env{store: fs, a: auth.New(cfg), key: key, row: row}
+}
+
+// corrupt changes the last checksum character so the checksum no longer matches.
+func corrupt(k string) string {
+	last := k[len(k)-1]
+	repl := byte('0')
+	if last == '0' {
+		repl = '1'
+	}
+	return k[:len(k)-1] + string(repl)
+}
+
+const jwtLike = "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJzY18xIn0.c2lnbmF0dXJl"
+
+func TestAuthenticateHeaders(t *testing.T) {
+	e := newEnv(t, auth.Config{})
+	other, _ := e.store.addKey(t, "ptr_a", keyOpts{})
+	signing := credential.MustNew("live", credential.KindSigningSecret)
+	refresh := credential.MustNew("live", credential.KindRefreshToken)
+	clientSecret := credential.MustNew("live", credential.KindClientSecret)
+	access := credential.MustNew("live", credential.KindAccessToken)
+
+	tests := []struct {
+		name string
+		req  auth.Request
+		want nexus.Code
+		// store: whether the key store may be consulted.
+		store bool
+	}{
+		{name: "authorization bearer", req: auth.Request{Authorization: "Bearer " + e.key}, store: true},
+		{name: "authorization bearer lower case scheme", req: auth.Request{Authorization: "bearer " + e.key}, store: true},
+		{name: "authorization bearer extra spaces", req: auth.Request{Authorization: "Bearer   " + e.key + "  "}, store: true},
+		{name: "authorization apikey", req: auth.Request{Authorization: "ApiKey " + e.key}, store: true},
+		{name: "authorization apikey upper case", req: auth.Request{Authorization: "APIKEY " + e.key}, store: true},
+		{name: "x-api-key", req: auth.Request{XAPIKey: e.key}, store: true},
+		{name: "x-api-key padded", req: auth.Request{XAPIKey: " " + e.key + " "}, store: true},
+		{name: "x-partner-api-key", req: auth.Request{XPartnerAPIKey: e.key}, store: true},
+		{name: "same key in every header", req: auth.Request{Authorization: "Bearer " + e.key, XAPIKey: e.key, XPartnerAPIKey: e.key}, store: true},
+		{name: "same key in two api key headers", req: auth.Request{XAPIKey: e.key, XPartnerAPIKey: e.key}, store: true},
+
+		{name: "missing", req: auth.Request{}, want: nexus.CodeMissingCredentials},
+		{name: "only blanks", req: auth.Request{XAPIKey: "   ", XPartnerAPIKey: "\t"}, want: nexus.CodeMissingCredentials},
+		{name: "origin alone is no credential", req: auth.Request{Origin: "https://a.example"}, want: nexus.CodeMissingCredentials},
+
+		{name: "ambiguous bearer and x-api-key", req: auth.Request{Authorization: "Bearer " + e.key, XAPIKey: other}, want: nexus.CodeAmbiguousCredentials},
+		{name: "ambiguous x-api-key and x-partner-api-key", req: auth.Request{XAPIKey: e.key, XPartnerAPIKey: other}, want: nexus.CodeAmbiguousCredentials},
+		{name: "ambiguous apikey and x-partner-api-key", req: auth.Request{Authorization: "ApiKey " + other, XPartnerAPIKey: e.key}, want: nexus.CodeAmbiguousCredentials},
+		{name: "ambiguous jwt and key", req: auth.Request{Authorization: "Bearer " + jwtLike, XAPIKey: e.key}, want: nexus.CodeAmbiguousCredentials},
+		{name: "ambiguous even when one is garbage", req: auth.Request{XAPIKey: e.key, XPartnerAPIKey: "garbage"}, want: nexus.CodeAmbiguousCredentials},
+
+		{name: "unsupported scheme basic", req: auth.Request{Authorization: "Basic dXNlcjpwYXNz"}, want: nexus.CodeMalformedCredentials},
+		{name: "unsupported scheme token", req: auth.Request{Authorization: "Token " + e.key}, want: nexus.CodeMalformedCredentials},
+		{name: "scheme without value", req: auth.Request{Authorization: "Bearer"}, want: nexus.CodeMalformedCredentials},
+		{name: "scheme with blank value", req: auth.Request{Authorization: "Bearer    "}, want: nexus.CodeMalformedCredentials},
+		{name: "raw key without scheme", req: auth.Request{Authorization: e.key}, want: nexus.CodeMalformedCredentials},
+		{name: "bad scheme with a good x-api-key", req: auth.Request{Authorization: "Basic abc", XAPIKey: e.key}, want: nexus.CodeMalformedCredentials},
+
+		{name: "malformed garbage", req: auth.Request{XAPIKey: "hello"}, want: nexus.CodeMalformedCredentials},
+		{name: "malformed nx prefix too short", req: auth.Request{XAPIKey: "nx_live_sk_abc"}, want: nexus.CodeMalformedCredentials},
+		{name: "malformed unknown env", req: auth.Request{XAPIKey: "nx_prod" + e.key[7:]}, want: nexus.CodeMalformedCredentials},
+		{name: "malformed unknown kind", req: auth.Request{XAPIKey: e.key[:8] + "zz" + e.key[10:]}, want: nexus.CodeMalformedCredentials},
+		{name: "malformed non base62", req: auth.Request{XAPIKey: e.key[:20] + "-" + e.key[21:]}, want: nexus.CodeMalformedCredentials},
+		{name: "malformed trailing data", req: auth.Request{XAPIKey: e.key + "x"}, want: nexus.CodeMalformedCredentials},
+		{name: "wrong checksum", req: auth.Request{Authorization: "Bearer " + corrupt(e.key)}, want: nexus.CodeMalformedCredentials},
+		{name: "wrong checksum x-api-key", req: auth.Request{XAPIKey: corrupt(e.key)}, want: nexus.CodeMalformedCredentials},
+		{name: "signing secret cannot authenticate", req: auth.Request{XAPIKey: signing}, want: nexus.CodeMalformedCredentials},
+		{name: "refresh token cannot authenticate", req: auth.Request{Authorization: "Bearer " + refresh}, want: nexus.CodeMalformedCredentials},
+		{name: "client secret cannot authenticate", req: auth.Request{Authorization: "Bearer " + clientSecret}, want: nexus.CodeMalformedCredentials},
+
+		{name: "jwt in x-api-key", req: auth.Request{XAPIKey: jwtLike}, want: nexus.CodeMalformedCredentials},
+		{name: "jwt in apikey scheme", req: auth.Request{Authorization: "ApiKey " + jwtLike}, want: nexus.CodeMalformedCredentials},
+		{name: "access token in x-partner-api-key", req: auth.Request{XPartnerAPIKey: access}, want: nexus.CodeMalformedCredentials},
+		{name: "jwt bearer without verifier", req: auth.Request{Authorization: "Bearer " + jwtLike}, want: nexus.CodeInvalidToken},
+		{name: "access token bearer without verifier", req: auth.Request{Authorization: "Bearer " + access}, want: nexus.CodeInvalidToken},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e.a.Drop(store.TopicAll)
+			before := e.store.lookups.Load()
+			p, err := e.a.Authenticate(context.Background(), &tt.req)
+			wantCode(t, err, tt.want)
+			if tt.want == "" {
+				if p == nil || p.Partner.ID != "ptr_a" {
+					t.Fatalf("principal = %+v", p)
+				}
+			} else if p != nil {
+				t.Fatalf("principal %+v returned with an error", p)
+			}
+			if calls := e.store.lookups.Load() - before; !tt.store && calls != 0 {
+				t.Fatalf("key store consulted %d times for a request refused before lookup", calls)
+			}
+		})
+	}
+}
+
+func TestAuthenticatePrincipal(t *testing.T) {
+	e := newEnv(t, auth.Config{})
+	p, err := e.a.Authenticate(context.Background(), bearer(e.key))
+	wantCode(t, err, "")
+	if p.Partner.ID != "ptr_a" || p.Partner.Status != nexus.PartnerApproved || p.Environment != nexus.Live {
+		t.Errorf("tenant = %+v / %s", p.Partner, p.Environment)
+	}
+	if p.CredentialID != e.row.ID || p.Actor != e.row.ID || p.CredentialType != nexus.CredentialAPIKey {
+		t.Errorf("credential = %s %s %s, want %s", p.CredentialID, p.Actor, p.CredentialType, e.row.ID)
+	}
+	if want := nexus.ScopeSet(nexus.ScopeReadBalances | nexus.ScopeWriteAddresses); p.Scopes != want {
+		t.Errorf("scopes = %q, want %q", p.Scopes, want)
+	}
+	if got := p.Tenant(); got != (nexus.Tenant{PartnerID: "ptr_a", Environment: nexus.Live}) {
+		t.Errorf("Tenant() = %+v", got)
+	}
+}
+
+func TestWrongChecksumNeverTouchesStore(t *testing.T) {
+	e := newEnv(t, auth.Config{})
+	bad := corrupt(e.key)
+	for range 100 {
+		_, err := e.a.Authenticate(context.Background(), bearer(bad))
+		wantCode(t, err, nexus.CodeMalformedCredentials)
+	}
+	if n := e.store.lookups.Load(); n != 0 {
+		t.Fatalf("store consulted %d times for keys with a wrong checksum", n)
+	}
+}
+
+func TestUnknownKeyNegativeCache(t *testing.T) {
+	e := newEnv(t, auth.Config{})
+	unknown := credential.MustNew("live", credential.KindSecretKey)
+	_, err := e.a.Authenticate(context.Background(), bearer(unknown))
+	wantCode(t, err, nexus.CodeInvalidAPIKey)
+	if n := e.store.lookups.Load(); n != 1 {
+		t.Fatalf("lookups after first unknown attempt = %d, want 1", n)
+	}
+	for range 10 {
+		_, err = e.a.Authenticate(context.Background(), &auth.Request{XAPIKey: unknown})
+		wantCode(t, err, nexus.CodeInvalidAPIKey)
+	}
+	if n := e.store.lookups.Load(); n != 1 {
+		t.Fatalf("lookups after repeated unknown attempts within 5 s = %d, want 1 (negative cache)", n)
+	}
+	// Another unknown key is its own lookup.
+	_, err = e.a.Authenticate(context.Background(), bearer(credential.MustNew("live", credential.KindSecretKey)))
+	wantCode(t, err, nexus.CodeInvalidAPIKey)
+	if n := e.store.lookups.Load(); n != 2 {
+		t.Fatalf("lookups = %d, want 2", n)
+	}
+	// Any drop forgets the negative entries (a key may have been created).
+	e.a.Drop(store.TopicKey("key_unrelated"))
+	_, err = e.a.Authenticate(context.Background(), bearer(unknown))
+	wantCode(t, err, nexus.CodeInvalidAPIKey)
+	if n := e.store.lookups.Load(); n != 3 {
+		t.Fatalf("lookups after a drop = %d, want 3", n)
+	}
+	// The partner is never read for an unknown key.
+	if n := e.store.partnerN.Load(); n != 0 {
+		t.Errorf("partner reads = %d, want 0", n)
+	}
+}
+
+func TestStoreErrorIsNotCached(t *testing.T) {
+	e := newEnv(t, auth.Config{})
+	boom := errors.New("database is down")
+	e.store.lookupErr = boom
+	_, err := e.a.Authenticate(context.Background(), bearer(e.key))
+	if !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want the store's error", err)
+	}
+	if nexus.CodeOf(err) != nexus.CodeInternalError {
+		t.Fatalf("a store failure must render as internal_error, got %s", nexus.CodeOf(err))
+	}
+	e.store.mu.Lock()
+	e.store.lookupErr = nil
+	e.store.mu.Unlock()
+	_, err = e.a.Authenticate(context.Background(), bearer(e.key))
+	wantCode(t, err, "")
+	if n := e.store.lookups.Load(); n != 2 {
+		t.Fatalf("lookups = %d, want 2 (a failed lookup is not cached)", n)
+	}
+}
+
+func TestKeyStatuses(t *testing.T) {
+	past := time.Now().Add(-time.Minute)
+	future := time.Now().Add(time.Hour)
+	tests := []struct {
+		name string
+		o    keyOpts
+		want nexus.Code
+	}{
+		{name: "active", o: keyOpts{}},
+		{name: "active with future expiry", o: keyOpts{expiresAt: &future}},
+		{name: "suspended", o: keyOpts{status: apikey.Suspended}, want: nexus.CodeAPIKeySuspended},
+		{name: "revoked", o: keyOpts{status: apikey.Revoked}, want: nexus.CodeAPIKeyRevoked},
+		{name: "expired", o: keyOpts{expiresAt: &past}, want: nexus.CodeAPIKeyExpired},
+		{name: "revoked and expired says revoked", o: keyOpts{status: apikey.Revoked, expiresAt: &past}, want: nexus.CodeAPIKeyRevoked},
+		{name: "suspended and expired says suspended", o: keyOpts{status: apikey.Suspended, expiresAt: &past}, want: nexus.CodeAPIKeySuspended},
+		{name: "publishable active", o: keyOpts{kind: credential.KindPublishableKey, scopes: "read:balances"}},
+		{name: "publishable revoked", o: keyOpts{kind: credential.KindPublishableKey, scopes: "read:balances", status: apikey.Revoked}, want: nexus.CodeAPIKeyRevoked},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, auth.Config{})
+			key, _ := e.store.addKey(t, "ptr_a", tt.o)
+			for i := range 2 { // the miss path and the cached path agree
+				_, err := e.a.Authenticate(context.Background(), bearer(key))
+				wantCode(t, err, tt.want)
+				if i == 1 && e.store.lookups.Load() != 1 {
+					t.Fatalf("lookups = %d, want 1: the verdict was not cached", e.store.lookups.Load())
+				}
+			}
+		})
+	}
+}
+
+func TestCachedKeyExpires(t *testing.T) {
+	e := newEnv(t, auth.Config{})
+	soon := time.Now().Add(80 * time.Millisecond)
+	key, _ := e.store.addKey(t, "ptr_a", keyOpts{expiresAt: &soon})
+	_, err := e.a.Authenticate(context.Background(), bearer(key))
+	wantCode(t, err, "")
+	time.Sleep(time.Until(soon) + 5*time.Millisecond)
+	_, err = e.a.Authenticate(context.Background(), bearer(key))
+	wantCode(t, err, nexus.CodeAPIKeyExpired)
+	if n := e.store.lookups.Load(); n != 1 {
+		t.Errorf("lookups = %d, want 1: expiry is decided from the cache", n)
+	}
+}
+
+func TestEnvironmentNotServed(t *testing.T) {
+	e := newEnv(t, auth.Config{Environments: []nexus.Environment{nexus.Test}})
+	testKey, _ := e.store.addKey(t, "ptr_a", keyOpts{env: nexus.Test})
+	_, err := e.a.Authenticate(context.Background(), bearer(e.key))
+	wantCode(t, err, nexus.CodeEnvironmentNotServed)
+	_, err = e.a.Authenticate(context.Background(), bearer(testKey))
+	wantCode(t, err, "")
+	if e.a.Serves(nexus.Live) || !e.a.Serves(nexus.Test) {
+		t.Errorf("Serves(live) = %v, Serves(test) = %v", e.a.Serves(nexus.Live), e.a.Serves(nexus.Test))
+	}
+
+	live := newEnv(t, auth.Config{Environments: []nexus.Environment{nexus.Live}})
+	testKey, _ = live.store.addKey(t, "ptr_a", keyOpts{env: nexus.Test})
+	_, err = live.a.Authenticate(context.Background(), bearer(testKey))
+	wantCode(t, err, nexus.CodeEnvironmentNotServed)
+	_, err = live.a.Authenticate(context.Background(), bearer(live.key))
+	wantCode(t, err, "")
+
+	def := newEnv(t, auth.Config{})
+	if !def.a.Serves(nexus.Live) || !def.a.Serves(nexus.Test) {
+		t.Error("the default deployment must serve live and test")
+	}
+}
+
+func TestPartnerNotApproved(t *testing.T) {
+	tests := []struct {
+		status     nexus.PartnerStatus
+		live, test nexus.Code
+	}{
+		{nexus.PartnerApproved, "", ""},
+		{nexus.PartnerPending, nexus.CodePartnerNotApproved, ""},
+		{nexus.PartnerInactive, nexus.CodePartnerNotApproved, nexus.CodePartnerNotApproved},
+		{nexus.PartnerRejected, nexus.CodePartnerNotApproved, nexus.CodePartnerNotApproved},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.status), func(t *testing.T) {
+			fs := newFakeStore()
+			fs.addPartner("ptr_x", tt.status)
+			a := auth.New(auth.Config{Keys: fs})
+			liveKey, _ := fs.addKey(t, "ptr_x", keyOpts{env: nexus.Live})
+			testKey, _ := fs.addKey(t, "ptr_x", keyOpts{env: nexus.Test})
+			_, err := a.Authenticate(context.Background(), bearer(liveKey))
+			wantCode(t, err, tt.live)
+			_, err = a.Authenticate(context.Background(), bearer(testKey))
+			wantCode(t, err, tt.test)
+		})
+	}
+}
+
+// A partner's status change reaches cached keys once the partner topic is dropped.
+func TestPartnerStatusChangeAfterDrop(t *testing.T) {
+	e := newEnv(t, auth.Config{})
+	_, err := e.a.Authenticate(context.Background(), bearer(e.key))
+	wantCode(t, err, "")
+	e.store.setPartnerStatus("ptr_a", nexus.PartnerInactive)
+	e.a.Drop(store.TopicPartner("ptr_a"))
+	_, err = e.a.Authenticate(context.Background(), bearer(e.key))
+	wantCode(t, err, nexus.CodePartnerNotApproved)
+}
+
+type fakeVerifier struct {
+	p   *nexus.Principal
+	err error
+	n   atomic.Int64
+}
+
+func (f *fakeVerifier) Verify(context.Context, string) (*nexus.Principal, error) {
+	f.n.Add(1)
+	return f.p, f.err
+}
+
+func TestTokenVerifiersShareTenantRules(t *testing.T) {
+	access := credential.MustNew("test", credential.KindAccessToken)
+	mk := func(status nexus.PartnerStatus, env nexus.Environment) *nexus.Principal {
+		return &nexus.Principal{Partner: nexus.Partner{ID: "ptr_t", Status: status}, Environment: env, CredentialType: nexus.CredentialServiceToken}
+	}
+	tests := []struct {
+		name string
+		envs []nexus.Environment
+		p    *nexus.Principal
+		err  error
+		want nexus.Code
+	}{
+		{name: "ok", p: mk(nexus.PartnerApproved, nexus.Live)},
+		{name: "pending live", p: mk(nexus.PartnerPending, nexus.Live), want: nexus.CodePartnerNotApproved},
+		{name: "pending test", p: mk(nexus.PartnerPending, nexus.Test)},
+		{name: "rejected", p: mk(nexus.PartnerRejected, nexus.Test), want: nexus.CodePartnerNotApproved},
+		{name: "not served", envs: []nexus.Environment{nexus.Test}, p: mk(nexus.PartnerApproved, nexus.Live), want: nexus.CodeEnvironmentNotServed},
+		{name: "verifier error passes through", err: &nexus.Error{Code: nexus.CodeTokenExpired, Message: "expired"}, want: nexus.CodeTokenExpired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			jwt := &fakeVerifier{p: tt.p, err: tt.err}
+			oauth := &fakeVerifier{p: tt.p, err: tt.err}
+			a := auth.New(auth.Config{Keys: newFakeStore(), Environments: tt.envs, JWT: jwt, OAuth: oauth})
+			_, err := a.Authenticate(context.Background(), &auth.Request{Authorization: "Bearer " + jwtLike})
+			wantCode(t, err, tt.want)
+			_, err = a.Authenticate(context.Background(), &auth.Request{Authorization: "Bearer " + access})
+			wantCode(t, err, tt.want)
+			if jwt.n.Load() != 1 || oauth.n.Load() != 1 {
+				t.Errorf("verifier calls jwt=%d oauth=%d, want 1 each", jwt.n.Load(), oauth.n.Load())
+			}
+		})
+	}
+}
+
+func TestAllowedIPs(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8:ffff::/48")}
+	fs := newFakeStore()
+	fs.addPartner("ptr_a", nexus.PartnerApproved)
+	a := auth.New(auth.Config{Keys: fs, TrustedProxies: trusted})
+	key, _ := fs.addKey(t, "ptr_a", keyOpts{ips: []string{"10.0.0.0/8", "203.0.113.7", "2001:db8:1::/64", "::ffff:198.18.0.1"}})
+	open, _ := fs.addKey(t, "ptr_a", keyOpts{})
+	ip := netip.MustParseAddr
+	tests := []struct {
+		name   string
+		remote netip.Addr
+		xff    string
+		want   nexus.Code
+	}{
+		{name: "in cidr", remote: ip("10.1.2.3")},
+		{name: "exact ip", remote: ip("203.0.113.7")},
+		{name: "ipv6 in cidr", remote: ip("2001:db8:1::42")},
+		{name: "ipv4-mapped peer", remote: ip("::ffff:10.1.2.3")},
+		{name: "allowlist entry written ipv4-mapped", remote: ip("198.18.0.1")},
+		{name: "not listed", remote: ip("198.51.100.1"), want: nexus.CodeIPNotAllowed},
+		{name: "neighbour of exact ip", remote: ip("203.0.113.8"), want: nexus.CodeIPNotAllowed},
+		{name: "ipv6 outside", remote: ip("2001:db8:2::1"), want: nexus.CodeIPNotAllowed},
+		{name: "no peer address", remote: netip.Addr{}, want: nexus.CodeIPNotAllowed},
+		{name: "untrusted peer's xff ignored", remote: ip("198.51.100.1"), xff: "10.1.2.3", want: nexus.CodeIPNotAllowed},
+		{name: "untrusted peer in list, spoofed xff ignored", remote: ip("10.1.2.3"), xff: "198.51.100.1"},
+		{name: "trusted proxy forwards allowed client", remote: ip("192.0.2.10"), xff: "10.9.9.9"},
+		{name: "trusted proxy forwards other client", remote: ip("192.0.2.10"), xff: "198.51.100.1", want: nexus.CodeIPNotAllowed},
+		{name: "client spoofs left of xff", remote: ip("192.0.2.10"), xff: "10.9.9.9, 198.51.100.1", want: nexus.CodeIPNotAllowed},
+		{name: "proxy chain", remote: ip("192.0.2.10"), xff: "198.51.100.1, 10.9.9.9, 192.0.2.11"},
+		{name: "trusted ipv6 proxy", remote: ip("2001:db8:ffff::1"), xff: "2001:db8:1::5"},
+		{name: "trusted proxy itself not allowed", remote: ip("192.0.2.10"), want: nexus.CodeIPNotAllowed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := a.Authenticate(context.Background(), &auth.Request{XAPIKey: key, RemoteIP: tt.remote, XForwardedFor: tt.xff})
+			wantCode(t, err, tt.want)
+			// A key without an allowlist takes any address.
+			_, err = a.Authenticate(context.Background(), &auth.Request{XAPIKey: open, RemoteIP: tt.remote, XForwardedFor: tt.xff})
+			wantCode(t, err, "")
+		})
+	}
+}
+
+func TestAllowedOrigins(t *testing.T) {
+	fs := newFakeStore()
+	fs.addPartner("ptr_a", nexus.PartnerApproved)
+	a := auth.New(auth.Config{Keys: fs})
+	pk, _ := fs.addKey(t, "ptr_a", keyOpts{kind: credential.KindPublishableKey, scopes: "read:balances", origins: []string{"https://shop.example", "http://localhost:3000"}})
+	open, _ := fs.addKey(t, "ptr_a", keyOpts{kind: credential.KindPublishableKey, scopes: "read:balances"})
+	tests := []struct {
+		origin string
+		want   nexus.Code
+	}{
+		{"https://shop.example", ""},
+		{"HTTPS://SHOP.EXAMPLE", ""},
+		{"http://localhost:3000", ""},
+		{"", ""}, // no Origin header: not a browser request
+		{"https://evil.example", nexus.CodeOriginNotAllowed},
+		{"http://shop.example", nexus.CodeOriginNotAllowed},
+		{"https://shop.example:8443", nexus.CodeOriginNotAllowed},
+		{"https://shop.example.evil.example", nexus.CodeOriginNotAllowed},
+		{"http://localhost:3001", nexus.CodeOriginNotAllowed},
+		{"null", nexus.CodeOriginNotAllowed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.origin, func(t *testing.T) {
+			_, err := a.Authenticate(context.Background(), &auth.Request{XAPIKey: pk, Origin: tt.origin})
+			wantCode(t, err, tt.want)
+			_, err = a.Authenticate(context.Background(), &auth.Request{XAPIKey: open, Origin: tt.origin})
+			wantCode(t, err, "")
+		})
+	}
+}
+
+func TestClientIP(t *testing.T) {
+	trusted := []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/8"),
+		netip.MustParsePrefix("fd00::/8"),
+	}
+	tests := []struct {
+		name    string
+		remote  string // "" for the zero Addr
+		xff     string
+		trusted []netip.Prefix
+		want    string // "" for the zero Addr
+	}{
+		{name: "no xff", remote: "203.0.113.1", trusted: trusted, want: "203.0.113.1"},
+		{name: "untrusted peer ignores xff", remote: "203.0.113.1", xff: "198.51.100.1", trusted: trusted, want: "203.0.113.1"},
+		{name: "no trust list ignores xff", remote: "10.0.0.1", xff: "198.51.100.1", want: "10.0.0.1"},
+		{name: "trusted peer takes xff", remote: "10.0.0.1", xff: "198.51.100.1", trusted: trusted, want: "198.51.100.1"},
+		{name: "rightmost untrusted wins", remote: "10.0.0.1", xff: "1.1.1.1, 198.51.100.1", trusted: trusted, want: "198.51.100.1"},
+		{name: "chain of trusted proxies", remote: "10.0.0.1", xff: "1.1.1.1, 198.51.100.1, 10.0.0.3, 10.0.0.2", trusted: trusted, want: "198.51.100.1"},
+		{name: "no spaces", remote: "10.0.0.1", xff: "1.1.1.1,198.51.100.1,10.0.0.2", trusted: trusted, want: "198.51.100.1"},
+		{name: "all trusted: leftmost", remote: "10.0.0.1", xff: "10.0.0.3, 10.0.0.2", trusted: trusted, want: "10.0.0.3"},
+		{name: "garbage rightmost: last trusted hop", remote: "10.0.0.1", xff: "198.51.100.1, not-an-ip", trusted: trusted, want: "10.0.0.1"},
+		{name: "garbage after trusted hop", remote: "10.0.0.1", xff: "garbage, 10.0.0.2", trusted: trusted, want: "10.0.0.2"},
+		{name: "garbage left of client ignored", remote: "10.0.0.1", xff: "garbage, 198.51.100.1", trusted: trusted, want: "198.51.100.1"},
+		{name: "port is garbage", remote: "10.0.0.1", xff: "198.51.100.1:4711", trusted: trusted, want: "10.0.0.1"},
+		{name: "empty element", remote: "10.0.0.1", xff: "198.51.100.1, ", trusted: trusted, want: "10.0.0.1"},
+		{name: "blank xff", remote: "10.0.0.1", xff: " ", trusted: trusted, want: "10.0.0.1"},
+		{name: "ipv6 client", remote: "10.0.0.1", xff: "2001:db8::1", trusted: trusted, want: "2001:db8::1"},
+		{name: "ipv6 proxy chain", remote: "fd00::1", xff: "2001:db8::1, fd00::2", trusted: trusted, want: "2001:db8::1"},
+		{name: "bracketed ipv6 is garbage", remote: "fd00::1", xff: "[2001:db8::1]", trusted: trusted, want: "fd00::1"},
+		{name: "ipv4-mapped peer is unmapped", remote: "::ffff:203.0.113.1", trusted: trusted, want: "203.0.113.1"},
+		{name: "ipv4-mapped trusted peer", remote: "::ffff:10.0.0.1", xff: "198.51.100.1", trusted: trusted, want: "198.51.100.1"},
+		{name: "ipv4-mapped xff entry", remote: "10.0.0.1", xff: "::ffff:198.51.100.1", trusted: trusted, want: "198.51.100.1"},
+		{name: "ipv4-mapped trusted hop skipped", remote: "10.0.0.1", xff: "198.51.100.1, ::ffff:10.0.0.2", trusted: trusted, want: "198.51.100.1"},
+		{name: "zero peer", remote: "", xff: "198.51.100.1", trusted: trusted, want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var remote netip.Addr
+			if tt.remote != "" {
+				remote = netip.MustParseAddr(tt.remote)
+			}
+			got := auth.ClientIP(remote, tt.xff, tt.trusted)
+			var want netip.Addr
+			if tt.want != "" {
+				want = netip.MustParseAddr(tt.want)
+			}
+			if got != want {
+				t.Errorf("ClientIP(%s, %q) = %s, want %s", tt.remote, tt.xff, got, want)
+			}
+			// The method agrees with the function.
+			a := auth.New(auth.Config{Keys: newFakeStore(), TrustedProxies: tt.trusted})
+			if m := a.ClientIP(&auth.Request{RemoteIP: remote, XForwardedFor: tt.xff}); m != got {
+				t.Errorf("Authenticator.ClientIP = %s, ClientIP = %s", m, got)
+			}
+		})
+	}
+}
+
+// ---- cache ----
+
+func TestCacheHit(t *testing.T) {
+	e := newEnv(t, auth.Config{})
+	for range 50 {
+		_, err := e.a.Authenticate(context.Background(), bearer(e.key))
+		wantCode(t, err, "")
+	}
+	if l, p := e.store.lookups.Load(), e.store.partnerN.Load(); l != 1 || p != 1 {
+		t.Fatalf("lookups=%d partner reads=%d, want 1 each", l, p)
+	}
+	// Every header form shares the cache entry.
+	for _, r := range []*auth.Request{{XAPIKey: e.key}, {XPartnerAPIKey: e.key}, {Authorization: "ApiKey " + e.key}} {
+		_, err := e.a.Authenticate(context.Background(), r)
+		wantCode(t, err, "")
+	}
+	if l := e.store.lookups.Load(); l != 1 {
+		t.Fatalf("lookups = %d, want 1", l)
+	}
+}
+
+func TestCacheDropKey(t *testing.T) {
+	e := newEnv(t, auth.Config{})
+	other, otherRow := e.store.addKey(t, "ptr_a", keyOpts{})
+	auth1 := func(k string, want nexus.Code) {
+		t.Helper()
+		_, err := e.a.Authenticate(context.Background(), bearer(k))
+		wantCode(t, err, want)
+	}
+	auth1(e.key, "")
+	auth1(other, "")
+	if n := e.store.lookups.Load(); n != 2 {
+		t.Fatalf("lookups = %d", n)
+	}
+	// Revoke in the store: the cached verdict stands until the drop.
+	e.store.setKeyStatus(e.key, apikey.Revoked)
+	auth1(e.key, "")
+	e.a.Drop(store.TopicKey(e.row.ID))
+	auth1(e.key, nexus.CodeAPIKeyRevoked)
+	if n := e.store.lookups.Load(); n != 3 {
+		t.Fatalf("lookups after drop = %d, want 3", n)
+	}
+	// The other key stayed cached.
+	auth1(other, "")
+	if n := e.store.lookups.Load(); n != 3 {
+		t.Fatalf("lookups = %d, want 3: dropping one key dropped another", n)
+	}
+	// Dropping a key id nobody uses keeps both.
+	e.a.Drop(store.TopicKey("key_nobody"))
+	auth1(e.key, nexus.CodeAPIKeyRevoked)
+	auth1(other, "")
+	if n := e.store.lookups.Load(); n != 3 {
+		t.Fatalf("lookups = %d, want 3", n)
+	}
+	e.a.Drop(store.TopicKey(otherRow.ID))
+	auth1(other, "")
+	if n := e.store.lookups.Load(); n != 4 {
+		t.Fatalf("lookups = %d, want 4", n)
+	}
+}
+
+func TestCacheDropPartner(t *testing.T) {
+	fs := newFakeStore()
+	fs.addPartner("ptr_a", nexus.PartnerApproved)
+	fs.addPartner("ptr_b", nexus.PartnerApproved)
+	a := auth.New(auth.Config{Keys: fs})
+	a1, _ := fs.addKey(t, "ptr_a", keyOpts{})
+	a2, _ := fs.addKey(t, "ptr_a", keyOpts{env: nexus.Test})
+	b1, _ := fs.addKey(t, "ptr_b", keyOpts{})
+	all := []string{a1, a2, b1}
+	for _, k := range all {
+		_, err := a.Authenticate(context.Background(), bearer(k))
+		wantCode(t, err, "")
+	}
+	if n := fs.lookups.Load(); n != 3 {
+		t.Fatalf("lookups = %d", n)
+	}
+	fs.setPartnerStatus("ptr_a", nexus.PartnerRejected)
+	fs.setPartnerStatus("ptr_b", nexus.PartnerRejected)
+	a.Drop(store.TopicPartner("ptr_a"))
+	_, err := a.Authenticate(context.Background(), bearer(a1))
+	wantCode(t, err, nexus.CodePartnerNotApproved)
+	_, err = a.Authenticate(context.Background(), bearer(a2))
+	wantCode(t, err, nexus.CodePartnerNotApproved)
+	// ptr_b's key is still cached with the old status.
+	_, err = a.Authenticate(context.Background(), bearer(b1))
+	wantCode(t, err, "")
+	if n := fs.lookups.Load(); n != 5 {
+		t.Fatalf("lookups = %d, want 5 (only ptr_a's two keys reloaded)", n)
+	}
+
+	a.Drop(store.TopicAll)
+	for _, k := range all {
+		_, err := a.Authenticate(context.Background(), bearer(k))
+		wantCode(t, err, nexus.CodePartnerNotApproved)
+	}
+	if n := fs.lookups.Load(); n != 8 {
+		t.Fatalf("lookups after Drop(all) = %d, want 8", n)
+	}
+}
+
+func TestCacheLoadRacingDropIsNotCached(t *testing.T) {
+	e := newEnv(t, auth.Config{})
+	var once sync.Once
+	e.store.onLookup = func(string) {
+		// A revocation lands while the row is being read: the row read
+		// may predate it, so it must not be cached.
+		once.Do(func() { e.a.Drop(store.TopicKey(e.row.ID)) })
+	}
+	_, err := e.a.Authenticate(context.Background(), bearer(e.key))
+	wantCode(t, err, "")
+	_, err = e.a.Authenticate(context.Background(), bearer(e.key))
+	wantCode(t, err, "")
+	if n := e.store.lookups.Load(); n != 2 {
+		t.Fatalf("lookups = %d, want 2: a load that raced a drop was cached", n)
+	}
+	// The second load raced nothing, so now it is cached.
+	_, err = e.a.Authenticate(context.Background(), bearer(e.key))
+	wantCode(t, err, "")
+	if n := e.store.lookups.Load(); n != 2 {
+		t.Fatalf("lookups = %d, want 2", n)
+	}
+}
+
+func TestCacheNegativeLoadRacingDropIsNotCached(t *testing.T) {
+	e := newEnv(t, auth.Config{})
+	unknown := credential.MustNew("live", credential.KindSecretKey)
+	var once sync.Once
+	e.store.onLookup = func(string) { once.Do(func() { e.a.Drop(store.TopicAll) }) }
+	_, err := e.a.Authenticate(context.Background(), bearer(unknown))
+	wantCode(t, err, nexus.CodeInvalidAPIKey)
+	_, err = e.a.Authenticate(context.Background(), bearer(unknown))
+	wantCode(t, err, nexus.CodeInvalidAPIKey)
+	if n := e.store.lookups.Load(); n != 2 {
+		t.Fatalf("lookups = %d, want 2: a miss that raced a drop was cached", n)
+	}
+}
+
+func TestCacheMaxAge(t *testing.T) {
+	e := newEnv(t, auth.Config{MaxAge: 30 * time.Millisecond})
+	_, err := e.a.Authenticate(context.Background(), bearer(e.key))
+	wantCode(t, err, "")
+	_, err = e.a.Authenticate(context.Background(), bearer(e.key))
+	wantCode(t, err, "")
+	if n := e.store.lookups.Load(); n != 1 {
+		t.Fatalf("lookups = %d, want 1", n)
+	}
+	time.Sleep(40 * time.Millisecond)
+	_, err = e.a.Authenticate(context.Background(), bearer(e.key))
+	wantCode(t, err, "")
+	if n := e.store.lookups.Load(); n != 2 {
+		t.Fatalf("lookups after MaxAge = %d, want 2", n)
+	}
+}
+
+// Many goroutines authenticating while the cache is dropped: meant for -race.
+func TestCacheConcurrent(t *testing.T) {
+	fs := newFakeStore()
+	fs.addPartner("ptr_a", nexus.PartnerApproved)
+	a := auth.New(auth.Config{Keys: fs})
+	keys := make([]string, 8)
+	ids := make([]string, 8)
+	for i := range keys {
+		var row *apikey.Row
+		keys[i], row = fs.addKey(t, "ptr_a", keyOpts{})
+		ids[i] = row.ID
+	}
+	unknown := credential.MustNew("live", credential.KindSecretKey)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var failures atomic.Int64
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := a.Authenticate(context.Background(), bearer(keys[(g+i)%len(keys)])); err != nil {
+					failures.Add(1)
+				}
+				if _, err := a.Authenticate(context.Background(), bearer(unknown)); nexus.CodeOf(err) != nexus.CodeInvalidAPIKey {
+					failures.Add(1)
+				}
+			}
+		}()
+	}
+	topics := []string{store.TopicAll, store.TopicPartner("ptr_a"), store.TopicKey(ids[0]), store.TopicKey(ids[3])}
+	for i := range 2000 {
+		a.Drop(topics[i%len(topics)])
+	}
+	close(stop)
+	wg.Wait()
+	if n := failures.Load(); n != 0 {
+		t.Fatalf("%d authentications failed under concurrent drops", n)
+	}
+}
+
+// ---- Run: invalidation across instances and last_used_at ----
+
+func openSQLite(t testing.TB) *store.DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, "sqlite:"+t.TempDir()+"/nexus.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.MigrateUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func TestRunDropsOnPublishAndTouches(t *testing.T) {
+	db := openSQLite(t)
+	e := newEnv(t, auth.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.a.Run(ctx, db); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	_, err := e.a.Authenticate(context.Background(), bearer(e.key))
+	wantCode(t, err, "")
+	e.store.setKeyStatus(e.key, apikey.Suspended)
+
+	// Another instance (here: the same database, another writer) suspends
+	// the key; this one must stop accepting it within a second. The
+	// subscriber may still be starting: publish until it listens.
+	deadline := time.Now().Add(5 * time.Second)
+	var took time.Duration
+	for {
+		start := time.Now()
+		if err := db.Tx(context.Background(), func(ctx context.Context, tx bun.Tx) error {
+			return db.Publish(ctx, tx, store.TopicKey(e.row.ID))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for time.Since(start) < time.Second {
+			_, err = e.a.Authenticate(context.Background(), bearer(e.key))
+			if nexus.CodeOf(err) == nexus.CodeAPIKeySuspended {
+				took = time.Since(start)
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if took > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if took == 0 {
+		t.Fatal("a published drop never reached the cache")
+	}
+	t.Logf("invalidation reached the cache in %v", took)
+
+	// last_used_at writes are flushed when Run stops.
+	cancel()
+	<-done
+	e.store.touchMu.Lock()
+	defer e.store.touchMu.Unlock()
+	if len(e.store.touched) == 0 || e.store.touched[0] != e.row.ID {
+		t.Errorf("touched = %v, want [%s]", e.store.touched, e.row.ID)
+	}
+}
+
+// ---- fake key store ----
+
+// fakeStore is an in-memory auth.KeyStore that counts its calls.
+type fakeStore struct {
+	mu       sync.Mutex
+	rows     map[string]*apikey.Row // by digest hex
+	partners map[string]nexus.Partner
+
+	lookups  atomic.Int64
+	partnerN atomic.Int64
+	// onLookup, when set, runs inside Lookup before it answers.
+	onLookup  func(digestHex string)
+	lookupErr error
+
+	touchMu sync.Mutex
+	touched []string
+}
+
+func newFakeStore() *fakeStore {
+	return &fakeStore{rows: map[string]*apikey.Row{}, partners: map[string]nexus.Partner{}}
+}
+
+func (f *fakeStore) Lookup(_ context.Context, digestHex string) (*apikey.Row, error) {
+	f.lookups.Add(1)
+	if f.onLookup != nil {
+		f.onLookup(digestHex)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.lookupErr != nil {
+		return nil, f.lookupErr
+	}
+	r, ok := f.rows[digestHex]
+	if !ok {
+		return nil, nil
+	}
+	cp := *r
+	return &cp, nil
+}
+
+func (f *fakeStore) Partner(_ context.Context, id string) (nexus.Partner, error) {
+	f.partnerN.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, ok := f.partners[id]
+	if !ok {
+		return nexus.Partner{}, nexus.NotFound("partner", id)
+	}
+	return p, nil
+}
+
+func (f *fakeStore) TouchLastUsed(_ context.Context, _ time.Time, ids []string) error {
+	f.touchMu.Lock()
+	defer f.touchMu.Unlock()
+	f.touched = append(f.touched, ids...)
+	return nil
+}
+
+func (f *fakeStore) addPartner(id string, status nexus.PartnerStatus) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.partners[id] = nexus.Partner{ID: id, Name: "Partner " + id, Status: status}
+}
+
+func (f *fakeStore) setPartnerStatus(id string, status nexus.PartnerStatus) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := f.partners[id]
+	p.Status = status
+	f.partners[id] = p
+}
+
+// keyOpts shapes a stored key.
+type keyOpts struct {
+	env       nexus.Environment // default live
+	kind      credential.Kind   // default sk
+	status    apikey.Status     // default active
+	scopes    string            // default admin:all
+	ips       []string
+	origins   []string
+	expiresAt *time.Time
+}
+
+// addKey stores a fresh key for partner pid and returns its plain secret
+// and row.
+func (f *fakeStore) addKey(t testing.TB, pid string, o keyOpts) (string, *apikey.Row) {
+	t.Helper()
+	if o.env == "" {
+		o.env = nexus.Live
+	}
+	if o.kind == "" {
+		o.kind = credential.KindSecretKey
+	}
+	if o.status == "" {
+		o.status = apikey.Active
+	}
+	if o.scopes == "" {
+		o.scopes = "admin:all"
+	}
+	plain := credential.MustNew(string(o.env), o.kind)
+	typ := apikey.Secret
+	if o.kind == credential.KindPublishableKey {
+		typ = apikey.Publishable
+	}
+	now := time.Now().UTC()
+	row := &apikey.Row{
+		ID: nexus.NewID("key"), PartnerID: pid, Environment: o.env, Type: typ,
+		KeyHash: credential.DigestHex(plain), Scopes: o.scopes, Status: o.status,
+		AllowedIPs: jsonList(o.ips), AllowedOrigins: jsonList(o.origins), ExpiresAt: o.expiresAt,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rows[row.KeyHash] = row
+	return plain, row
+}
+
+func (f *fakeStore) setKeyStatus(plain string, st apikey.Status) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rows[credential.DigestHex(plain)].Status = st
+}
+
+func jsonList(l []string) string {
+	if l == nil {
+		l = []string{}
+	}
+	b, _ := json.Marshal(l)
+	return string(b)
+}
+
+// ---- against the real store ----
+
+// TestRealStoreRevocation runs the real services on SQLite: a revocation
+// through apikey.Service publishes its topic, and a running authenticator
+// (standing in for another instance, which does not call Drop itself)
+// refuses the key within the contract's second.
+func TestRealStoreRevocation(t *testing.T) {
+	e := newRealEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.a.Run(ctx, e.db); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	req := bearer(e.key.Plain)
+	p, err := e.a.Authenticate(context.Background(), req)
+	wantCode(t, err, "")
+	if p.Partner.ID != e.tenant.PartnerID || p.CredentialID != e.key.ID {
+		t.Fatalf("principal = %+v", p)
+	}
+	// Let the poller take its starting position before the change.
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	if _, err := e.keys.Revoke(context.Background(), e.tenant, e.key.ID); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, err = e.a.Authenticate(context.Background(), req)
+		if nexus.CodeOf(err) == nexus.CodeAPIKeyRevoked {
+			break
+		}
+		if time.Since(start) > time.Second {
+			t.Fatalf("key still accepted %v after revocation (err %v)", time.Since(start), err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("revocation effective after %v", time.Since(start))
+
+	// last_used_at was queued by the first success and is written on stop.
+	cancel()
+	<-done
+	row, err := auth.NewKeyStore(e.keys, nil).Lookup(context.Background(), credential.DigestHex(e.key.Plain))
+	if err != nil || row == nil {
+		t.Fatalf("lookup: %v %v", row, err)
+	}
+	if row.LastUsedAt == nil {
+		t.Error("last_used_at not written when Run stopped")
+	} else if d := time.Since(*row.LastUsedAt); d < 0 || d > 2*time.Minute {
+		t.Errorf("last_used_at = %v", row.LastUsedAt)
+	}
+}

@@ -1,0 +1,249 @@
+// Package servicetoken lets services authenticate with signed JWTs: a
+// partner's own microservices through service credentials (sc_…), and the
+// platform's internal services (svc_…) registered by an operator.
+package servicetoken
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"database/sql"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/nexus-fintech/nexus/internal/audit"
+	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/secretbox"
+	"github.com/nexus-fintech/nexus/internal/store"
+	"github.com/nexus-fintech/nexus/pkg/credential"
+)
+
+// Algorithms a credential may use; the algorithm is fixed by the credential,
+// never taken from a token's header (RFC 8725 §3.1).
+const (
+	HS256 = "HS256"
+	ES256 = "ES256"
+	EdDSA = "EdDSA"
+	RS256 = "RS256"
+)
+
+// Credential is a partner's stored service credential.
+type Credential struct {
+	bun.BaseModel `bun:"table:service_credentials"`
+
+	ID          string            `bun:"id,pk"`
+	PartnerID   string            `bun:"partner_id"`
+	Environment nexus.Environment `bun:"environment"`
+	Name        string            `bun:"name"`
+	Algorithm   string            `bun:"algorithm"`
+	SecretEnc   *string           `bun:"secret_enc"`
+	PublicKey   *string           `bun:"public_key"`
+	Scopes      string            `bun:"scopes"`
+	Status      string            `bun:"status"`
+	CreatedAt   time.Time         `bun:"created_at"`
+	UpdatedAt   time.Time         `bun:"updated_at"`
+	RevokedAt   *time.Time        `bun:"revoked_at"`
+}
+
+// View is the API's service_credential object. Secret is set only in the
+// create answer.
+type View struct {
+	Object      string            `json:"object"`
+	ID          string            `json:"id"`
+	Environment nexus.Environment `json:"environment"`
+	Name        string            `json:"name"`
+	Algorithm   string            `json:"algorithm"`
+	PublicKey   *string           `json:"public_key"`
+	Scopes      []string          `json:"scopes"`
+	Status      string            `json:"status"`
+	CreatedAt   time.Time         `json:"created_at"`
+	RevokedAt   *time.Time        `json:"revoked_at"`
+	Secret      string            `json:"secret,omitempty"`
+}
+
+func (c *Credential) view() *View {
+	s, _ := nexus.ParseScopeString(c.Scopes)
+	return &View{Object: "service_credential", ID: c.ID, Environment: c.Environment, Name: c.Name,
+		Algorithm: c.Algorithm, PublicKey: c.PublicKey, Scopes: s.Names(), Status: c.Status,
+		CreatedAt: c.CreatedAt, RevokedAt: c.RevokedAt}
+}
+
+// Service manages service credentials and platform services.
+type Service struct {
+	db  *store.DB
+	box *secretbox.Box // nil: HS256 credentials cannot be created
+}
+
+// NewService returns the service; box encrypts HS256 signing secrets.
+func NewService(db *store.DB, box *secretbox.Box) *Service { return &Service{db: db, box: box} }
+
+// CreateParams is the body of POST /v1/service_credentials.
+type CreateParams struct {
+	Name      string   `json:"name" validate:"max=200"`
+	Algorithm string   `json:"algorithm" validate:"required,oneof=HS256 ES256 EdDSA"`
+	PublicKey string   `json:"public_key" validate:"max=10000"`
+	Scopes    []string `json:"scopes" validate:"omitempty,max=20,dive,min=1,max=64"`
+}
+
+// Create registers a service credential. For HS256 Nexus generates the
+// signing secret and returns it once; ES256 and EdDSA take the partner's
+// public key.
+func (s *Service) Create(ctx context.Context, t nexus.Tenant, p CreateParams) (*View, error) {
+	scopes, bad, ok := nexus.ParseScopes(p.Scopes)
+	if !ok {
+		return nil, &nexus.Error{Code: nexus.CodeInvalidScopes, Param: "scopes", Message: fmt.Sprintf("unknown scope: %q", bad)}
+	}
+	if scopes&nexus.InternalScopes != 0 {
+		return nil, &nexus.Error{Code: nexus.CodeInvalidScopes, Param: "scopes", Message: "internal scopes are for platform services only"}
+	}
+	if len(p.Scopes) == 0 {
+		scopes = nexus.ScopeSet(nexus.ScopeAdminAll)
+	}
+	now := store.Now()
+	c := &Credential{ID: nexus.NewID("sc"), PartnerID: t.PartnerID, Environment: t.Environment, Name: p.Name,
+		Algorithm: p.Algorithm, Scopes: scopes.String(), Status: "active", CreatedAt: now, UpdatedAt: now}
+	var plain string
+	switch p.Algorithm {
+	case HS256:
+		if p.PublicKey != "" {
+			return nil, nexus.ParamError(nexus.CodeParameterInvalid, "public_key", "HS256 credentials take no public key: Nexus generates the signing secret")
+		}
+		if s.box == nil {
+			return nil, errors.New("servicetoken: no master key configured for HS256 secrets")
+		}
+		var err error
+		if plain, err = credential.New(string(t.Environment), credential.KindSigningSecret); err != nil {
+			return nil, err
+		}
+		sealed, err := s.box.Seal(c.ID, plain)
+		if err != nil {
+			return nil, err
+		}
+		c.SecretEnc = &sealed
+	default:
+		if p.PublicKey == "" {
+			return nil, nexus.ParamError(nexus.CodeParameterMissing, "public_key", "%s credentials need the PEM public key of your signing key", p.Algorithm)
+		}
+		if _, err := parsePublicKey(p.Algorithm, p.PublicKey); err != nil {
+			return nil, nexus.ParamError(nexus.CodeParameterInvalid, "public_key", "%v", err)
+		}
+		pk := strings.TrimSpace(p.PublicKey) + "\n"
+		c.PublicKey = &pk
+	}
+	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewInsert().Model(c).Exec(ctx); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, t, "service_credential.created", c.ID, map[string]any{"algorithm": c.Algorithm})
+	})
+	if err != nil {
+		return nil, err
+	}
+	v := c.view()
+	v.Secret = plain
+	return v, nil
+}
+
+// Get returns one of the tenant's credentials.
+func (s *Service) Get(ctx context.Context, t nexus.Tenant, id string) (*View, error) {
+	c := new(Credential)
+	err := store.Scoped(s.db.NewSelect().Model(c), t).Where("id = ?", id).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nexus.NotFound("service_credential", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c.view(), nil
+}
+
+// List returns one page of the tenant's credentials.
+func (s *Service) List(ctx context.Context, t nexus.Tenant, p store.Page) ([]*View, bool, error) {
+	rows, more, err := store.List[Credential](ctx, s.db.DB, t, p, s.db.NewSelect())
+	out := make([]*View, len(rows))
+	for i := range rows {
+		out[i] = rows[i].view()
+	}
+	return out, more, err
+}
+
+// Revoke ends a credential; tokens it signed stop working on every instance.
+func (s *Service) Revoke(ctx context.Context, t nexus.Tenant, id string) (*View, error) {
+	c := new(Credential)
+	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		now := store.Now()
+		res, err := store.Scoped(tx.NewUpdate().Model((*Credential)(nil)), t).
+			Set("status = 'revoked'").Set("revoked_at = ?", now).Set("updated_at = ?", now).
+			Where("id = ?", id).Where("status = 'active'").Exec(ctx)
+		if err != nil {
+			return err
+		}
+		if err := store.Scoped(tx.NewSelect().Model(c), t).Where("id = ?", id).Scan(ctx); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return nexus.NotFound("service_credential", id)
+			}
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nexus.InvalidState("service credential", c.Status, "revoked")
+		}
+		if err := audit.Record(ctx, tx, t, "service_credential.revoked", id, nil); err != nil {
+			return err
+		}
+		return s.db.Publish(ctx, tx, store.TopicKey(id))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c.view(), nil
+}
+
+// parsePublicKey reads a PEM public key and checks it fits alg.
+func parsePublicKey(alg, pemText string) (any, error) {
+	block, _ := pem.Decode([]byte(strings.TrimSpace(pemText)))
+	if block == nil {
+		return nil, errors.New("public_key must be a PEM-encoded public key (-----BEGIN PUBLIC KEY-----)")
+	}
+	key, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, errors.New("public_key is not a valid PKIX public key")
+	}
+	switch k := key.(type) {
+	case ed25519.PublicKey:
+		if alg == EdDSA {
+			return k, nil
+		}
+	case *ecdsa.PublicKey:
+		if alg == ES256 && k.Curve == elliptic.P256() {
+			return k, nil
+		}
+	case *rsa.PublicKey:
+		if alg == RS256 {
+			if k.N.BitLen() < 2048 {
+				return nil, errors.New("RSA public keys must be at least 2048 bits")
+			}
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("the public key does not fit algorithm %s (EdDSA: Ed25519; ES256: P-256; RS256: RSA ≥ 2048)", alg)
+}
+
+// algorithmOf names the JWT algorithm for a platform service's key.
+func algorithmOf(pemText string) (string, any, error) {
+	for _, alg := range []string{EdDSA, ES256, RS256} {
+		if k, err := parsePublicKey(alg, pemText); err == nil {
+			return alg, k, nil
+		} else if strings.Contains(err.Error(), "2048") {
+			return "", nil, err
+		}
+	}
+	return "", nil, errors.New("the public key must be Ed25519, P-256 or RSA ≥ 2048 (PEM, PKIX)")
+}

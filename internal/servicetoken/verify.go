@@ -1,0 +1,332 @@
+package servicetoken
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/nexus-fintech/nexus/internal/nexus"
+)
+
+// Lifetimes and leeway of CONTRACT §2.
+const (
+	MaxPartnerLifetime  = time.Hour
+	MaxInternalLifetime = 15 * time.Minute
+	Leeway              = 30 * time.Second
+)
+
+// Claims are the claims Nexus reads from a service token.
+type Claims struct {
+	jwt.RegisteredClaims
+	Service     string   `json:"service,omitempty"`
+	Permissions []string `json:"permissions,omitempty"`
+	Env         string   `json:"env,omitempty"`
+}
+
+// PartnerLookup finds the partner a token acts for.
+type PartnerLookup interface {
+	Get(ctx context.Context, id string) (nexus.Partner, error)
+}
+
+// VerifierConfig wires a Verifier.
+type VerifierConfig struct {
+	Service  *Service      // Required: reads credentials and platform services.
+	Partners PartnerLookup // Required.
+	// Audience of partner service tokens. Optional. Default: nexus-api.
+	Audience string
+	// InternalAudience of platform service tokens. Optional. Default: nexus-internal.
+	InternalAudience string
+}
+
+// Verifier verifies service JWTs following RFC 8725: the key decides the
+// algorithm, kid/iss/aud/exp/iat are required, lifetimes are bounded and
+// permissions never exceed the credential's.
+type Verifier struct {
+	cfg    VerifierConfig
+	parser *jwt.Parser
+
+	mu     sync.RWMutex
+	gen    uint64               // bumped by every Drop: a verification that raced one is not cached
+	keys   map[string]*keyEntry // by kid
+	tokens map[[32]byte]*tokenEntry
+}
+
+type keyEntry struct {
+	id, alg   string
+	key       any
+	internal  bool
+	revoked   bool
+	partnerID string // partner credentials
+	env       nexus.Environment
+	scopes    nexus.ScopeSet
+	name      string
+}
+
+type tokenEntry struct {
+	p   *nexus.Principal
+	exp time.Time
+	kid string
+}
+
+// NewVerifier returns a verifier.
+func NewVerifier(cfg VerifierConfig) *Verifier {
+	if cfg.Audience == "" {
+		cfg.Audience = "nexus-api"
+	}
+	if cfg.InternalAudience == "" {
+		cfg.InternalAudience = "nexus-internal"
+	}
+	return &Verifier{
+		cfg: cfg,
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{HS256, ES256, EdDSA, RS256}),
+			jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(Leeway),
+		),
+		keys:   make(map[string]*keyEntry),
+		tokens: make(map[[32]byte]*tokenEntry),
+	}
+}
+
+var (
+	errInvalid = &nexus.Error{Code: nexus.CodeInvalidToken, Message: "invalid token"}
+	errExpired = &nexus.Error{Code: nexus.CodeTokenExpired, Message: "the token has expired"}
+)
+
+func invalid(why string) *nexus.Error {
+	return &nexus.Error{Code: nexus.CodeInvalidToken, Message: "invalid token: " + why}
+}
+
+// Verify implements auth.TokenVerifier.
+func (v *Verifier) Verify(ctx context.Context, tok string) (*nexus.Principal, error) {
+	d := sha256.Sum256([]byte(tok))
+	now := time.Now()
+	v.mu.RLock()
+	te, gen := v.tokens[d], v.gen
+	v.mu.RUnlock()
+	if te != nil && now.Before(te.exp) {
+		return te.p, nil
+	}
+
+	var entry *keyEntry
+	var lookupErr error
+	claims := new(Claims)
+	_, err := v.parser.ParseWithClaims(tok, claims, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		if kid == "" {
+			lookupErr = invalid("kid header is required")
+			return nil, lookupErr
+		}
+		entry, lookupErr = v.key(ctx, kid)
+		if lookupErr != nil {
+			return nil, lookupErr
+		}
+		// The credential fixes the algorithm; a header naming another one
+		// (HS256 with a public key as the secret, say) is refused.
+		if t.Method.Alg() != entry.alg {
+			lookupErr = invalid("alg does not match the credential's algorithm")
+			return nil, lookupErr
+		}
+		return entry.key, nil
+	})
+	if lookupErr != nil {
+		var ne *nexus.Error
+		if errors.As(lookupErr, &ne) {
+			return nil, ne
+		}
+		return nil, lookupErr // storage failure: internal_error
+	}
+	if err != nil {
+		if errors.Is(err, jwt.ErrTokenExpired) {
+			return nil, errExpired
+		}
+		return nil, errInvalid
+	}
+	p, err := v.check(ctx, entry, claims)
+	if err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	if len(v.tokens) > 100_000 {
+		clear(v.tokens)
+	}
+	if v.gen == gen {
+		v.tokens[d] = &tokenEntry{p: p, exp: claims.ExpiresAt.Time, kid: entry.id}
+	}
+	v.mu.Unlock()
+	return p, nil
+}
+
+// check applies the claim rules the parser options do not cover.
+func (v *Verifier) check(ctx context.Context, e *keyEntry, c *Claims) (*nexus.Principal, error) {
+	if e.revoked {
+		return nil, invalid("the credential has been revoked")
+	}
+	if c.Issuer != e.id {
+		return nil, invalid("iss must equal the credential id")
+	}
+	if c.IssuedAt == nil {
+		return nil, invalid("iat is required")
+	}
+	aud, maxLife := v.cfg.Audience, MaxPartnerLifetime
+	if e.internal {
+		aud, maxLife = v.cfg.InternalAudience, MaxInternalLifetime
+	}
+	if !slices.Contains(c.Audience, aud) {
+		return nil, invalid("aud must be " + aud)
+	}
+	if c.ExpiresAt.Sub(c.IssuedAt.Time) > maxLife {
+		return nil, invalid("exp - iat exceeds the maximum lifetime of " + maxLife.String())
+	}
+	scopes := e.scopes
+	if len(c.Permissions) > 0 {
+		asked, _, ok := nexus.ParseScopes(c.Permissions)
+		if !ok || !e.scopes.Contains(asked) {
+			return nil, invalid("permissions exceed the credential's")
+		}
+		scopes = asked
+	}
+	p := &nexus.Principal{Scopes: scopes, CredentialID: e.id}
+	partnerID := e.partnerID
+	if e.internal {
+		if c.Subject == "" {
+			return nil, invalid("sub (the partner acted for) is required")
+		}
+		env := nexus.Environment(c.Env)
+		if !env.Valid() {
+			return nil, invalid("env must be live or test")
+		}
+		partnerID, p.Environment = c.Subject, env
+		p.CredentialType, p.Actor = nexus.CredentialInternalService, e.name
+	} else {
+		if c.Env != "" && nexus.Environment(c.Env) != e.env {
+			return nil, invalid("env does not match the credential's environment")
+		}
+		p.Environment = e.env
+		p.CredentialType, p.Actor = nexus.CredentialServiceToken, e.id
+		if c.Service != "" {
+			p.Actor = c.Service
+		}
+	}
+	partner, err := v.cfg.Partners.Get(ctx, partnerID)
+	if err != nil {
+		if nexus.CodeOf(err) == nexus.CodeResourceMissing {
+			return nil, invalid("unknown partner")
+		}
+		return nil, err
+	}
+	p.Partner = partner
+	return p, nil
+}
+
+// key returns the verification key for kid, from cache or storage.
+func (v *Verifier) key(ctx context.Context, kid string) (*keyEntry, error) {
+	v.mu.RLock()
+	e, gen := v.keys[kid], v.gen
+	v.mu.RUnlock()
+	if e != nil {
+		return e, nil
+	}
+	e, err := v.load(ctx, kid)
+	if err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	if v.gen == gen {
+		v.keys[kid] = e
+	}
+	v.mu.Unlock()
+	return e, nil
+}
+
+var errUnknownKid = invalid("unknown kid")
+
+func (v *Verifier) load(ctx context.Context, kid string) (*keyEntry, error) {
+	db := v.cfg.Service.db
+	switch {
+	case strings.HasPrefix(kid, "sc_"):
+		c := new(Credential)
+		if err := db.NewSelect().Model(c).Where("id = ?", kid).Scan(ctx); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil, errUnknownKid
+			}
+			return nil, err
+		}
+		scopes, _ := nexus.ParseScopeString(c.Scopes)
+		e := &keyEntry{id: c.ID, alg: c.Algorithm, partnerID: c.PartnerID, env: c.Environment, scopes: scopes,
+			revoked: c.Status != "active", name: c.Name}
+		switch {
+		case c.Algorithm == HS256 && c.SecretEnc != nil:
+			if v.cfg.Service.box == nil {
+				return nil, errors.New("servicetoken: HS256 credential but no master key")
+			}
+			secret, err := v.cfg.Service.box.Open(c.ID, *c.SecretEnc)
+			if err != nil {
+				return nil, err
+			}
+			e.key = []byte(secret)
+		case c.PublicKey != nil:
+			k, err := parsePublicKey(c.Algorithm, *c.PublicKey)
+			if err != nil {
+				return nil, err
+			}
+			e.key = k
+		default:
+			return nil, errUnknownKid
+		}
+		return e, nil
+	case strings.HasPrefix(kid, "svc_"):
+		p := new(Platform)
+		if err := db.NewSelect().Model(p).Where("id = ?", kid).Scan(ctx); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil, errUnknownKid
+			}
+			return nil, err
+		}
+		k, err := parsePublicKey(p.Algorithm, p.PublicKey)
+		if err != nil {
+			return nil, err
+		}
+		perms, _ := nexus.ParseScopeString(p.Permissions)
+		return &keyEntry{id: p.ID, alg: p.Algorithm, key: k, internal: true, revoked: p.Status != "active",
+			scopes: perms, name: p.Name}, nil
+	}
+	return nil, errUnknownKid
+}
+
+// Drop forgets cached keys and verified tokens for an invalidation topic.
+func (v *Verifier) Drop(topic string) {
+	kind, id, _ := strings.Cut(topic, ":")
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.gen++
+	switch kind {
+	case "cred":
+		delete(v.keys, id)
+		for d, t := range v.tokens {
+			if t.kid == id {
+				delete(v.tokens, d)
+			}
+		}
+	case "partner":
+		for k, e := range v.keys {
+			if e.partnerID == id {
+				delete(v.keys, k)
+			}
+		}
+		for d, t := range v.tokens {
+			if t.p.Partner.ID == id {
+				delete(v.tokens, d)
+			}
+		}
+	default:
+		clear(v.keys)
+		clear(v.tokens)
+	}
+}
