@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/nexus-fintech/nexus/internal/apikey"
 	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/oauth"
 	"github.com/nexus-fintech/nexus/internal/partner"
 	"github.com/nexus-fintech/nexus/internal/servicetoken"
 	"github.com/nexus-fintech/nexus/internal/store"
@@ -35,7 +37,7 @@ func viewPartner(p nexus.Partner) partnerJSON {
 	return partnerJSON{Object: "partner", ID: p.ID, Name: p.Name, Status: p.Status, RateLimit: rl, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
 }
 
-const adminUsage = "usage: nexus admin partner create|set-status|list | nexus admin key create | nexus admin service create"
+const adminUsage = "usage: nexus admin partner create|set-status|list | nexus admin key create | nexus admin member create | nexus admin service create"
 
 func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) < 2 {
@@ -150,6 +152,30 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 			return err
 		}
 		return printJSON(stdout, k)
+	case "member create":
+		pid := fs.String("partner", "", "partner id (required)")
+		email := fs.String("email", "", "the member's email, used to log in (required)")
+		if err := fs.Parse(args[2:]); err != nil {
+			return err
+		}
+		// The password comes on stdin, never as a flag (flags show in ps).
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return nexus.ParamError(nexus.CodeParameterMissing, "password", "send the password as one line on stdin")
+		}
+		db, err := open()
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if _, err := partner.NewService(db).Get(ctx, *pid); err != nil {
+			return err
+		}
+		m, err := oauth.NewService(db).CreateMember(ctx, *pid, *email, strings.TrimRight(line, "\r\n"))
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, m)
 	case "service create":
 		name := fs.String("name", "", "service name, shown in the audit log (required)")
 		keyFile := fs.String("public-key", "", "PEM file with the service's public key: Ed25519, P-256 or RSA >= 2048 (required)")

@@ -20,6 +20,7 @@ const usage = `usage: nexus <command> [flags]
   migrate up|down|status        manage the database schema
   admin partner create|set-status|list
   admin key create
+  admin member create           (password: one line on stdin)
   admin service create
 
 Run "nexus <command> -h" for a command's flags.

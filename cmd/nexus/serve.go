@@ -23,6 +23,7 @@ import (
 	"github.com/nexus-fintech/nexus/internal/idempotency"
 	"github.com/nexus-fintech/nexus/internal/ledger"
 	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/oauth"
 	"github.com/nexus-fintech/nexus/internal/partner"
 	"github.com/nexus-fintech/nexus/internal/secretbox"
 	"github.com/nexus-fintech/nexus/internal/servicetoken"
@@ -72,18 +73,22 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	keys := apikey.NewService(db)
 	idem := idempotency.New(db)
 	tokens := servicetoken.NewService(db, box)
+	oauthSvc := oauth.NewService(db)
 	authn := auth.New(auth.Config{
 		Keys: auth.NewKeyStore(keys, partners), Environments: c.Environments,
 		TrustedProxies: c.TrustedProxies, Logger: log,
+		OAuth: oauth.NewVerifier(oauthSvc, partners),
 		JWT: servicetoken.NewVerifier(servicetoken.VerifierConfig{
 			Service: tokens, Partners: partners, Audience: c.JWTAudience, InternalAudience: c.InternalAudience,
 		}),
 	})
+	db.OnLocalPublish(authn.Drop)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv := httpapi.New(httpapi.Config{
 		DB: db, Auth: authn, Keys: keys, Partners: partners, Logger: log, Registry: reg, OpenAPI: openapi.Document,
 		Ledger: ledger.NewService(db), Idempotency: idem, ServiceTokens: tokens,
+		OAuth: oauthSvc, Issuer: c.Issuer,
 	})
 
 	ln, err := net.Listen("tcp", c.Listen)

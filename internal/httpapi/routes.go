@@ -107,6 +107,23 @@ func (s *Server) Routes() []Route {
 		{Method: "GET", Path: "/v1/service_credentials/:id", Access: admin, Handler: getByID(st.Get)},
 		{Method: "POST", Path: "/v1/service_credentials/:id/revoke", Access: admin, Handler: dropAfter(s, st.Revoke)},
 
+		{Method: "POST", Path: "/v1/oauth_clients", Access: admin, Secret: true, Handler: create(s.cfg.OAuth.CreateClient)},
+		{Method: "GET", Path: "/v1/oauth_clients", Access: admin, Handler: listOf(s.cfg.OAuth.ListClients)},
+		{Method: "GET", Path: "/v1/oauth_clients/:id", Access: admin, Handler: getByID(s.cfg.OAuth.GetClient)},
+		{Method: "DELETE", Path: "/v1/oauth_clients/:id", Access: admin, Handler: dropAfter(s, s.cfg.OAuth.DeleteClient)},
+		{Method: "GET", Path: "/v1/oauth_grants", Access: admin, Handler: listOf(s.cfg.OAuth.ListGrants)},
+		{Method: "DELETE", Path: "/v1/oauth_grants/:id", Access: admin, Handler: dropAfter(s, s.cfg.OAuth.RevokeGrant)},
+
+		{Method: "GET", Path: "/.well-known/oauth-authorization-server", Access: Public, Handler: s.metadata},
+		{Method: "GET", Path: "/oauth/authorize", Access: Public, Handler: s.authorizeGet},
+		{Method: "POST", Path: "/oauth/authorize", Access: Public, Handler: s.authorizePost},
+		{Method: "POST", Path: "/oauth/token", Access: Public, Handler: s.token},
+		{Method: "POST", Path: "/oauth/revoke", Access: Public, Handler: s.revoke},
+		{Method: "POST", Path: "/oauth/introspect", Access: Public, Handler: s.introspect},
+		{Method: "GET", Path: "/login", Access: Public, Handler: s.loginPage},
+		{Method: "POST", Path: "/login", Access: Public, Handler: s.loginPost},
+		{Method: "POST", Path: "/logout", Access: Public, Handler: s.logout},
+
 		{Method: "POST", Path: "/internal/v1/funding", Access: intFund, Handler: create(l.CreateFunding)},
 		{Method: "POST", Path: "/internal/v1/funding/:id/complete", Access: intFund, Handler: action(l.CompleteFunding)},
 		{Method: "POST", Path: "/internal/v1/funding/:id/fail", Access: intFund, Handler: action(l.FailFunding)},

@@ -22,6 +22,7 @@ import (
 	"github.com/nexus-fintech/nexus/internal/idempotency"
 	"github.com/nexus-fintech/nexus/internal/ledger"
 	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/oauth"
 	"github.com/nexus-fintech/nexus/internal/partner"
 	"github.com/nexus-fintech/nexus/internal/servicetoken"
 	"github.com/nexus-fintech/nexus/internal/store"
@@ -35,10 +36,13 @@ type Config struct {
 	Partners      *partner.Service    // Required.
 	Ledger        *ledger.Service     // Required.
 	Idempotency   *idempotency.Store
-	ServiceTokens *servicetoken.Service // Required.
-	Logger        *slog.Logger          // Optional. Default: slog.Default().
-	Registry      *prometheus.Registry  // Optional. Default: a new registry.
-	OpenAPI       []byte                // Optional: served at /openapi.yaml.
+	ServiceTokens *servicetoken.Service
+	OAuth         *oauth.Service // Required.
+	// Issuer is the public base URL (RFC 9207 iss, metadata, cookie Secure).
+	Issuer   string               // Required.
+	Logger   *slog.Logger         // Optional. Default: slog.Default().
+	Registry *prometheus.Registry // Optional. Default: a new registry.
+	OpenAPI  []byte               // Optional: served at /openapi.yaml.
 	// BodyLimit in bytes. Optional. Default: 1 MiB.
 	BodyLimit int
 }

@@ -38,6 +38,9 @@ type invalidationRow struct {
 // row (which also reaches a server when the CLI, another process, changes
 // something).
 func (db *DB) Publish(ctx context.Context, idb bun.IDB, topic string) error {
+	if l, ok := ctx.Value(publishedKey{}).(*[]string); ok {
+		*l = append(*l, topic)
+	}
 	row := &invalidationRow{Topic: topic, CreatedAt: Now()}
 	if _, err := idb.NewInsert().Model(row).Exec(ctx); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -39,6 +40,9 @@ type DB struct {
 	// URL is the connection string it was opened with (PostgreSQL only; the
 	// invalidation listener opens its own connection from it).
 	URL string
+
+	localMu sync.RWMutex
+	local   []func(topic string)
 }
 
 // DefaultSQLitePath is where the embedded database lives when no URL is given.
@@ -135,9 +139,33 @@ func RedactURL(rawURL string) string {
 	return u.String()
 }
 
-// Tx runs fn in a transaction, committing when it returns nil.
+type publishedKey struct{}
+
+// Tx runs fn in a transaction, committing when it returns nil. Topics
+// published inside it reach this process's subscribers right after the
+// commit (other processes hear them through Subscribe).
 func (db *DB) Tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
-	return db.RunInTx(ctx, nil, fn)
+	var topics []string
+	ctx = context.WithValue(ctx, publishedKey{}, &topics)
+	if err := db.RunInTx(ctx, nil, fn); err != nil {
+		return err
+	}
+	db.localMu.RLock()
+	defer db.localMu.RUnlock()
+	for _, t := range topics {
+		for _, f := range db.local {
+			f(t)
+		}
+	}
+	return nil
+}
+
+// OnLocalPublish registers f for topics this process publishes, called
+// after their transaction commits.
+func (db *DB) OnLocalPublish(f func(topic string)) {
+	db.localMu.Lock()
+	defer db.localMu.Unlock()
+	db.local = append(db.local, f)
 }
 
 // Scoped adds the tenant conditions to a query on a tenant table. It is the

@@ -1,0 +1,330 @@
+package oauth
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/nexus-fintech/nexus/internal/audit"
+	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/store"
+	"github.com/nexus-fintech/nexus/pkg/credential"
+)
+
+// Client types.
+const (
+	Confidential = "confidential"
+	Public       = "public"
+)
+
+// Client is a registered third-party app.
+type Client struct {
+	bun.BaseModel `bun:"table:oauth_clients"`
+
+	ID           string            `bun:"id,pk"`
+	PartnerID    string            `bun:"partner_id"`
+	Environment  nexus.Environment `bun:"environment"`
+	Name         string            `bun:"name"`
+	Type         string            `bun:"type"`
+	SecretHash   *string           `bun:"secret_hash"`
+	RedirectURIs string            `bun:"redirect_uris"`
+	Scopes       string            `bun:"scopes"`
+	Status       string            `bun:"status"`
+	CreatedAt    time.Time         `bun:"created_at"`
+	UpdatedAt    time.Time         `bun:"updated_at"`
+	DeletedAt    *time.Time        `bun:"deleted_at"`
+}
+
+// URIs returns the registered redirect URIs.
+func (c *Client) URIs() []string {
+	var l []string
+	_ = json.Unmarshal([]byte(c.RedirectURIs), &l)
+	return l
+}
+
+// ScopeSet is the most the client may ask for.
+func (c *Client) ScopeSet() nexus.ScopeSet {
+	s, _ := nexus.ParseScopeString(c.Scopes)
+	return s
+}
+
+// ClientView is the API's oauth_client object.
+type ClientView struct {
+	Object       string            `json:"object"`
+	ID           string            `json:"id"`
+	ClientID     string            `json:"client_id"`
+	Environment  nexus.Environment `json:"environment"`
+	Name         string            `json:"name"`
+	Type         string            `json:"type"`
+	RedirectURIs []string          `json:"redirect_uris"`
+	Scopes       []string          `json:"scopes"`
+	Status       string            `json:"status"`
+	CreatedAt    time.Time         `json:"created_at"`
+	DeletedAt    *time.Time        `json:"deleted_at"`
+	ClientSecret string            `json:"client_secret,omitempty"`
+}
+
+func (c *Client) view() *ClientView {
+	return &ClientView{Object: "oauth_client", ID: c.ID, ClientID: c.ID, Environment: c.Environment, Name: c.Name,
+		Type: c.Type, RedirectURIs: c.URIs(), Scopes: c.ScopeSet().Names(), Status: c.Status,
+		CreatedAt: c.CreatedAt, DeletedAt: c.DeletedAt}
+}
+
+// CreateClientParams is the body of POST /v1/oauth_clients.
+type CreateClientParams struct {
+	Name         string   `json:"name" validate:"required,max=100"`
+	Type         string   `json:"type" validate:"required,oneof=confidential public"`
+	RedirectURIs []string `json:"redirect_uris" validate:"required,min=1,max=10,dive,required,max=2000"`
+	Scopes       []string `json:"scopes" validate:"required,min=1,max=20,dive,min=1,max=64"`
+}
+
+// CreateClient registers an app for tenant t (its environment becomes the
+// client's). A confidential client's secret is returned once.
+func (s *Service) CreateClient(ctx context.Context, t nexus.Tenant, p CreateClientParams) (*ClientView, error) {
+	for i, u := range p.RedirectURIs {
+		if err := checkRedirectURI(u); err != nil {
+			return nil, nexus.ParamError(nexus.CodeParameterInvalid, fmt.Sprintf("redirect_uris[%d]", i), "%v", err)
+		}
+	}
+	scopes, bad, ok := nexus.ParseScopes(p.Scopes)
+	if !ok {
+		return nil, &nexus.Error{Code: nexus.CodeInvalidScopes, Param: "scopes", Message: fmt.Sprintf("unknown scope: %q", bad)}
+	}
+	if scopes&^nexus.PartnerScopes != 0 || scopes&nexus.ScopeSet(nexus.ScopeAdminAll) != 0 {
+		// Third-party apps never manage a partner's credentials.
+		return nil, &nexus.Error{Code: nexus.CodeInvalidScopes, Param: "scopes", Message: "OAuth clients may ask for read:* and write:* scopes only"}
+	}
+	now := store.Now()
+	uris, _ := json.Marshal(p.RedirectURIs)
+	c := &Client{ID: nexus.NewID("cli"), PartnerID: t.PartnerID, Environment: t.Environment, Name: p.Name, Type: p.Type,
+		RedirectURIs: string(uris), Scopes: scopes.String(), Status: "active", CreatedAt: now, UpdatedAt: now}
+	var secret string
+	if p.Type == Confidential {
+		var err error
+		if secret, err = credential.New(string(t.Environment), credential.KindClientSecret); err != nil {
+			return nil, err
+		}
+		h := credential.DigestHex(secret)
+		c.SecretHash = &h
+	}
+	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewInsert().Model(c).Exec(ctx); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, t, "oauth_client.created", c.ID, map[string]any{"type": c.Type})
+	})
+	if err != nil {
+		return nil, err
+	}
+	v := c.view()
+	v.ClientSecret = secret
+	return v, nil
+}
+
+// checkRedirectURI: https, or http on localhost / 127.0.0.1 only; no
+// fragment (RFC 6749 §3.1.2).
+func checkRedirectURI(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return errors.New("redirect URIs must be absolute URLs")
+	}
+	if u.Fragment != "" || u.User != nil {
+		return errors.New("redirect URIs may not have a fragment or user info")
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if h := u.Hostname(); h == "localhost" || h == "127.0.0.1" {
+			return nil
+		}
+	}
+	return errors.New("redirect URIs must use https (http only on localhost or 127.0.0.1)")
+}
+
+// GetClient returns one of the tenant's clients.
+func (s *Service) GetClient(ctx context.Context, t nexus.Tenant, id string) (*ClientView, error) {
+	c := new(Client)
+	err := store.Scoped(s.db.NewSelect().Model(c), t).Where("id = ?", id).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nexus.NotFound("oauth_client", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c.view(), nil
+}
+
+// ListClients returns one page of the tenant's clients.
+func (s *Service) ListClients(ctx context.Context, t nexus.Tenant, p store.Page) ([]*ClientView, bool, error) {
+	rows, more, err := store.List[Client](ctx, s.db.DB, t, p, s.db.NewSelect())
+	out := make([]*ClientView, len(rows))
+	for i := range rows {
+		out[i] = rows[i].view()
+	}
+	return out, more, err
+}
+
+// DeleteClient deletes a client and revokes every token issued to it.
+func (s *Service) DeleteClient(ctx context.Context, t nexus.Tenant, id string) (*ClientView, error) {
+	c := new(Client)
+	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		now := store.Now()
+		res, err := store.Scoped(tx.NewUpdate().Model((*Client)(nil)), t).
+			Set("status = 'deleted'").Set("deleted_at = ?", now).Set("updated_at = ?", now).
+			Where("id = ?", id).Where("status = 'active'").Exec(ctx)
+		if err != nil {
+			return err
+		}
+		if err := store.Scoped(tx.NewSelect().Model(c), t).Where("id = ?", id).Scan(ctx); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return nexus.NotFound("oauth_client", id)
+			}
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nexus.InvalidState("oauth client", c.Status, "deleted")
+		}
+		if _, err := tx.NewUpdate().Model((*Grant)(nil)).Set("status = 'revoked'").Set("revoked_at = ?", now).
+			Set("updated_at = ?", now).Where("client_id = ?", id).Where("status = 'active'").Exec(ctx); err != nil {
+			return err
+		}
+		if _, err := tx.NewUpdate().Model((*Token)(nil)).Set("revoked_at = ?", now).
+			Where("client_id = ?", id).Where("revoked_at IS NULL").Exec(ctx); err != nil {
+			return err
+		}
+		if err := audit.Record(ctx, tx, t, "oauth_client.deleted", id, nil); err != nil {
+			return err
+		}
+		return s.db.Publish(ctx, tx, store.TopicKey(id))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c.view(), nil
+}
+
+// clientByID finds any active client (the token endpoint's lookup).
+func (s *Service) clientByID(ctx context.Context, id string) (*Client, error) {
+	c := new(Client)
+	err := s.db.NewSelect().Model(c).Where("id = ?", id).Where("status = 'active'").Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	return c, err
+}
+
+// Grant is a partner's consent to a client.
+type Grant struct {
+	bun.BaseModel `bun:"table:oauth_grants"`
+
+	ID          string            `bun:"id,pk"`
+	PartnerID   string            `bun:"partner_id"`
+	Environment nexus.Environment `bun:"environment"`
+	ClientID    string            `bun:"client_id"`
+	MemberID    string            `bun:"member_id"`
+	Scopes      string            `bun:"scopes"`
+	Status      string            `bun:"status"`
+	CreatedAt   time.Time         `bun:"created_at"`
+	UpdatedAt   time.Time         `bun:"updated_at"`
+	RevokedAt   *time.Time        `bun:"revoked_at"`
+}
+
+// GrantView is the API's oauth_grant object.
+type GrantView struct {
+	Object      string            `json:"object"`
+	ID          string            `json:"id"`
+	ClientID    string            `json:"client_id"`
+	ClientName  string            `json:"client_name"`
+	Environment nexus.Environment `json:"environment"`
+	Scopes      []string          `json:"scopes"`
+	Status      string            `json:"status"`
+	CreatedAt   time.Time         `json:"created_at"`
+	RevokedAt   *time.Time        `json:"revoked_at"`
+}
+
+func (s *Service) grantViews(ctx context.Context, gs []Grant) ([]*GrantView, error) {
+	ids := make([]string, 0, len(gs))
+	for _, g := range gs {
+		ids = append(ids, g.ClientID)
+	}
+	names := map[string]string{}
+	if len(ids) > 0 {
+		var cs []Client
+		if err := s.db.NewSelect().Model(&cs).Column("id", "name").Where("id IN (?)", bun.In(ids)).Scan(ctx); err != nil {
+			return nil, err
+		}
+		for _, c := range cs {
+			names[c.ID] = c.Name
+		}
+	}
+	out := make([]*GrantView, len(gs))
+	for i, g := range gs {
+		sc, _ := nexus.ParseScopeString(g.Scopes)
+		out[i] = &GrantView{Object: "oauth_grant", ID: g.ID, ClientID: g.ClientID, ClientName: names[g.ClientID],
+			Environment: g.Environment, Scopes: sc.Names(), Status: g.Status, CreatedAt: g.CreatedAt, RevokedAt: g.RevokedAt}
+	}
+	return out, nil
+}
+
+// ListGrants lists the apps the tenant's partner authorised in its environment.
+func (s *Service) ListGrants(ctx context.Context, t nexus.Tenant, p store.Page) ([]*GrantView, bool, error) {
+	rows, more, err := store.List[Grant](ctx, s.db.DB, t, p, s.db.NewSelect())
+	if err != nil {
+		return nil, false, err
+	}
+	out, err := s.grantViews(ctx, rows)
+	return out, more, err
+}
+
+// RevokeGrant withdraws consent: every token of the grant stops working on
+// every instance at once.
+func (s *Service) RevokeGrant(ctx context.Context, t nexus.Tenant, id string) (*GrantView, error) {
+	g := new(Grant)
+	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		ok, err := s.revokeGrant(ctx, tx, id, func(q *bun.UpdateQuery) *bun.UpdateQuery { return store.Scoped(q, t) })
+		if err != nil {
+			return err
+		}
+		if err := store.Scoped(tx.NewSelect().Model(g), t).Where("id = ?", id).Scan(ctx); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return nexus.NotFound("oauth_grant", id)
+			}
+			return err
+		}
+		if !ok {
+			return nexus.InvalidState("oauth grant", g.Status, "revoked")
+		}
+		return audit.Record(ctx, tx, t, "oauth_grant.revoked", id, map[string]any{"client_id": g.ClientID})
+	})
+	if err != nil {
+		return nil, err
+	}
+	vs, err := s.grantViews(ctx, []Grant{*g})
+	if err != nil {
+		return nil, err
+	}
+	return vs[0], nil
+}
+
+// revokeGrant revokes a grant and its tokens inside tx and announces it.
+func (s *Service) revokeGrant(ctx context.Context, tx bun.Tx, id string, scope func(*bun.UpdateQuery) *bun.UpdateQuery) (bool, error) {
+	now := store.Now()
+	res, err := scope(tx.NewUpdate().Model((*Grant)(nil))).Set("status = 'revoked'").Set("revoked_at = ?", now).
+		Set("updated_at = ?", now).Where("id = ?", id).Where("status = 'active'").Exec(ctx)
+	if err != nil {
+		return false, err
+	}
+	n, _ := res.RowsAffected()
+	if _, err := tx.NewUpdate().Model((*Token)(nil)).Set("revoked_at = ?", now).
+		Where("grant_id = ?", id).Where("revoked_at IS NULL").Exec(ctx); err != nil {
+		return false, err
+	}
+	return n == 1, s.db.Publish(ctx, tx, store.TopicKey(id))
+}

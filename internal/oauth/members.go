@@ -1,0 +1,166 @@
+package oauth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+
+	"github.com/nexus-fintech/nexus/internal/audit"
+	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/store"
+
+	"github.com/uptrace/bun"
+)
+
+// Member is a person of a partner who can log in and consent.
+type Member struct {
+	bun.BaseModel `bun:"table:members"`
+
+	ID           string    `bun:"id,pk" json:"id"`
+	Object       string    `bun:"-" json:"object"`
+	PartnerID    string    `bun:"partner_id" json:"partner_id"`
+	Email        string    `bun:"email" json:"email"`
+	PasswordHash string    `bun:"password_hash" json:"-"`
+	CreatedAt    time.Time `bun:"created_at" json:"created_at"`
+}
+
+// argon2id parameters: OWASP's minimum (19 MiB, 2 passes, 1 lane).
+const (
+	argonTime    = 2
+	argonMemory  = 19 * 1024
+	argonThreads = 1
+	argonKeyLen  = 32
+)
+
+// HashPassword returns a PHC-format argon2id hash.
+func HashPassword(pw string) string {
+	salt := make([]byte, 16)
+	_, _ = rand.Read(salt)
+	key := argon2.IDKey([]byte(pw), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
+}
+
+// checkPassword compares in constant time.
+func checkPassword(hash, pw string) bool {
+	parts := strings.Split(hash, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return false
+	}
+	var m, t uint32
+	var p uint8
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil {
+		return false
+	}
+	salt, err1 := base64.RawStdEncoding.DecodeString(parts[4])
+	want, err2 := base64.RawStdEncoding.DecodeString(parts[5])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	got := argon2.IDKey([]byte(pw), salt, t, m, p, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1
+}
+
+// dummyHash keeps a login for an unknown email as slow as a wrong password.
+var dummyHash = HashPassword("nexus-timing-equaliser")
+
+// CreateMember adds a member to a partner.
+func (s *Service) CreateMember(ctx context.Context, partnerID, email, password string) (*Member, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	if !strings.Contains(email, "@") || len(email) > 254 {
+		return nil, nexus.ParamError(nexus.CodeParameterInvalid, "email", "a valid email is required")
+	}
+	if len(password) < 12 || len(password) > 256 {
+		return nil, nexus.ParamError(nexus.CodeParameterInvalid, "password", "passwords are 12 to 256 characters")
+	}
+	m := &Member{ID: nexus.NewID("mbr"), PartnerID: partnerID, Email: email, PasswordHash: HashPassword(password), CreatedAt: store.Now()}
+	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewInsert().Model(m).Exec(ctx); err != nil {
+			if store.IsUniqueViolation(err) {
+				return nexus.ParamError(nexus.CodeParameterInvalid, "email", "a member with this email exists")
+			}
+			return err
+		}
+		for _, env := range []nexus.Environment{nexus.Live, nexus.Test} {
+			if err := audit.Record(ctx, tx, nexus.Tenant{PartnerID: partnerID, Environment: env}, "member.created", m.ID, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.Object = "member"
+	return m, nil
+}
+
+type session struct {
+	bun.BaseModel `bun:"table:sessions"`
+
+	IDHash    string    `bun:"id_hash,pk"`
+	MemberID  string    `bun:"member_id"`
+	PartnerID string    `bun:"partner_id"`
+	CreatedAt time.Time `bun:"created_at"`
+	ExpiresAt time.Time `bun:"expires_at"`
+}
+
+// Session is a logged-in member.
+type Session struct {
+	MemberID  string
+	PartnerID string
+}
+
+// ErrLoginFailed is the one answer for a wrong email or password.
+var ErrLoginFailed = errors.New("the email or password is wrong")
+
+// Login checks a member's password and opens a session; the returned
+// token is the cookie value (only its digest is stored).
+func (s *Service) Login(ctx context.Context, email, password string) (string, error) {
+	m := new(Member)
+	err := s.db.NewSelect().Model(m).Where("email = ?", strings.ToLower(strings.TrimSpace(email))).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		checkPassword(dummyHash, password)
+		return "", ErrLoginFailed
+	}
+	if err != nil {
+		return "", err
+	}
+	if !checkPassword(m.PasswordHash, password) {
+		return "", ErrLoginFailed
+	}
+	tok := randomToken()
+	now := store.Now()
+	_, err = s.db.NewInsert().Model(&session{IDHash: digest(tok), MemberID: m.ID, PartnerID: m.PartnerID, CreatedAt: now, ExpiresAt: now.Add(SessionTTL)}).Exec(ctx)
+	return tok, err
+}
+
+// Session returns the session for a cookie value, or nil.
+func (s *Service) Session(ctx context.Context, tok string) (*Session, error) {
+	if tok == "" {
+		return nil, nil
+	}
+	row := new(session)
+	err := s.db.NewSelect().Model(row).Where("id_hash = ?", digest(tok)).Where("expires_at > ?", store.Now()).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Session{MemberID: row.MemberID, PartnerID: row.PartnerID}, nil
+}
+
+// Logout ends a session.
+func (s *Service) Logout(ctx context.Context, tok string) error {
+	_, err := s.db.NewDelete().Model((*session)(nil)).Where("id_hash = ?", digest(tok)).Exec(ctx)
+	return err
+}

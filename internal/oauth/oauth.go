@@ -1,0 +1,62 @@
+// Package oauth is Nexus's OAuth 2.0 authorization server for third-party
+// apps (CONTRACT §7): clients registered by partners, members who log in and
+// consent, the authorization code flow with PKCE (RFC 6749, RFC 7636),
+// refresh-token rotation with reuse detection, revocation (RFC 7009) and
+// introspection (RFC 7662). Codes, tokens, client secrets and session ids
+// are stored only as SHA-256 digests.
+package oauth
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"time"
+
+	"github.com/nexus-fintech/nexus/internal/store"
+)
+
+// Lifetimes of CONTRACT §7.
+const (
+	CodeTTL         = 60 * time.Second
+	AccessTokenTTL  = time.Hour
+	RefreshTokenTTL = 30 * 24 * time.Hour
+	SessionTTL      = 12 * time.Hour
+)
+
+// Error is an RFC 6749 §5.2 error (and §4.1.2.1 for redirects).
+type Error struct {
+	Code        string // invalid_request, invalid_client, invalid_grant, …
+	Description string
+	Status      int // HTTP status for token-endpoint answers
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Description }
+
+func oerr(code, desc string) *Error {
+	status := 400
+	if code == "invalid_client" {
+		status = 401
+	}
+	return &Error{Code: code, Description: desc, Status: status}
+}
+
+// Service is the authorization server's storage and rules.
+type Service struct {
+	db *store.DB
+}
+
+// NewService returns the OAuth service on db.
+func NewService(db *store.DB) *Service { return &Service{db: db} }
+
+func digest(s string) string {
+	d := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(d[:])
+}
+
+// randomToken returns 32 random bytes, base64url: session ids and codes.
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
