@@ -67,7 +67,7 @@ func fieldIndex(t reflect.Type, tag string) map[string][]int {
 func decodeBody(c *fiber.Ctx, dst any) error {
 	body := bytes.TrimSpace(c.Body())
 	if len(body) == 0 {
-		return validateStruct(dst)
+		return validateStruct(dst, nil)
 	}
 	if !isJSON(c) {
 		return nexus.Errorf(nexus.CodeUnsupportedMediaType, "request bodies must be sent as Content-Type: application/json")
@@ -88,7 +88,7 @@ func decodeBody(c *fiber.Ctx, dst any) error {
 			return nexus.ParamError(nexus.CodeParameterInvalid, name, "invalid value for %s: expected %s", name, typeName(f.Type()))
 		}
 	}
-	return validateStruct(dst)
+	return validateStruct(dst, raw)
 }
 
 func isJSON(c *fiber.Ctx) bool {
@@ -182,12 +182,12 @@ func decodeQuery(c *fiber.Ctx, dst any) error {
 	if err != nil {
 		return err
 	}
-	return validateStruct(dst)
+	return validateStruct(dst, nil)
 }
 
 // validateStruct runs the validator and reports its first failure with the
 // parameter's path as the caller wrote it (e.g. "allowed_ips[2]").
-func validateStruct(dst any) error {
+func validateStruct(dst any, present map[string]json.RawMessage) error {
 	err := validate.Struct(dst)
 	if err == nil {
 		return nil
@@ -207,7 +207,12 @@ func validateStruct(dst any) error {
 	}
 	code := nexus.CodeParameterInvalid
 	if fe.Tag() == "required" {
-		code = nexus.CodeParameterMissing
+		if _, sent := present[ns]; !sent {
+			code = nexus.CodeParameterMissing
+		} else {
+			// Sent but zero or empty ("amount": 0): invalid, not missing.
+			return nexus.ParamError(code, ns, "%s must not be zero or empty", ns)
+		}
 	}
 	return nexus.ParamError(code, ns, "%s", ruleMessage(ns, fe))
 }

@@ -7,6 +7,10 @@ import (
 )
 
 func (s *Server) listBalances(c *fiber.Ctx) error {
+	var none struct{}
+	if err := decodeQuery(c, &none); err != nil {
+		return err
+	}
 	bs, err := s.cfg.Ledger.Balances(c.UserContext(), tenant(c))
 	if err != nil {
 		return err
@@ -15,6 +19,10 @@ func (s *Server) listBalances(c *fiber.Ctx) error {
 }
 
 func (s *Server) getBalance(c *fiber.Ctx) error {
+	var none struct{}
+	if err := decodeQuery(c, &none); err != nil {
+		return err
+	}
 	b, err := s.cfg.Ledger.Balance(c.UserContext(), tenant(c), ledger.Currency(c.Params("currency")))
 	if err != nil {
 		return err

@@ -179,6 +179,10 @@ func (s *Server) guard(r Route) fiber.Handler {
 			name := r.Access.scope.String()
 			return &nexus.Error{Code: nexus.CodeInsufficientScope, Scope: name, Message: "credential missing required scope: " + name}
 		}
+		if r.Secret {
+			// The answer holds a secret shown once: no cache may keep it.
+			c.Set(fiber.HeaderCacheControl, "no-store")
+		}
 		if r.TestOnly && p.Environment != nexus.Test {
 			return nexus.Errorf(nexus.CodeTestModeOnly, "test helpers work with test-environment credentials only")
 		}
