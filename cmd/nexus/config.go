@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/nexus-fintech/nexus/internal/nexus"
@@ -25,6 +26,8 @@ type config struct {
 	InternalAudience string
 	LogFormat        string
 	LogLevel         string
+	IPLimit          int
+	FailedAuthLimit  int
 }
 
 // bindCommon declares the flags every subcommand shares.
@@ -41,6 +44,8 @@ func bindServe(fs *flag.FlagSet, c *config) (proxies, envs *string) {
 	fs.StringVar(&c.JWTAudience, "jwt-audience", env("NEXUS_JWT_AUDIENCE", "nexus-api"), "aud of partner service tokens [NEXUS_JWT_AUDIENCE]")
 	fs.StringVar(&c.InternalAudience, "internal-audience", env("NEXUS_INTERNAL_AUDIENCE", "nexus-internal"), "aud of platform service tokens [NEXUS_INTERNAL_AUDIENCE]")
 	c.MasterKey = os.Getenv("NEXUS_MASTER_KEY") // never a flag: flags show in ps
+	fs.IntVar(&c.IPLimit, "ip-rate-limit", envInt("NEXUS_IP_RATE_LIMIT", 100), "requests per minute per IP on /oauth/* and /login [NEXUS_IP_RATE_LIMIT]")
+	fs.IntVar(&c.FailedAuthLimit, "failed-auth-limit", envInt("NEXUS_FAILED_AUTH_LIMIT", 10), "failed authentications per minute per IP before lockout [NEXUS_FAILED_AUTH_LIMIT]")
 	proxies = fs.String("trusted-proxies", env("NEXUS_TRUSTED_PROXIES", ""), "comma-separated IPs/CIDRs whose X-Forwarded-For is trusted [NEXUS_TRUSTED_PROXIES]")
 	envs = fs.String("environments", env("NEXUS_ENVIRONMENTS", "live,test"), "environments served [NEXUS_ENVIRONMENTS]")
 	return proxies, envs
@@ -74,6 +79,10 @@ func (c *config) finishServe(proxies, envs string) error {
 func parsePrefix(s string) (netip.Prefix, error) {
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
+		if err == nil && p.Addr().Is4In6() && p.Bits() >= 96 {
+			// Client IPs are compared unmapped, so the range must be too.
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
 		return p.Masked(), err
 	}
 	a, err := netip.ParseAddr(s)
@@ -95,6 +104,13 @@ func splitList(s string) []string {
 
 func env(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
 		return v
 	}
 	return def

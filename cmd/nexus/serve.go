@@ -17,7 +17,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/nexus-fintech/nexus/internal/apikey"
+	"github.com/nexus-fintech/nexus/internal/audit"
 	"github.com/nexus-fintech/nexus/internal/auth"
 	"github.com/nexus-fintech/nexus/internal/httpapi"
 	"github.com/nexus-fintech/nexus/internal/idempotency"
@@ -25,6 +28,8 @@ import (
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/oauth"
 	"github.com/nexus-fintech/nexus/internal/partner"
+	"github.com/nexus-fintech/nexus/internal/ratelimit"
+	"github.com/nexus-fintech/nexus/internal/redisbus"
 	"github.com/nexus-fintech/nexus/internal/secretbox"
 	"github.com/nexus-fintech/nexus/internal/servicetoken"
 	"github.com/nexus-fintech/nexus/internal/store"
@@ -83,12 +88,44 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}),
 	})
 	db.OnLocalPublish(authn.Drop)
+
+	var rdb *redis.Client
+	var shared ratelimit.Store
+	if c.RedisURL != "" {
+		opt, err := redis.ParseURL(c.RedisURL)
+		if err != nil {
+			return fmt.Errorf("NEXUS_REDIS_URL: %w", err)
+		}
+		rdb = redis.NewClient(opt)
+		defer rdb.Close()
+		shared = ratelimit.NewRedis(rdb)
+		db.OnLocalPublish(func(topic string) { redisbus.Publish(context.Background(), rdb, log, topic) })
+	}
 	reg := prometheus.NewRegistry()
+	limitFallbacks := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nexus_rate_limit_store_fallbacks_total", Help: "Times the shared rate-limit store failed and local counts were used.",
+	})
+	limiter := ratelimit.New(ratelimit.Config{Store: shared, Logger: log, OnFallback: limitFallbacks.Inc})
+	accessLog := audit.NewAccessLog(db.DB, 10_000, log)
+	accessDrops := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nexus_audit_access_dropped_total", Help: "Access-log rows dropped because the queue was full.",
+	})
+	accessLog.OnDrop = accessDrops.Inc
+	reg.MustRegister(limitFallbacks, accessDrops,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "nexus_audit_queue_depth", Help: "Access-log rows waiting to be written."},
+			func() float64 { return float64(accessLog.Depth()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "nexus_auth_cache_hits_total", Help: "API-key verifications served from the cache."},
+			func() float64 { h, _ := authn.CacheStats(); return float64(h) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "nexus_auth_cache_misses_total", Help: "API-key verifications that read the database."},
+			func() float64 { _, m := authn.CacheStats(); return float64(m) }),
+	)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv := httpapi.New(httpapi.Config{
 		DB: db, Auth: authn, Keys: keys, Partners: partners, Logger: log, Registry: reg, OpenAPI: openapi.Document,
 		Ledger: ledger.NewService(db), Idempotency: idem, ServiceTokens: tokens,
 		OAuth: oauthSvc, Issuer: c.Issuer,
+		Limiter: limiter, AccessLog: accessLog, Audit: audit.NewReader(db),
+		IPLimit: c.IPLimit, FailedAuthLimit: c.FailedAuthLimit,
 	})
 
 	ln, err := net.Listen("tcp", c.Listen)
@@ -104,8 +141,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	bg, cancelBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); authn.Run(bg, db) }()
+	go func() { defer wg.Done(); accessLog.Run(bg, time.Second) }()
+	if rdb != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); redisbus.Subscribe(bg, rdb, log, authn.Drop) }()
+	}
 	go func() {
 		defer wg.Done()
 		t := time.NewTicker(10 * time.Minute)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nexus-fintech/nexus/internal/nexus"
@@ -62,6 +63,8 @@ type Authenticator struct {
 	log     *slog.Logger
 	cache   *keyCache
 	touches chan string
+	hits    atomic.Uint64
+	misses  atomic.Uint64
 }
 
 // New returns an authenticator. Call Run to keep its cache fresh.
@@ -118,6 +121,10 @@ var (
 )
 
 // Authenticate verifies the request's credential and returns its principal.
+// When it refuses a credential it knows (a suspended, revoked or expired
+// key), it returns that key's principal beside the error so that the
+// refusal can be logged for its partner; such a principal authorises
+// nothing.
 func (a *Authenticator) Authenticate(ctx context.Context, r *Request) (*nexus.Principal, error) {
 	tok, apiKeyOnly, err := extract(r)
 	if err != nil {
@@ -219,7 +226,10 @@ func (a *Authenticator) verifyKey(ctx context.Context, tok string, r *Request) (
 	d := credential.Digest(tok)
 	now := time.Now()
 	e := a.cache.get(d, now)
-	if e == nil {
+	if e != nil {
+		a.hits.Add(1)
+	} else {
+		a.misses.Add(1)
 		var err error
 		if e, err = a.load(ctx, d); err != nil {
 			return nil, err
@@ -230,11 +240,11 @@ func (a *Authenticator) verifyKey(ctx context.Context, tok string, r *Request) (
 	}
 	switch {
 	case e.status == statusSuspended:
-		return nil, errSuspended
+		return e.principal, errSuspended
 	case e.status == statusRevoked:
-		return nil, errRevoked
+		return e.principal, errRevoked
 	case e.expiresAt != 0 && now.UnixNano() >= e.expiresAt:
-		return nil, errExpired
+		return e.principal, errExpired
 	}
 	p, err := a.checkPrincipal(e.principal, nil)
 	if err != nil {

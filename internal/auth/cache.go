@@ -205,6 +205,9 @@ func (a *Authenticator) touch(e *entry, now time.Time) {
 	}
 }
 
+// CacheStats reports API-key cache hits and misses since start.
+func (a *Authenticator) CacheStats() (hits, misses uint64) { return a.hits.Load(), a.misses.Load() }
+
 // Drop forgets cached verifications for topic (see store.TopicKey and
 // friends). The server calls it for its own changes and on messages from
 // other instances.

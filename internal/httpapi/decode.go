@@ -16,9 +16,13 @@ import (
 )
 
 var validate = func() *validator.Validate {
-	v := validator.New(validator.WithRequiredStructEnabled())
-	// Report fields by the names callers use.
+	v := validator.New(validator.WithRequiredStructEnabled(), validator.WithTagNameFuncBlankOmit())
+	// Report fields by the names callers use; embedded structs (a list's
+	// Page) add no name of their own.
 	v.RegisterTagNameFunc(func(f reflect.StructField) string {
+		if f.Anonymous {
+			return ""
+		}
 		for _, tag := range []string{"json", "query"} {
 			if n, _, _ := strings.Cut(f.Tag.Get(tag), ","); n != "" && n != "-" {
 				return n
@@ -31,10 +35,15 @@ var validate = func() *validator.Validate {
 
 // fieldIndex maps the json (or query) names of a struct's fields, embedded
 // structs included, to their index paths. Cached per type.
-var fieldIndexes sync.Map // reflect.Type -> map[string][]int
+var fieldIndexes sync.Map // fieldIndexKey -> map[string][]int
+
+type fieldIndexKey struct {
+	t   reflect.Type
+	tag string
+}
 
 func fieldIndex(t reflect.Type, tag string) map[string][]int {
-	key := t.String() + "/" + tag
+	key := fieldIndexKey{t, tag}
 	if m, ok := fieldIndexes.Load(key); ok {
 		return m.(map[string][]int)
 	}
@@ -73,7 +82,7 @@ func decodeBody(c *fiber.Ctx, dst any) error {
 		return nexus.Errorf(nexus.CodeUnsupportedMediaType, "request bodies must be sent as Content-Type: application/json")
 	}
 	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(body, &raw); err != nil {
+	if err := json.Unmarshal(body, &raw); err != nil || raw == nil {
 		return nexus.Errorf(nexus.CodeBodyInvalidJSON, "the request body is not a JSON object")
 	}
 	v := reflect.ValueOf(dst).Elem()
@@ -170,6 +179,20 @@ func decodeQuery(c *fiber.Ctx, dst any) error {
 			}
 			f.SetInt(n)
 		default:
+			target := f
+			if f.Kind() == reflect.Pointer {
+				target = reflect.New(f.Type().Elem()).Elem()
+			}
+			if u, ok := target.Addr().Interface().(interface{ UnmarshalText([]byte) error }); ok {
+				if u.UnmarshalText(val) != nil {
+					err = nexus.ParamError(nexus.CodeParameterInvalid, name, "invalid value for %s", name)
+					return
+				}
+				if f.Kind() == reflect.Pointer {
+					f.Set(target.Addr())
+				}
+				return
+			}
 			if u, ok := f.Addr().Interface().(interface{ UnmarshalText([]byte) error }); ok {
 				if u.UnmarshalText(val) != nil {
 					err = nexus.ParamError(nexus.CodeParameterInvalid, name, "invalid value for %s", name)
@@ -200,10 +223,6 @@ func validateStruct(dst any, present map[string]json.RawMessage) error {
 	ns := fe.Namespace()
 	if _, rest, ok := strings.Cut(ns, "."); ok {
 		ns = rest
-	}
-	// Embedded structs (a list's Page) are not part of the caller's names.
-	for _, embedded := range []string{"Page."} {
-		ns = strings.TrimPrefix(ns, embedded)
 	}
 	code := nexus.CodeParameterInvalid
 	if fe.Tag() == "required" {

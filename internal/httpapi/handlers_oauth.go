@@ -9,6 +9,7 @@ import (
 	"errors"
 	"html/template"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -117,8 +118,15 @@ func (s *Server) loginPost(c *fiber.Ctx) error {
 		return s.render(c, 403, "login.html", pageData{Title: "Sign in", Error: "Your session expired. Please try again.", CSRF: s.csrfToken(c), ReturnTo: ret})
 	}
 	email := c.FormValue("email")
+	ip := s.cfg.Auth.ClientIP(&auth.Request{RemoteIP: remoteIP(c), XForwardedFor: c.Get(fiber.HeaderXForwardedFor)}).String()
+	if res := s.cfg.Limiter.Peek(c.UserContext(), "fail:"+ip, s.cfg.FailedAuthLimit); !res.Allowed {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retryAfter(res)))
+		return s.render(c, 429, "login.html", pageData{Title: "Sign in", Error: "Too many failed attempts. Wait a minute and try again.", CSRF: s.csrfToken(c), ReturnTo: ret, Email: email})
+	}
 	tok, err := s.cfg.OAuth.Login(c.UserContext(), email, c.FormValue("password"))
 	if errors.Is(err, oauth.ErrLoginFailed) {
+		// Login failures count like failed authentications.
+		s.cfg.Limiter.Hit(c.UserContext(), "fail:"+ip, s.cfg.FailedAuthLimit)
 		return s.render(c, 401, "login.html", pageData{Title: "Sign in", Error: "The email or password is wrong.", CSRF: s.csrfToken(c), ReturnTo: ret, Email: email})
 	}
 	if err != nil {

@@ -114,6 +114,8 @@ func (s *Server) Routes() []Route {
 		{Method: "GET", Path: "/v1/oauth_grants", Access: admin, Handler: listOf(s.cfg.OAuth.ListGrants)},
 		{Method: "DELETE", Path: "/v1/oauth_grants/:id", Access: admin, Handler: dropAfter(s, s.cfg.OAuth.RevokeGrant)},
 
+		{Method: "GET", Path: "/v1/audit_events", Access: admin, Handler: listOf(s.cfg.Audit.List)},
+
 		{Method: "GET", Path: "/.well-known/oauth-authorization-server", Access: Public, Handler: s.metadata},
 		{Method: "GET", Path: "/oauth/authorize", Access: Public, Handler: s.authorizeGet},
 		{Method: "POST", Path: "/oauth/authorize", Access: Public, Handler: s.authorizePost},

@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -23,12 +24,14 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/nexus-fintech/nexus/internal/apikey"
+	"github.com/nexus-fintech/nexus/internal/audit"
 	"github.com/nexus-fintech/nexus/internal/auth"
 	"github.com/nexus-fintech/nexus/internal/idempotency"
 	"github.com/nexus-fintech/nexus/internal/ledger"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/oauth"
 	"github.com/nexus-fintech/nexus/internal/partner"
+	"github.com/nexus-fintech/nexus/internal/ratelimit"
 	"github.com/nexus-fintech/nexus/internal/servicetoken"
 	"github.com/nexus-fintech/nexus/internal/store"
 	"github.com/nexus-fintech/nexus/openapi"
@@ -70,6 +73,9 @@ func newTestEnv(t *testing.T) *testEnv {
 		ServiceTokens: servicetoken.NewService(db, nil),
 		OAuth:         oauth.NewService(db),
 		Issuer:        "http://nexus.test",
+		Limiter:       ratelimit.New(ratelimit.Config{}),
+		AccessLog:     audit.NewAccessLog(db.DB, 100, slog.New(slog.NewTextHandler(io.Discard, nil))),
+		Audit:         audit.NewReader(db),
 		OpenAPI:       openapi.Document,
 	})
 	return &testEnv{srv: srv, db: db, partners: partners, keys: keys}

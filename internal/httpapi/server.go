@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -24,6 +25,7 @@ import (
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/oauth"
 	"github.com/nexus-fintech/nexus/internal/partner"
+	"github.com/nexus-fintech/nexus/internal/ratelimit"
 	"github.com/nexus-fintech/nexus/internal/servicetoken"
 	"github.com/nexus-fintech/nexus/internal/store"
 )
@@ -39,10 +41,19 @@ type Config struct {
 	ServiceTokens *servicetoken.Service
 	OAuth         *oauth.Service // Required.
 	// Issuer is the public base URL (RFC 9207 iss, metadata, cookie Secure).
-	Issuer   string               // Required.
-	Logger   *slog.Logger         // Optional. Default: slog.Default().
-	Registry *prometheus.Registry // Optional. Default: a new registry.
-	OpenAPI  []byte               // Optional: served at /openapi.yaml.
+	Issuer    string             // Required.
+	Limiter   *ratelimit.Limiter // Required.
+	AccessLog *audit.AccessLog   // Required.
+	Audit     *audit.Reader      // Required.
+	// IPLimit is requests per minute per IP on /oauth/* and /login.
+	// Optional. Default: 100.
+	IPLimit int
+	// FailedAuthLimit is failed authentications per minute per IP before
+	// every credentialed request from it is refused. Optional. Default: 10.
+	FailedAuthLimit int
+	Logger          *slog.Logger         // Optional. Default: slog.Default().
+	Registry        *prometheus.Registry // Optional. Default: a new registry.
+	OpenAPI         []byte               // Optional: served at /openapi.yaml.
 	// BodyLimit in bytes. Optional. Default: 1 MiB.
 	BodyLimit int
 }
@@ -65,6 +76,12 @@ func New(cfg Config) *Server {
 	}
 	if cfg.BodyLimit == 0 {
 		cfg.BodyLimit = 1 << 20
+	}
+	if cfg.IPLimit == 0 {
+		cfg.IPLimit = 100
+	}
+	if cfg.FailedAuthLimit == 0 {
+		cfg.FailedAuthLimit = 10
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registry)}
 	s.app = fiber.New(fiber.Config{
@@ -154,12 +171,11 @@ func requestID(c *fiber.Ctx) string {
 	return rid
 }
 
-// guard authenticates and checks the route's scope decision.
+// guard authenticates, applies the limits and checks the route's scope
+// decision, then logs the request for the access log.
 func (s *Server) guard(r Route) fiber.Handler {
+	ipLimited := strings.HasPrefix(r.Path, "/oauth/") || r.Path == "/login"
 	return func(c *fiber.Ctx) error {
-		if r.Access.kind == public {
-			return c.Next()
-		}
 		h := &c.Request().Header
 		ar := auth.Request{
 			Authorization:  string(h.Peek(fiber.HeaderAuthorization)),
@@ -169,31 +185,113 @@ func (s *Server) guard(r Route) fiber.Handler {
 			XForwardedFor:  string(h.Peek(fiber.HeaderXForwardedFor)),
 			RemoteIP:       remoteIP(c),
 		}
-		p, err := s.cfg.Auth.Authenticate(c.UserContext(), &ar)
+		ctx := c.UserContext()
+		if r.Access.kind == public {
+			if ipLimited {
+				ip := s.cfg.Auth.ClientIP(&ar).String()
+				if res := s.cfg.Limiter.Hit(ctx, "ip:"+ip, s.cfg.IPLimit); !res.Allowed {
+					s.metrics.limited.WithLabelValues("ip").Inc()
+					rateHeaders(c, res)
+					return nexus.Errorf(nexus.CodeRateLimited, "too many requests from this address; retry after the window resets")
+				}
+			}
+			return c.Next()
+		}
+		ip := s.cfg.Auth.ClientIP(&ar)
+		ipKey := "fail:" + ip.String()
+		credentialed := ar.Authorization != "" || ar.XAPIKey != "" || ar.XPartnerAPIKey != ""
+		if credentialed {
+			if res := s.cfg.Limiter.Peek(ctx, ipKey, s.cfg.FailedAuthLimit); !res.Allowed {
+				s.metrics.limited.WithLabelValues("failed_auth").Inc()
+				c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retryAfter(res)))
+				return nexus.Errorf(nexus.CodeTooManyFailedAttempts, "too many failed authentications from this address; retry after the window resets")
+			}
+		}
+		p, err := s.cfg.Auth.Authenticate(ctx, &ar)
 		if err != nil {
-			s.metrics.auth.WithLabelValues(string(nexus.CodeOf(err))).Inc()
+			code := nexus.CodeOf(err)
+			s.metrics.auth.WithLabelValues(credentialKind(p, &ar), string(code)).Inc()
+			if credentialed && codeStatus[code] == fiber.StatusUnauthorized {
+				s.cfg.Limiter.Hit(ctx, ipKey, s.cfg.FailedAuthLimit)
+				if p != nil {
+					// A known key was refused: its partner sees the attempt.
+					s.logAccess(c, p, ip.String(), fiber.StatusUnauthorized)
+				}
+			}
 			return err
 		}
-		s.metrics.auth.WithLabelValues("ok").Inc()
-		if r.Access.kind == scoped && !p.Scopes.Has(r.Access.scope) {
-			name := r.Access.scope.String()
-			return &nexus.Error{Code: nexus.CodeInsufficientScope, Scope: name, Message: "credential missing required scope: " + name}
+		s.metrics.auth.WithLabelValues(string(p.CredentialType), "ok").Inc()
+		limit := p.Partner.RateLimit
+		if limit <= 0 {
+			limit = nexus.DefaultRateLimit
 		}
-		if r.Secret {
-			// The answer holds a secret shown once: no cache may keep it.
-			c.Set(fiber.HeaderCacheControl, "no-store")
+		res := s.cfg.Limiter.Hit(ctx, "cred:"+p.CredentialID, limit)
+		rateHeaders(c, res)
+		if !res.Allowed {
+			s.metrics.limited.WithLabelValues("credential").Inc()
+			return nexus.Errorf(nexus.CodeRateLimited, "rate limit of %d requests per minute exceeded for this credential", limit)
 		}
-		if r.TestOnly && p.Environment != nexus.Test {
-			return nexus.Errorf(nexus.CodeTestModeOnly, "test helpers work with test-environment credentials only")
+		err = s.permit(c, r, p, ip.String())
+		if err != nil {
+			// Render here so the access log records the real status.
+			if herr := s.app.ErrorHandler(c, err); herr != nil {
+				return herr
+			}
 		}
-		ctx := nexus.WithPrincipal(c.UserContext(), p)
-		ctx = audit.WithOrigin(ctx, audit.Origin{
-			CredentialID: p.CredentialID, Actor: p.Actor,
-			IP: s.cfg.Auth.ClientIP(&ar).String(), RequestID: requestID(c),
-		})
-		c.SetUserContext(ctx)
-		return c.Next()
+		s.logAccess(c, p, ip.String(), c.Response().StatusCode())
+		return nil
 	}
+}
+
+// permit checks the scope decision and runs the rest of the chain.
+func (s *Server) permit(c *fiber.Ctx, r Route, p *nexus.Principal, ip string) error {
+	if r.Access.kind == scoped && !p.Scopes.Has(r.Access.scope) {
+		name := r.Access.scope.String()
+		return &nexus.Error{Code: nexus.CodeInsufficientScope, Scope: name, Message: "credential missing required scope: " + name}
+	}
+	if r.Secret {
+		// The answer holds a secret shown once: no cache may keep it.
+		c.Set(fiber.HeaderCacheControl, "no-store")
+	}
+	if r.TestOnly && p.Environment != nexus.Test {
+		return nexus.Errorf(nexus.CodeTestModeOnly, "test helpers work with test-environment credentials only")
+	}
+	ctx := nexus.WithPrincipal(c.UserContext(), p)
+	ctx = audit.WithOrigin(ctx, audit.Origin{CredentialID: p.CredentialID, Actor: p.Actor, IP: ip, RequestID: requestID(c)})
+	c.SetUserContext(ctx)
+	return c.Next()
+}
+
+func (s *Server) logAccess(c *fiber.Ctx, p *nexus.Principal, ip string, status int) {
+	s.cfg.AccessLog.Add(audit.Access{
+		Tenant: p.Tenant(), CredentialID: p.CredentialID, Actor: p.Actor,
+		Method: c.Method(), Path: c.Path(), Status: status, IP: ip, RequestID: requestID(c), At: time.Now(),
+	})
+}
+
+func credentialKind(p *nexus.Principal, ar *auth.Request) string {
+	if p != nil {
+		return string(p.CredentialType)
+	}
+	return "unknown"
+}
+
+// rateHeaders writes the RateLimit-* fields (and Retry-After when refused).
+func rateHeaders(c *fiber.Ctx, r ratelimit.Result) {
+	c.Set("RateLimit-Limit", strconv.Itoa(r.Limit))
+	c.Set("RateLimit-Remaining", strconv.Itoa(r.Remaining))
+	c.Set("RateLimit-Reset", strconv.Itoa(retryAfter(r)))
+	if !r.Allowed {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retryAfter(r)))
+	}
+}
+
+func retryAfter(r ratelimit.Result) int {
+	sec := int((r.Reset + time.Second - 1) / time.Second)
+	if sec < 1 {
+		sec = 1
+	}
+	return sec
 }
 
 func remoteIP(c *fiber.Ctx) netip.Addr {
@@ -209,6 +307,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	auth     *prometheus.CounterVec
+	limited  *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -221,9 +320,12 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"method", "route"}),
 		auth: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "nexus_auth_results_total", Help: "Authentication results by outcome (ok or the error code).",
-		}, []string{"outcome"}),
+			Name: "nexus_auth_results_total", Help: "Authentication results by credential kind and outcome (ok or the error code).",
+		}, []string{"kind", "outcome"}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nexus_rate_limited_total", Help: "Requests refused by a limit, by limit (credential, ip, failed_auth).",
+		}, []string{"limit"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.auth)
+	reg.MustRegister(m.requests, m.duration, m.auth, m.limited)
 	return m
 }

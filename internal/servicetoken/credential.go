@@ -206,6 +206,8 @@ func (s *Service) Revoke(ctx context.Context, t nexus.Tenant, id string) (*View,
 	return c.view(), nil
 }
 
+var errRSATooSmall = errors.New("RSA public keys must be at least 2048 bits")
+
 // parsePublicKey reads a PEM public key and checks it fits alg.
 func parsePublicKey(alg, pemText string) (any, error) {
 	block, _ := pem.Decode([]byte(strings.TrimSpace(pemText)))
@@ -228,7 +230,7 @@ func parsePublicKey(alg, pemText string) (any, error) {
 	case *rsa.PublicKey:
 		if alg == RS256 {
 			if k.N.BitLen() < 2048 {
-				return nil, errors.New("RSA public keys must be at least 2048 bits")
+				return nil, errRSATooSmall
 			}
 			return k, nil
 		}
@@ -239,9 +241,11 @@ func parsePublicKey(alg, pemText string) (any, error) {
 // algorithmOf names the JWT algorithm for a platform service's key.
 func algorithmOf(pemText string) (string, any, error) {
 	for _, alg := range []string{EdDSA, ES256, RS256} {
-		if k, err := parsePublicKey(alg, pemText); err == nil {
+		k, err := parsePublicKey(alg, pemText)
+		if err == nil {
 			return alg, k, nil
-		} else if strings.Contains(err.Error(), "2048") {
+		}
+		if errors.Is(err, errRSATooSmall) {
 			return "", nil, err
 		}
 	}

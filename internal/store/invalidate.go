@@ -68,6 +68,9 @@ func (db *DB) Subscribe(ctx context.Context, log *slog.Logger, drop func(topic s
 func (db *DB) listen(ctx context.Context, log *slog.Logger, drop func(string)) {
 	ln := pgdriver.NewListener(db.DB)
 	defer ln.Close()
+	// ReceiveTimeout does not watch ctx: closing the listener wakes it.
+	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
+	defer stop()
 	healthy := false
 	for ctx.Err() == nil {
 		if !healthy {

@@ -563,10 +563,6 @@ func TestPublishSubscribe(t *testing.T) {
 // waits for it before returning, so a slow return stalls server shutdown.
 func TestSubscribeStopsPromptly(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *store.DB) {
-		if db.Dialect == store.Postgres && os.Getenv("NEXUS_TEST_SHOW_BUGS") != "1" {
-			t.Skip("BUG: store.(*DB).listen (invalidate.go) blocks in pgdriver Listener.ReceiveTimeout(ctx, 30s), " +
-				"which does not watch ctx: Subscribe returns up to 30 s after cancel (set NEXUS_TEST_SHOW_BUGS=1 to run)")
-		}
 		migrateUp(t, db)
 		ctx, cancel := context.WithCancel(context.Background())
 		heard := make(chan string, 16)

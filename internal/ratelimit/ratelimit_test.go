@@ -1,0 +1,94 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestLimiterCountsAndRefuses(t *testing.T) {
+	l := New(Config{})
+	ctx := context.Background()
+	for i := 1; i <= 5; i++ {
+		r := l.Hit(ctx, "k", 5)
+		if !r.Allowed || r.Remaining != 5-i {
+			t.Fatalf("hit %d: %+v", i, r)
+		}
+	}
+	if r := l.Hit(ctx, "k", 5); r.Allowed || r.Remaining != 0 || r.Reset <= 0 || r.Reset > time.Minute {
+		t.Fatalf("6th hit: %+v", r)
+	}
+	if r := l.Hit(ctx, "other", 5); !r.Allowed {
+		t.Fatalf("another key shares the count: %+v", r)
+	}
+}
+
+func TestPeekDoesNotCount(t *testing.T) {
+	l := New(Config{})
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		if r := l.Peek(ctx, "p", 2); !r.Allowed {
+			t.Fatalf("peek %d refused", i)
+		}
+	}
+	l.Hit(ctx, "p", 2)
+	l.Hit(ctx, "p", 2)
+	if r := l.Peek(ctx, "p", 2); r.Allowed {
+		t.Fatal("peek allowed at the limit")
+	}
+}
+
+func TestMemoryConcurrentExact(t *testing.T) {
+	m := NewMemory()
+	start := time.Now().Truncate(time.Minute)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 1000; i++ {
+				m.Add(context.Background(), "c", start, time.Minute, 1)
+			}
+		}()
+	}
+	wg.Wait()
+	if got, _ := m.Add(context.Background(), "c", start, time.Minute, 0); got != 8000 {
+		t.Fatalf("count = %d, want 8000", got)
+	}
+	if got, _ := m.Add(context.Background(), "c", start.Add(time.Minute), time.Minute, 1); got != 1 {
+		t.Fatalf("a new window starts at %d, want 1", got)
+	}
+}
+
+type failing struct{}
+
+func (failing) Add(context.Context, string, time.Time, time.Duration, int64) (int64, error) {
+	return 0, errors.New("down")
+}
+
+func TestFallsBackToLocalCounts(t *testing.T) {
+	fell := 0
+	l := New(Config{Store: failing{}, OnFallback: func() { fell++ }})
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		if r := l.Hit(ctx, "k", 2); r.Allowed != (i < 2) {
+			t.Fatalf("hit %d allowed=%v", i, r.Allowed)
+		}
+	}
+	if fell != 1 {
+		t.Fatalf("fallback reported %d times, want once (then the store is skipped)", fell)
+	}
+}
+
+func BenchmarkLimiterMemory(b *testing.B) {
+	l := New(Config{})
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			l.Hit(ctx, "key_01abc", 1<<30)
+		}
+	})
+}
