@@ -18,6 +18,7 @@ const usage = `usage: nexus <command> [flags]
 
   serve                         run the API server
   migrate up|down|status        manage the database schema
+  bench                         load benchmark over loopback (see nexus bench -h)
   admin partner create|set-status|list
   admin key create
   admin member create           (password: one line on stdin)
@@ -43,6 +44,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdMigrate(ctx, args[1:], stdout)
 	case "admin":
 		err = cmdAdmin(ctx, args[1:], stdin, stdout)
+	case "bench":
+		err = cmdBench(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

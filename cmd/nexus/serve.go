@@ -184,6 +184,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown", "err", err)
 	}
+	log.Info("requests finished; flushing background writers")
 	cancelBG() // background writers flush on the way out
 	wg.Wait()
 	log.Info("stopped")

@@ -68,7 +68,9 @@ func fromFiber(fe *fiber.Error) *nexus.Error {
 		return nexus.Errorf(nexus.CodeUnsupportedMediaType, "request bodies must be application/json")
 	case fiber.StatusNotFound, fiber.StatusMethodNotAllowed:
 		return nexus.Errorf(nexus.CodeRouteNotFound, "no such route")
-	case fiber.StatusBadRequest:
+	case fiber.StatusBadRequest, fiber.StatusBadGateway:
+		// Fiber reports a broken or closed client connection as 502; the
+		// request could not be read, which is no server fault.
 		return nexus.Errorf(nexus.CodeParameterInvalid, "the request could not be read")
 	case fiber.StatusRequestHeaderFieldsTooLarge:
 		return nexus.Errorf(nexus.CodeParameterInvalid, "request headers are too large")

@@ -10,12 +10,14 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
 
 	"github.com/nexus-fintech/nexus/internal/apikey"
 	"github.com/nexus-fintech/nexus/internal/audit"
@@ -64,6 +66,11 @@ type Server struct {
 	app     *fiber.App
 	log     *slog.Logger
 	metrics *metrics
+
+	// fresh holds connections that have not started a request yet: at
+	// shutdown they are closed at once instead of holding the server until
+	// their read timeout (clients open spare connections they may never use).
+	fresh sync.Map // net.Conn -> struct{}
 }
 
 // New builds the Fiber app with every route of the table.
@@ -95,6 +102,7 @@ func New(cfg Config) *Server {
 		CaseSensitive:         true,
 		ErrorHandler:          errorHandler(cfg.Logger),
 	})
+	s.app.Server().ConnState = s.trackConn
 	s.app.Use(s.requestMeta)
 	s.app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	s.app.Get("/readyz", s.readyz)
@@ -122,8 +130,39 @@ func (s *Server) App() *fiber.App { return s.app }
 // Listen serves on ln until Shutdown.
 func (s *Server) Listen(ln net.Listener) error { return s.app.Listener(ln) }
 
-// Shutdown stops accepting and waits for in-flight requests.
-func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+// Shutdown stops accepting, closes connections that carry no request and
+// waits for in-flight requests to finish.
+func (s *Server) Shutdown(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- s.app.ShutdownWithContext(ctx) }()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		s.fresh.Range(func(c, _ any) bool {
+			_ = c.(net.Conn).Close()
+			s.fresh.Delete(c)
+			return true
+		})
+		select {
+		case err := <-done:
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// trackConn marks a connection fresh when it opens and whenever it goes
+// idle between requests; requestMeta unmarks it when a handler starts. (The
+// first request's read is reported "active" before any byte arrives, so the
+// state alone cannot tell an unused connection.)
+func (s *Server) trackConn(c net.Conn, state fasthttp.ConnState) {
+	switch state {
+	case fasthttp.StateNew, fasthttp.StateIdle:
+		s.fresh.Store(c, struct{}{})
+	case fasthttp.StateClosed, fasthttp.StateHijacked:
+		s.fresh.Delete(c)
+	}
+}
 
 func (s *Server) readyz(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
@@ -140,6 +179,7 @@ type ridKey struct{}
 // requestMeta gives every response a request id and counts it.
 func (s *Server) requestMeta(c *fiber.Ctx) error {
 	start := time.Now()
+	s.fresh.Delete(c.Context().Conn())
 	rid := nexus.NewID("req")
 	c.Locals(ridKey{}, rid)
 	c.Set("X-Request-Id", rid)
