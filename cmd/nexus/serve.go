@@ -120,7 +120,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			func() float64 { _, m := authn.CacheStats(); return float64(m) }),
 	)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	oasJSON, err := openapi.JSON()
+	if err != nil {
+		return err
+	}
 	srv := httpapi.New(httpapi.Config{
+		OpenAPIJSON: oasJSON, Docs: openapi.Docs,
 		DB: db, Auth: authn, Keys: keys, Partners: partners, Logger: log, Registry: reg, OpenAPI: openapi.Document,
 		Ledger: ledger.NewService(db), Idempotency: idem, ServiceTokens: tokens,
 		OAuth: oauthSvc, Issuer: c.Issuer,

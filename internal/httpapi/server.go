@@ -5,8 +5,10 @@ package httpapi
 
 import (
 	"context"
+	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/filesystem"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
@@ -56,6 +59,10 @@ type Config struct {
 	Logger          *slog.Logger         // Optional. Default: slog.Default().
 	Registry        *prometheus.Registry // Optional. Default: a new registry.
 	OpenAPI         []byte               // Optional: served at /openapi.yaml.
+	// OpenAPIJSON is the document as JSON, served at /openapi.json. Optional.
+	OpenAPIJSON []byte
+	// Docs is the documentation UI served at /docs. Optional.
+	Docs fs.FS
 	// BodyLimit in bytes. Optional. Default: 1 MiB.
 	BodyLimit int
 }
@@ -111,6 +118,21 @@ func New(cfg Config) *Server {
 		c.Set(fiber.HeaderContentType, "application/yaml")
 		return c.Send(cfg.OpenAPI)
 	})
+	if cfg.OpenAPIJSON != nil {
+		s.app.Get("/openapi.json", func(c *fiber.Ctx) error {
+			c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+			return c.Send(cfg.OpenAPIJSON)
+		})
+	}
+	if cfg.Docs != nil {
+		docs := filesystem.New(filesystem.Config{Root: http.FS(cfg.Docs), PathPrefix: "docs", Index: "index.html"})
+		s.app.Use("/docs", func(c *fiber.Ctx) error {
+			c.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; frame-ancestors 'none'")
+			c.Set("X-Content-Type-Options", "nosniff")
+			c.Set("Referrer-Policy", "no-referrer")
+			return docs(c)
+		})
+	}
 	for _, r := range s.Routes() {
 		handlers := []fiber.Handler{s.guard(r)}
 		if r.Method == fiber.MethodPost && r.Access.kind != public {
