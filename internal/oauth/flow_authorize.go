@@ -16,8 +16,11 @@ import (
 
 // AuthorizeRequest is a validated authorization request (RFC 6749 §4.1.1).
 type AuthorizeRequest struct {
-	Client        *Client
-	RedirectURI   string
+	Client      *Client
+	RedirectURI string
+	// RedirectGiven is the redirect_uri as sent ("" when omitted): the
+	// token request must repeat it exactly (rfc6749#section-4.1.3).
+	RedirectGiven string
 	Scopes        nexus.ScopeSet
 	State         string
 	CodeChallenge string
@@ -49,7 +52,7 @@ func (s *Service) ValidateAuthorize(ctx context.Context, q url.Values) (*Authori
 	if !slices.Contains(uris, redirect) {
 		return nil, &FatalError{"The redirect URI is not registered for this application."}
 	}
-	r := &AuthorizeRequest{Client: c, RedirectURI: redirect, State: q.Get("state")}
+	r := &AuthorizeRequest{Client: c, RedirectURI: redirect, RedirectGiven: q.Get("redirect_uri"), State: q.Get("state")}
 	if q.Get("response_type") != "code" {
 		return r, oerr("unsupported_response_type", "response_type must be code")
 	}
@@ -90,7 +93,7 @@ func (s *Service) Approve(ctx context.Context, sess *Session, r *AuthorizeReques
 			return err
 		}
 		if _, err := tx.NewInsert().Model(&codeRow{CodeHash: digest(code), ClientID: r.Client.ID, GrantID: g.ID,
-			RedirectURI: r.RedirectURI, CodeChallenge: r.CodeChallenge, Scopes: g.Scopes,
+			RedirectURI: r.RedirectGiven, CodeChallenge: r.CodeChallenge, Scopes: g.Scopes,
 			CreatedAt: now, ExpiresAt: now.Add(CodeTTL)}).Exec(ctx); err != nil {
 			return err
 		}

@@ -208,7 +208,7 @@ func (s *Service) Refresh(ctx context.Context, c *Client, refresh, scope string)
 		scopes, _ := nexus.ParseScopeString(t.Scopes)
 		if raw := strings.TrimSpace(scope); raw != "" {
 			asked, _, ok := nexus.ParseScopes(strings.Fields(raw))
-			if !ok || asked&^scopes != 0 {
+			if !ok || !scopes.Contains(asked) {
 				return oerr("invalid_scope", "a refresh may narrow the scope, never widen it")
 			}
 			scopes = asked
@@ -308,7 +308,7 @@ func (s *Service) Introspect(ctx context.Context, tok, ownerOnly string) (*Intro
 	if err := s.db.NewSelect().Model(g).Where("id = ?", t.GrantID).Scan(ctx); err != nil || g.Status != "active" {
 		return &Introspection{}, err
 	}
-	typ := "access_token"
+	typ := "Bearer" // rfc7662#section-2.2: the RFC 6749 §5.1 token type
 	if t.Kind == "rt" {
 		typ = "refresh_token"
 	}
