@@ -52,10 +52,11 @@ type Verifier struct {
 	cfg    VerifierConfig
 	parser *jwt.Parser
 
-	mu     sync.RWMutex
-	gen    uint64               // bumped by every Drop: a verification that raced one is not cached
-	keys   map[string]*keyEntry // by kid
-	tokens map[[32]byte]*tokenEntry
+	mu       sync.RWMutex
+	gen      uint64               // bumped by every Drop: a verification that raced one is not cached
+	keys     map[string]*keyEntry // by kid
+	tokens   map[[32]byte]*tokenEntry
+	partners map[string]nexus.Partner // by id: a new token needs no query for them
 }
 
 type keyEntry struct {
@@ -89,8 +90,9 @@ func NewVerifier(cfg VerifierConfig) *Verifier {
 			jwt.WithValidMethods([]string{HS256, ES256, EdDSA, RS256}),
 			jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(Leeway),
 		),
-		keys:   make(map[string]*keyEntry),
-		tokens: make(map[[32]byte]*tokenEntry),
+		keys:     make(map[string]*keyEntry),
+		tokens:   make(map[[32]byte]*tokenEntry),
+		partners: make(map[string]nexus.Partner),
 	}
 }
 
@@ -214,7 +216,7 @@ func (v *Verifier) check(ctx context.Context, e *keyEntry, c *Claims) (*nexus.Pr
 			p.Actor = c.Service
 		}
 	}
-	partner, err := v.cfg.Partners.Get(ctx, partnerID)
+	partner, err := v.partner(ctx, partnerID)
 	if err != nil {
 		if nexus.CodeOf(err) == nexus.CodeResourceMissing {
 			return nil, invalid("unknown partner")
@@ -222,6 +224,30 @@ func (v *Verifier) check(ctx context.Context, e *keyEntry, c *Claims) (*nexus.Pr
 		return nil, err
 	}
 	p.Partner = partner
+	return p, nil
+}
+
+// partner returns the partner a token acts for, from cache or storage.
+func (v *Verifier) partner(ctx context.Context, id string) (nexus.Partner, error) {
+	v.mu.RLock()
+	p, ok := v.partners[id]
+	gen := v.gen
+	v.mu.RUnlock()
+	if ok {
+		return p, nil
+	}
+	p, err := v.cfg.Partners.Get(ctx, id)
+	if err != nil {
+		return p, err
+	}
+	v.mu.Lock()
+	if v.gen == gen {
+		if len(v.partners) > 100_000 {
+			clear(v.partners)
+		}
+		v.partners[id] = p
+	}
+	v.mu.Unlock()
 	return p, nil
 }
 
@@ -315,6 +341,7 @@ func (v *Verifier) Drop(topic string) {
 			}
 		}
 	case "partner":
+		delete(v.partners, id)
 		for k, e := range v.keys {
 			if e.partnerID == id {
 				delete(v.keys, k)
@@ -328,5 +355,6 @@ func (v *Verifier) Drop(topic string) {
 	default:
 		clear(v.keys)
 		clear(v.tokens)
+		clear(v.partners)
 	}
 }
