@@ -41,8 +41,18 @@ func Subscribe(ctx context.Context, c *redis.Client, log *slog.Logger, drop func
 		}
 		drop("all") // whatever was published while we were away
 		ch := sub.Channel(redis.WithChannelHealthCheckInterval(5 * time.Second))
-		for msg := range ch {
-			drop(msg.Payload)
+	receive:
+		for {
+			select {
+			case <-ctx.Done():
+				// Cancelling ctx does not close go-redis's channel.
+				break receive
+			case msg, ok := <-ch:
+				if !ok {
+					break receive
+				}
+				drop(msg.Payload)
+			}
 		}
 		sub.Close()
 		if ctx.Err() == nil {
