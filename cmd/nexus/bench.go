@@ -3,9 +3,271 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
 )
 
+const benchUsage = `usage: nexus bench [flags]
+
+A bounded load benchmark. It starts "nexus serve" on 127.0.0.1 with a fresh
+database, sets up a partner (admin CLI), an API key, HS256 and EdDSA service
+credentials, an OAuth token, a funded balance and an address, then measures,
+one scenario after the other, requests/s and p50/p99 latency of:
+
+  GET /healthz (baseline, no credential)
+  GET /v1/partner with an API key, a service JWT (HS256, EdDSA), an OAuth token
+  GET /v1/balances and POST /v1/requests (new withdrawal each time)
+
+for SQLite and, when a PostgreSQL URL is given, PostgreSQL (in a fresh
+database nexus_bench_<random>, dropped at the end). Every figure is also
+shown as a ratio of the baseline of the same backend. Traffic only goes to
+127.0.0.1. Any non-2xx answer counts as an error; a run with errors exits 1.
+
+Flags:
+`
+
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("bench: not built yet")
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, benchUsage); fs.PrintDefaults() }
+	database := fs.String("database", "", "sqlite, postgres or both (default: sqlite, plus postgres when a PostgreSQL URL is set)")
+	pgURL := fs.String("postgres-url", env("NEXUS_BENCH_POSTGRES_URL", env("NEXUS_TEST_DATABASE_URL", "")),
+		"admin URL of a local PostgreSQL, used to create and drop the bench database [NEXUS_BENCH_POSTGRES_URL, NEXUS_TEST_DATABASE_URL]")
+	conns := fs.Int("connections", 64, "concurrent keep-alive connections (closed loop: one request in flight on each)")
+	duration := fs.Duration("duration", 4*time.Second, "time per scenario, warm-up included")
+	warmup := fs.Duration("warmup", time.Second, "warm-up per scenario, not measured")
+	only := fs.String("scenarios", "", "comma-separated scenarios to run (default all; ratios need baseline among them): "+strings.Join(scenarioNames(), ","))
+	asJSON := fs.Bool("json", false, "print machine-readable results on stdout (the table then goes to stderr)")
+	serverMode := fs.String("server", "subprocess", "subprocess (this binary's serve in a child process) or inprocess")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process to FILE (with --server inprocess it covers the server too)")
+	check := fs.Bool("check", false, "exit 1 also when a target is missed")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("bench: unexpected argument %q", fs.Arg(0))
+	}
+
+	opts := benchOptions{
+		Connections: *conns, Warmup: *warmup, Measure: *duration - *warmup,
+		InProcess: *serverMode == "inprocess", Log: stderr,
+	}
+	switch {
+	case *conns < 1 || *conns > 10_000:
+		return errors.New("bench: --connections must be 1 to 10000")
+	case *warmup < 0 || opts.Measure < 100*time.Millisecond:
+		return errors.New("bench: --duration must exceed --warmup by at least 100ms")
+	case *serverMode != "subprocess" && *serverMode != "inprocess":
+		return errors.New("bench: --server must be subprocess or inprocess")
+	}
+	if *only != "" {
+		opts.Only = map[string]bool{}
+		known := map[string]bool{}
+		for _, n := range scenarioNames() {
+			known[n] = true
+		}
+		for _, n := range splitList(*only) {
+			if !known[n] {
+				return fmt.Errorf("bench: unknown scenario %q (known: %s)", n, strings.Join(scenarioNames(), ", "))
+			}
+			opts.Only[n] = true
+		}
+	}
+
+	var backends []string
+	switch *database {
+	case "":
+		backends = []string{"sqlite"}
+		if *pgURL != "" {
+			backends = append(backends, "postgres")
+		}
+	case "sqlite", "postgres":
+		backends = []string{*database}
+	case "both":
+		backends = []string{"sqlite", "postgres"}
+	default:
+		return errors.New("bench: --database must be sqlite, postgres or both")
+	}
+	for _, b := range backends {
+		if b == "postgres" && *pgURL == "" {
+			return errors.New("bench: postgres needs --postgres-url (or NEXUS_BENCH_POSTGRES_URL / NEXUS_TEST_DATABASE_URL)")
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	tmp, err := os.MkdirTemp("", "nexus-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	rep := &benchReport{
+		Connections: *conns, Duration: duration.String(), Warmup: warmup.String(),
+		CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Server: *serverMode,
+		StartedAt: time.Now().UTC(),
+	}
+	for _, b := range backends {
+		var res []benchResult
+		if b == "sqlite" {
+			res, err = benchBackend(ctx, b, "sqlite:"+filepath.Join(tmp, "sqlite", "nexus.db"), opts, nil)
+		} else {
+			pg, perr := createPostgresDB(ctx, *pgURL)
+			if perr != nil {
+				return perr
+			}
+			res, err = benchBackend(ctx, b, pg.URL, opts, pg.Sessions)
+			if derr := pg.Drop(); derr != nil {
+				fmt.Fprintf(stderr, "bench: %v\n", derr)
+			}
+		}
+		rep.Results = append(rep.Results, res...)
+		if err != nil {
+			if len(rep.Results) > 0 {
+				fmt.Fprintln(stderr, "\nPartial results:")
+				rep.finish()
+				rep.writeTable(stderr)
+			}
+			return fmt.Errorf("bench (%s): %w", b, err)
+		}
+	}
+	rep.finish()
+
+	table := stdout
+	if *asJSON {
+		table = stderr
+	}
+	fmt.Fprintln(table)
+	rep.writeTable(table)
+	if *asJSON {
+		if err := printJSON(stdout, rep); err != nil {
+			return err
+		}
+	}
+	if n := rep.errorCount(); n > 0 {
+		return fmt.Errorf("bench: %d requests failed (see the errors column)", n)
+	}
+	if *check && rep.missed() > 0 {
+		return fmt.Errorf("bench: %d targets missed", rep.missed())
+	}
+	return nil
+}
+
+type benchOptions struct {
+	Connections     int
+	Warmup, Measure time.Duration
+	InProcess       bool
+	Only            map[string]bool // nil: all
+	Log             io.Writer       // progress and server warnings
+}
+
+func scenarioNames() []string {
+	var out []string
+	for _, sc := range benchScenarios(&benchCreds{}) {
+		out = append(out, sc.Name)
+	}
+	return out
+}
+
+// benchBackend prepares the database, starts the server, runs every
+// scenario and stops the server, whatever happens.
+// sessions, when set, counts connections ever opened to the database.
+func benchBackend(ctx context.Context, backend, dbURL string, o benchOptions, sessions func() int64) (_ []benchResult, err error) {
+	logf := func(format string, a ...any) { fmt.Fprintf(o.Log, backend+": "+format+"\n", a...) }
+	logf("preparing a fresh database")
+	creds, err := setupDatabase(ctx, dbURL)
+	if err != nil {
+		return nil, err
+	}
+	var srv *benchServer
+	if o.InProcess {
+		srv, err = startInProcess(ctx, dbURL, &serverLog{w: o.Log})
+	} else {
+		srv, err = startSubprocess(ctx, dbURL, o.Log)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if serr := srv.Stop(); serr != nil && err == nil && ctx.Err() == nil {
+			err = fmt.Errorf("stopping the server: %w", serr)
+		}
+	}()
+	logf("server on %s; creating service credentials, funding, address", srv.Addr)
+	if err := setupAPI(ctx, srv.Addr, creds); err != nil {
+		return nil, err
+	}
+
+	var out []benchResult
+	var baseline, baseCPU, baseTotal float64
+	for _, sc := range benchScenarios(creds) {
+		if o.Only != nil && !o.Only[sc.Name] {
+			continue
+		}
+		if err := checkScenario(ctx, srv.Addr, sc); err != nil {
+			return out, fmt.Errorf("scenario %s: %w", sc.Name, err)
+		}
+		s0 := int64(-1)
+		if sessions != nil {
+			s0 = sessions()
+		}
+		d0, dropsOK := accessDrops(ctx, srv.Addr)
+		lr, err := runLoad(ctx, loadConfig{Addr: srv.Addr, Connections: o.Connections, Warmup: o.Warmup, Measure: o.Measure, ServerPID: srv.PID, DBCPU: backend == "postgres"}, sc)
+		if err != nil {
+			return out, err
+		}
+		r := newBenchResult(backend, sc, lr)
+		if d1, ok := accessDrops(ctx, srv.Addr); ok && dropsOK {
+			r.AccessDropped = d1 - d0
+		}
+		if s0 >= 0 {
+			// Stats reach pg_stat_database within a second or so.
+			time.Sleep(1100 * time.Millisecond)
+			if s1 := sessions(); s1 >= s0 {
+				r.NewDBConns = s1 - s0
+				r.HaveDBConns = true
+			}
+		}
+		if sc.Name == "baseline" {
+			baseline, baseCPU, baseTotal = r.RPS, r.ServerCPUus, r.ServerCPUus+r.ClientCPUus+r.DBCPUus
+		}
+		if total := r.ServerCPUus + r.ClientCPUus + r.DBCPUus; baseTotal > 0 && total > 0 && r.ClientCPUus > 0 {
+			r.CPURatio = round(baseTotal/total, 3)
+		}
+		if baseline > 0 {
+			r.Ratio = r.RPS / baseline
+		}
+		if baseCPU > 0 {
+			r.ServerCPUx = r.ServerCPUus / baseCPU
+		}
+		logf("%-18s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  server %.1f µs/req  other load %.2f cores  access rows dropped %.0f%s",
+			sc.Name, r.RPS, r.P50ms, r.P99ms, r.Errors, r.ServerCPUus, r.OtherCores, r.AccessDropped, r.dbConnsNote())
+		if r.FirstError != "" {
+			logf("  first error: %s", r.FirstError)
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }

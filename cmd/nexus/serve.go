@@ -96,6 +96,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return fmt.Errorf("NEXUS_REDIS_URL: %w", err)
 		}
+		redis.SetLogger(redisbus.Logger{Log: log})
 		rdb = redis.NewClient(opt)
 		defer rdb.Close()
 		shared = ratelimit.NewRedis(rdb)

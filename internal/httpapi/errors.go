@@ -76,8 +76,6 @@ func fromFiber(fe *fiber.Error) *nexus.Error {
 		return nexus.Errorf(nexus.CodeParameterInvalid, "request headers are too large")
 	case fiber.StatusServiceUnavailable:
 		return nexus.Errorf(nexus.CodeServiceUnavailable, "the service is unavailable; retry later")
-	case fiber.StatusRequestTimeout:
-		return nexus.Errorf(nexus.CodeParameterInvalid, "the request took too long to arrive")
 	}
 	return nil
 }
@@ -90,6 +88,13 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 		var fe *fiber.Error
 		switch {
 		case errors.As(err, &ne):
+		case errors.As(err, &fe) && fe.Code == fiber.StatusRequestTimeout:
+			// A read timeout, often on an idle keep-alive connection: 408
+			// and close is what clients understand as "connection closed",
+			// any other status would be taken as an answer to their next
+			// request.
+			c.Set(fiber.HeaderConnection, "close")
+			return c.SendStatus(fiber.StatusRequestTimeout)
 		case errors.As(err, &fe):
 			ne = fromFiber(fe)
 		}

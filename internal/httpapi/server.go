@@ -212,13 +212,37 @@ func (s *Server) requestMeta(c *fiber.Ctx) error {
 			s.log.Error("rendering error failed", "err", herr)
 		}
 	}
+	// Label values must not alias Fiber's reused request buffers (the
+	// registry keeps them): the method is mapped to a constant and the
+	// route is the registered pattern.
+	method := stableMethod(c.Method())
 	route := c.Route().Path
-	if c.Route().Path == "/" && c.Path() != "/" {
+	if route == "/" && c.Path() != "/" {
 		route = "unmatched"
 	}
-	s.metrics.requests.WithLabelValues(c.Method(), route, strconv.Itoa(c.Response().StatusCode())).Inc()
-	s.metrics.duration.WithLabelValues(c.Method(), route).Observe(time.Since(start).Seconds())
+	s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(c.Response().StatusCode())).Inc()
+	s.metrics.duration.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
 	return nil
+}
+
+func stableMethod(m string) string {
+	switch m {
+	case fiber.MethodGet:
+		return fiber.MethodGet
+	case fiber.MethodPost:
+		return fiber.MethodPost
+	case fiber.MethodDelete:
+		return fiber.MethodDelete
+	case fiber.MethodPut:
+		return fiber.MethodPut
+	case fiber.MethodPatch:
+		return fiber.MethodPatch
+	case fiber.MethodHead:
+		return fiber.MethodHead
+	case fiber.MethodOptions:
+		return fiber.MethodOptions
+	}
+	return "OTHER"
 }
 
 // requestID returns the request's id, making one for errors raised before
@@ -327,7 +351,10 @@ func (s *Server) permit(c *fiber.Ctx, r Route, p *nexus.Principal, ip string) er
 func (s *Server) logAccess(c *fiber.Ctx, p *nexus.Principal, ip string, status int) {
 	s.cfg.AccessLog.Add(audit.Access{
 		Tenant: p.Tenant(), CredentialID: p.CredentialID, Actor: p.Actor,
-		Method: c.Method(), Path: c.Path(), Status: status, IP: ip, RequestID: requestID(c), At: time.Now(),
+		// Fiber's strings point into buffers reused by later requests; the
+		// row is written later, so it keeps copies.
+		Method: strings.Clone(c.Method()), Path: strings.Clone(c.Path()),
+		Status: status, IP: ip, RequestID: requestID(c), At: time.Now(),
 	})
 }
 

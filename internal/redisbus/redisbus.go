@@ -6,6 +6,7 @@ package redisbus
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -68,4 +69,13 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-time.After(d):
 	}
+}
+
+// Logger routes go-redis's own messages into slog, so that JSON logs stay
+// JSON (install it with redis.SetLogger).
+type Logger struct{ Log *slog.Logger }
+
+// Printf implements go-redis's logging interface.
+func (l Logger) Printf(ctx context.Context, format string, v ...any) {
+	l.Log.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }

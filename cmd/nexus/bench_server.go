@@ -1,0 +1,305 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/uptrace/bun/driver/pgdriver"
+)
+
+// benchMasterKey is a fixed, public test key (base64 of 32 bytes): the
+// bench databases are throw-away and hold nothing secret.
+const benchMasterKey = "bmV4dXMtYmVuY2gtbWFzdGVyLWtleS0wMDAwMDAwMDA=" // "nexus-bench-master-key-000000000"
+
+// benchServer is a running `nexus serve` on a loopback port.
+type benchServer struct {
+	Addr string // 127.0.0.1:PORT
+	PID  int    // the server's process; 0 when in this process
+	stop func() error
+}
+
+func (s *benchServer) Stop() error {
+	if s == nil || s.stop == nil {
+		return nil
+	}
+	stop := s.stop
+	s.stop = nil
+	return stop()
+}
+
+// serveArgs are the flags the bench gives `serve`; flags win over any
+// NEXUS_* variable the caller's environment may carry.
+func serveArgs(dbURL, addr string) []string {
+	return []string{
+		"--database-url", dbURL,
+		"--listen", addr,
+		"--issuer", "http://" + addr,
+		"--log-level", "warn",
+		"--log-format", "text",
+		"--redis-url", "",
+		"--environments", "live,test",
+		"--jwt-audience", "nexus-api",
+		"--internal-audience", "nexus-internal",
+		"--trusted-proxies", "",
+		// The benchmark hammers one IP; it must not trip the lockouts.
+		"--ip-rate-limit", "1000000000",
+		"--failed-auth-limit", "1000000000",
+	}
+}
+
+// startSubprocess runs this same binary's `serve` as a child process, so
+// that the server and the load generator do not share a Go runtime.
+func startSubprocess(ctx context.Context, dbURL string, logw io.Writer) (*benchServer, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	addr, err := freeLoopbackAddr()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe, append([]string{"serve"}, serveArgs(dbURL, addr)...)...)
+	cmd.Env = append(withoutNexusEnv(os.Environ()),
+		"NEXUS_MASTER_KEY="+benchMasterKey,
+		"NEXUS_LISTEN="+addr,
+		"NEXUS_DATABASE_URL="+dbURL,
+		"NEXUS_LOG_LEVEL=warn",
+	)
+	cmd.Stdout = io.Discard
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	setBenchProcAttr(cmd)
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	logDone := make(chan struct{})
+	go func() { defer close(logDone); copyServerLog(stderr, logw) }()
+	exited := make(chan error, 1)
+	go func() { <-logDone; exited <- cmd.Wait() }()
+
+	stop := func() error {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return fmt.Errorf("server exited: %v", err)
+			}
+			return err
+		case <-time.After(35 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+			return errors.New("server did not stop within 35 s of SIGTERM; killed")
+		}
+	}
+	if err := waitReady(ctx, addr, exited); err != nil {
+		_ = cmd.Process.Kill()
+		return nil, err
+	}
+	return &benchServer{Addr: addr, PID: cmd.Process.Pid, stop: stop}, nil
+}
+
+// startInProcess runs `serve` in this process (for --cpuprofile: one
+// profile then covers the server's code).
+func startInProcess(ctx context.Context, dbURL string, logw io.Writer) (*benchServer, error) {
+	addr, err := freeLoopbackAddr()
+	if err != nil {
+		return nil, err
+	}
+	// The master key is never a flag of serve; the bench's own key is a
+	// public test key, so setting it in this process is harmless.
+	if err := os.Setenv("NEXUS_MASTER_KEY", benchMasterKey); err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	exited := make(chan error, 1)
+	go func() {
+		// Every server goroutine inherits the label: -tagfocus bench=server.
+		pprof.Do(sctx, pprof.Labels("bench", "server"), func(sctx context.Context) {
+			exited <- cmdServe(sctx, serveArgs(dbURL, addr), io.Discard, logw)
+		})
+	}()
+	stop := func() error {
+		cancel()
+		select {
+		case err := <-exited:
+			return err
+		case <-time.After(35 * time.Second):
+			return errors.New("in-process server did not stop within 35 s")
+		}
+	}
+	if err := waitReady(ctx, addr, exited); err != nil {
+		cancel()
+		return nil, err
+	}
+	return &benchServer{Addr: addr, stop: stop}, nil
+}
+
+// waitReady polls /readyz until the server answers 200.
+func waitReady(ctx context.Context, addr string, exited <-chan error) error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/readyz", nil)
+		if resp, err := client.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-exited:
+			if err == nil {
+				err = errors.New("exited")
+			}
+			return fmt.Errorf("server did not start: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return errors.New("server not ready after 60 s")
+		}
+	}
+}
+
+// freeLoopbackAddr asks the kernel for a free port on 127.0.0.1.
+func freeLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func withoutNexusEnv(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "NEXUS_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// copyServerLog forwards the server's log lines (warnings and errors only,
+// at --log-level warn), prefixed, up to a limit; the rest are counted.
+func copyServerLog(r io.Reader, w io.Writer) {
+	const maxLines = 20
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	n := 0
+	for sc.Scan() {
+		n++
+		if n <= maxLines {
+			fmt.Fprintf(w, "  server: %s\n", sc.Text())
+		}
+	}
+	if n > maxLines {
+		fmt.Fprintf(w, "  server: … %d more log lines not shown\n", n-maxLines)
+	}
+}
+
+// serverLog is an io.Writer for the in-process server's log with the same
+// prefix and limit as a subprocess's.
+type serverLog struct {
+	mu  sync.Mutex
+	w   io.Writer
+	buf []byte
+	n   int
+}
+
+func (l *serverLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	for {
+		i := strings.IndexByte(string(l.buf), '\n')
+		if i < 0 {
+			break
+		}
+		l.n++
+		if l.n <= 20 {
+			fmt.Fprintf(l.w, "  server: %s\n", l.buf[:i])
+		}
+		l.buf = l.buf[i+1:]
+	}
+	return len(p), nil
+}
+
+// benchPG is the fresh PostgreSQL database of a run.
+type benchPG struct {
+	URL   string
+	name  string
+	admin *sql.DB
+}
+
+// createPostgresDB makes a fresh database nexus_bench_<random> through the
+// admin URL; Drop removes it.
+func createPostgresDB(ctx context.Context, adminURL string) (*benchPG, error) {
+	u, err := url.Parse(adminURL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return nil, fmt.Errorf("--postgres-url must be a postgres:// URL")
+	}
+	if h := u.Hostname(); h != "localhost" && h != "" {
+		if err := loopbackOnly(net.JoinHostPort(h, "0")); err != nil {
+			return nil, fmt.Errorf("--postgres-url: the benchmark only talks to loopback: %w", err)
+		}
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "nexus_bench_" + hex.EncodeToString(b[:])
+	admin := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(adminURL)))
+	admin.SetMaxOpenConns(1)
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		admin.Close()
+		return nil, fmt.Errorf("create database %s: %w", name, err)
+	}
+	nu := *u
+	nu.Path = "/" + name
+	return &benchPG{URL: nu.String(), name: name, admin: admin}, nil
+}
+
+// Drop removes the database (the server must be stopped).
+func (p *benchPG) Drop() error {
+	defer p.admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := p.admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+p.name+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("drop database %s: %w", p.name, err)
+	}
+	return nil
+}
+
+// Sessions is how many connections were ever opened to the database
+// (pg_stat_database.sessions, PostgreSQL 14+; flushed within about a
+// second). -1 when unknown.
+func (p *benchPG) Sessions() int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var n sql.NullInt64
+	if err := p.admin.QueryRowContext(ctx, "SELECT sessions FROM pg_stat_database WHERE datname = $1", p.name).Scan(&n); err != nil || !n.Valid {
+		return -1
+	}
+	return n.Int64
+}

@@ -1,0 +1,306 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/oauth"
+	"github.com/nexus-fintech/nexus/internal/store"
+	sdk "github.com/nexus-fintech/nexus/pkg/nexus"
+)
+
+// benchCreds are the credentials and objects the scenarios use.
+type benchCreds struct {
+	PartnerID   string
+	APIKey      string // test secret key (admin:all)
+	OAuthToken  string // nx_test_at_…
+	HS256Token  string // service JWT, 1 h
+	EdDSAToken  string // service JWT, 1 h
+	AddressID   string // ethereum address for withdrawals
+	FundedMinor int64  // usdc credited for POST /v1/requests
+}
+
+// benchRateLimit is the partner's per-credential limit: far above what two
+// cores can serve, so the limiter is exercised but never refuses.
+const benchRateLimit = 100_000_000
+
+// setupDatabase prepares a fresh database before the server starts: the
+// partner and its key through the admin CLI (as an operator would), and an
+// OAuth access token through the OAuth service (the same steps as the
+// login, consent and token endpoints, without driving HTML forms).
+func setupDatabase(ctx context.Context, dbURL string) (*benchCreds, error) {
+	var p struct {
+		ID string `json:"id"`
+	}
+	if err := adminJSON(ctx, &p, "partner", "create", "--database-url", dbURL,
+		"--name", "Bench partner", "--status", "approved", "--rate-limit", strconv.Itoa(benchRateLimit)); err != nil {
+		return nil, fmt.Errorf("admin partner create: %w", err)
+	}
+	var k struct {
+		Key string `json:"key"`
+	}
+	if err := adminJSON(ctx, &k, "key", "create", "--database-url", dbURL,
+		"--partner", p.ID, "--environment", "test", "--name", "bench"); err != nil {
+		return nil, fmt.Errorf("admin key create: %w", err)
+	}
+	if p.ID == "" || k.Key == "" {
+		return nil, fmt.Errorf("admin CLI answered no partner id or key")
+	}
+	tok, err := oauthToken(ctx, dbURL, p.ID)
+	if err != nil {
+		return nil, fmt.Errorf("oauth token: %w", err)
+	}
+	return &benchCreds{PartnerID: p.ID, APIKey: k.Key, OAuthToken: tok}, nil
+}
+
+func adminJSON(ctx context.Context, out any, args ...string) error {
+	var stdout bytes.Buffer
+	if err := cmdAdmin(ctx, args, bytes.NewReader(nil), &stdout); err != nil {
+		return err
+	}
+	return json.Unmarshal(stdout.Bytes(), out)
+}
+
+// oauthToken registers a confidential client for the partner's test
+// environment, has a member of the partner consent, and exchanges the code
+// (with PKCE) for an access token.
+func oauthToken(ctx context.Context, dbURL, partnerID string) (string, error) {
+	db, err := store.Open(ctx, dbURL)
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	svc := oauth.NewService(db)
+	const redirect = "http://127.0.0.1/bench/callback"
+	cv, err := svc.CreateClient(ctx, nexus.Tenant{PartnerID: partnerID, Environment: nexus.Test}, oauth.CreateClientParams{
+		Name: "Bench app", Type: oauth.Confidential, RedirectURIs: []string{redirect},
+		Scopes: []string{"read:balances", "read:funding", "read:addresses", "write:addresses", "read:requests", "write:requests"},
+	})
+	if err != nil {
+		return "", err
+	}
+	password := randomHex(16)
+	email := "bench-" + randomHex(4) + "@example.com"
+	if _, err := svc.CreateMember(ctx, partnerID, email, password); err != nil {
+		return "", err
+	}
+	sessTok, err := svc.Login(ctx, email, password)
+	if err != nil {
+		return "", err
+	}
+	sess, err := svc.Session(ctx, sessTok)
+	if err != nil || sess == nil {
+		return "", fmt.Errorf("no session after login: %v", err)
+	}
+	verifier := base64.RawURLEncoding.EncodeToString([]byte(randomHex(32)))
+	sum := sha256.Sum256([]byte(verifier))
+	ar, err := svc.ValidateAuthorize(ctx, url.Values{
+		"client_id": {cv.ClientID}, "redirect_uri": {redirect}, "response_type": {"code"}, "state": {randomHex(8)},
+		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"},
+	})
+	if err != nil {
+		return "", err
+	}
+	code, err := svc.Approve(ctx, sess, ar, nexus.PartnerApproved)
+	if err != nil {
+		return "", err
+	}
+	client, err := svc.AuthenticateClient(ctx, oauth.ClientAuth{ID: cv.ClientID, Secret: cv.ClientSecret, Basic: true})
+	if err != nil {
+		return "", err
+	}
+	tr, err := svc.ExchangeCode(ctx, client, code, redirect, verifier)
+	if err != nil {
+		return "", err
+	}
+	return tr.AccessToken, nil
+}
+
+// setupAPI makes, through the running server's API, what a partner's
+// services would: HS256 and EdDSA service credentials (and a token of each,
+// minted with the SDK for an hour and then reused, as services do), a
+// completed test deposit and a payout address.
+func setupAPI(ctx context.Context, addr string, c *benchCreds) error {
+	api := &benchAPI{base: "http://" + addr, key: c.APIKey, client: &http.Client{Timeout: 30 * time.Second}}
+
+	var hs struct {
+		ID     string `json:"id"`
+		Secret string `json:"secret"`
+	}
+	if err := api.post(ctx, "/v1/service_credentials", map[string]any{"name": "bench-hs256", "algorithm": "HS256"}, &hs); err != nil {
+		return err
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return err
+	}
+	pemText := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	var ed struct {
+		ID string `json:"id"`
+	}
+	if err := api.post(ctx, "/v1/service_credentials", map[string]any{"name": "bench-eddsa", "algorithm": "EdDSA", "public_key": pemText}, &ed); err != nil {
+		return err
+	}
+	if c.HS256Token, err = sdk.MintServiceToken(sdk.ServiceTokenParams{
+		CredentialID: hs.ID, Secret: hs.Secret, Service: "bench", Lifetime: time.Hour,
+	}); err != nil {
+		return err
+	}
+	if c.EdDSAToken, err = sdk.MintServiceToken(sdk.ServiceTokenParams{
+		CredentialID: ed.ID, PrivateKey: priv, Service: "bench", Lifetime: time.Hour,
+	}); err != nil {
+		return err
+	}
+
+	c.FundedMinor = 1_000_000_000_000_000 // the most one deposit may be
+	if err := api.post(ctx, "/v1/test_helpers/funding", map[string]any{
+		"amount": c.FundedMinor, "currency": "usdc", "status": "completed", "reference": "bench",
+	}, nil); err != nil {
+		return err
+	}
+	var adr struct {
+		ID string `json:"id"`
+	}
+	if err := api.post(ctx, "/v1/addresses", map[string]any{
+		"network": "ethereum", "address": "0x" + randomHex(20), "label": "bench",
+	}, &adr); err != nil {
+		return err
+	}
+	c.AddressID = adr.ID
+	return nil
+}
+
+// checkScenario sends a scenario's request once, so that a setup mistake
+// shows as one clear error instead of a table of failures.
+func checkScenario(ctx context.Context, addr string, sc scenario) error {
+	var body io.Reader
+	if sc.Body != nil {
+		body = bytes.NewReader(sc.Body)
+	}
+	req, err := http.NewRequestWithContext(ctx, sc.Method, "http://"+addr+sc.Path, body)
+	if err != nil {
+		return err
+	}
+	if sc.Auth != "" {
+		req.Header.Set("Authorization", sc.Auth)
+	}
+	if sc.Body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("%s %s: status %d: %s", sc.Method, sc.Path, resp.StatusCode, b)
+	}
+	return nil
+}
+
+type benchAPI struct {
+	base, key string
+	client    *http.Client
+}
+
+func (a *benchAPI) post(ctx context.Context, path string, in, out any) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, "POST", a.base+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("POST %s: status %d: %s", path, resp.StatusCode, body)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(body, out)
+}
+
+// benchScenarios are the requests measured, baseline first; the write
+// scenario goes last since it grows the database.
+func benchScenarios(c *benchCreds) []scenario {
+	reqBody, _ := json.Marshal(map[string]any{"type": "withdrawal", "amount": 1, "currency": "usdc", "address_id": c.AddressID})
+	return []scenario{
+		{Name: "baseline", Label: "GET /healthz (baseline, no credential)", Method: "GET", Path: "/healthz"},
+		{Name: "partner_api_key", Label: "GET /v1/partner · API key", Method: "GET", Path: "/v1/partner", Auth: "Bearer " + c.APIKey},
+		{Name: "partner_jwt_hs256", Label: "GET /v1/partner · service JWT HS256", Method: "GET", Path: "/v1/partner", Auth: "Bearer " + c.HS256Token},
+		{Name: "partner_jwt_eddsa", Label: "GET /v1/partner · service JWT EdDSA", Method: "GET", Path: "/v1/partner", Auth: "Bearer " + c.EdDSAToken},
+		{Name: "partner_oauth", Label: "GET /v1/partner · OAuth token", Method: "GET", Path: "/v1/partner", Auth: "Bearer " + c.OAuthToken},
+		{Name: "balances", Label: "GET /v1/balances · API key", Method: "GET", Path: "/v1/balances", Auth: "Bearer " + c.APIKey},
+		{Name: "requests", Label: "POST /v1/requests · API key", Method: "POST", Path: "/v1/requests", Auth: "Bearer " + c.APIKey, Body: reqBody},
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// accessDrops reads nexus_audit_access_dropped_total from /metrics: access
+// rows the server dropped because its queue was full. A server that drops
+// them does less work than the contract asks, so the report shows it.
+func accessDrops(ctx context.Context, addr string) (float64, bool) {
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return 0, false
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return 0, false
+	}
+	return metricValue(string(b), "nexus_audit_access_dropped_total")
+}
+
+// metricValue finds an unlabelled sample in Prometheus text format.
+func metricValue(text, name string) (float64, bool) {
+	for _, line := range strings.Split(text, "\n") {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
