@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -87,6 +88,9 @@ type CreateClientParams struct {
 // CreateClient registers an app for tenant t (its environment becomes the
 // client's). A confidential client's secret is returned once.
 func (s *Service) CreateClient(ctx context.Context, t nexus.Tenant, p CreateClientParams) (*ClientView, error) {
+	if p.Type != Confidential && p.Type != Public {
+		return nil, nexus.ParamError(nexus.CodeParameterInvalid, "type", "type must be confidential or public")
+	}
 	for i, u := range p.RedirectURIs {
 		if err := checkRedirectURI(u); err != nil {
 			return nil, nexus.ParamError(nexus.CodeParameterInvalid, fmt.Sprintf("redirect_uris[%d]", i), "%v", err)
@@ -130,6 +134,9 @@ func (s *Service) CreateClient(ctx context.Context, t nexus.Tenant, p CreateClie
 // checkRedirectURI: https, or http on localhost / 127.0.0.1 only; no
 // fragment (RFC 6749 §3.1.2).
 func checkRedirectURI(raw string) error {
+	if strings.Contains(raw, "#") {
+		return errors.New("redirect URIs may not have a fragment")
+	}
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || u.Host == "" {
 		return errors.New("redirect URIs must be absolute URLs")

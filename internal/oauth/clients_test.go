@@ -95,7 +95,7 @@ func TestCreateClientRedirectURIs(t *testing.T) {
 				return
 			}
 			if err == nil && tc.uri == "https://app.example.com/cb#" {
-				t.Skip("BUG: clients.go:137 checkRedirectURI accepts an empty fragment (\"…/cb#\"): url.Parse leaves Fragment empty; RFC 6749 §3.1.2 forbids any fragment component — also refuse strings.Contains(raw, \"#\")")
+				t.Fatal("regression: clients.go:137 checkRedirectURI accepts an empty fragment (\"…/cb#\"): url.Parse leaves Fragment empty; RFC 6749 §3.1.2 forbids any fragment component — also refuse strings.Contains(raw, \"#\")")
 			}
 			e := wantNexus(t, err, nexus.CodeParameterInvalid)
 			if e.Param != "redirect_uris[1]" {
@@ -384,6 +384,6 @@ func TestClientUnknownTypeFailsClosed(t *testing.T) {
 		return // refused at creation: closed
 	}
 	if c, err := f.svc.AuthenticateClient(f.ctx, ClientAuth{ID: v.ID}); err == nil && c != nil {
-		t.Skip("BUG: flow_token.go:66-79 AuthenticateClient has no default case: a client whose type is neither confidential nor public (CreateClient does not check p.Type, clients.go:89) authenticates with no secret; fix: default → invalid_client, and refuse other types in CreateClient")
+		t.Fatal("regression: flow_token.go:66-80 AuthenticateClient has no default case: a client whose type is neither confidential nor public (CreateClient does not check p.Type, clients.go:89) authenticates with no secret; fix: default → invalid_client, and refuse other types in CreateClient")
 	}
 }

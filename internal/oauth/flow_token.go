@@ -76,6 +76,8 @@ func (s *Service) AuthenticateClient(ctx context.Context, a ClientAuth) (*Client
 		if a.Secret != "" {
 			return nil, oerr("invalid_client", "public clients have no secret")
 		}
+	default:
+		return nil, oerr("invalid_client", "client authentication failed")
 	}
 	return c, nil
 }

@@ -62,7 +62,10 @@ func checkPassword(hash, pw string) bool {
 	}
 	salt, err1 := base64.RawStdEncoding.DecodeString(parts[4])
 	want, err2 := base64.RawStdEncoding.DecodeString(parts[5])
-	if err1 != nil || err2 != nil {
+	// A damaged row must fail the login, not crash it (argon2 panics on
+	// zero passes or lanes) nor make it arbitrarily slow.
+	if err1 != nil || err2 != nil || parts[2] != fmt.Sprintf("v=%d", argon2.Version) ||
+		t < 1 || t > 10 || p < 1 || m < 8*uint32(p) || m > 1<<20 || len(want) != argonKeyLen {
 		return false
 	}
 	got := argon2.IDKey([]byte(pw), salt, t, m, p, uint32(len(want)))

@@ -109,7 +109,7 @@ func TestCheckPasswordDegenerateHash(t *testing.T) {
 			func() {
 				defer func() {
 					if r := recover(); r != nil {
-						t.Skipf("BUG: members.go:60-68 checkPassword passes unchecked t/p/key length to argon2.IDKey, which panics on %q: %v (fix: return false unless t>=1, p>=1, len(want)==argonKeyLen, parts[2]==\"v=19\", and m within a sane bound)", tc.hash, r)
+						t.Fatalf("regression: members.go:60-68 checkPassword passes unchecked t/p/key length to argon2.IDKey, which panics on %q: %v (fix: return false unless t>=1, p>=1, len(want)==argonKeyLen, parts[2]==\"v=19\", and m within a sane bound)", tc.hash, r)
 					}
 				}()
 				ok = checkPassword(tc.hash, "any password at all")
