@@ -1,0 +1,25 @@
+// Package e2e holds the end-to-end tests of Nexus: they build the real
+// binary, run `nexus serve` as a subprocess against real databases and talk
+// to it over HTTP, and drive the operator CLI (`nexus admin`, `nexus
+// migrate`) the way an operator would.
+//
+// Every test runs against every available backend:
+//
+//   - SQLite, always (a temporary file);
+//   - PostgreSQL, when one is available, in this order: the admin URL in
+//     NEXUS_TEST_DATABASE_URL (for example
+//     postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable), else a
+//     testcontainers container when a Docker engine answers (images from
+//     NEXUS_TEST_POSTGRES_IMAGE, default postgres:16-alpine, and
+//     NEXUS_TEST_REDIS_IMAGE, default redis:7-alpine).
+//
+// Each run creates a fresh PostgreSQL database (nexus_e2e_<random>) and
+// drops it at the end. NEXUS_TEST_REDIS_URL (or the Redis container) is
+// handed to the PostgreSQL backend's servers as NEXUS_REDIS_URL. With
+// NEXUS_TEST_REQUIRE_SERVICES=1 a missing PostgreSQL fails the run instead
+// of leaving the PostgreSQL subtests skipped.
+//
+//	go test ./e2e/
+//	NEXUS_TEST_DATABASE_URL='postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable' \
+//	NEXUS_TEST_REDIS_URL=redis://127.0.0.1:6379/0 go test ./e2e/
+package e2e
