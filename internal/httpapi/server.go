@@ -77,7 +77,7 @@ type Server struct {
 	// fresh holds connections that have not started a request yet: at
 	// shutdown they are closed at once instead of holding the server until
 	// their read timeout (clients open spare connections they may never use).
-	fresh sync.Map // net.Conn -> struct{}
+	fresh sync.Map // net.Conn -> time.Time it opened
 }
 
 // New builds the Fiber app with every route of the table.
@@ -160,9 +160,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
-		s.fresh.Range(func(c, _ any) bool {
-			_ = c.(net.Conn).Close()
-			s.fresh.Delete(c)
+		// Never Close a connection fasthttp is serving (it panics on the
+		// next deadline it sets): expire its read deadline instead, which
+		// fasthttp handles like a read timeout (408 and close). Repeated on
+		// every tick because fasthttp may set its own deadline after ours.
+		// A connection opened just now may be about to carry a request, so
+		// it gets a moment first.
+		now := time.Now()
+		s.fresh.Range(func(c, since any) bool {
+			if now.Sub(since.(time.Time)) > 200*time.Millisecond {
+				_ = c.(net.Conn).SetReadDeadline(now)
+			}
 			return true
 		})
 		select {
@@ -173,14 +181,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// trackConn marks a connection fresh when it opens and whenever it goes
-// idle between requests; requestMeta unmarks it when a handler starts. (The
-// first request's read is reported "active" before any byte arrives, so the
-// state alone cannot tell an unused connection.)
+// trackConn marks a connection fresh when it opens; requestMeta unmarks it
+// when a handler starts. (The first request's read is reported "active"
+// before any byte arrives, so the state alone cannot tell an unused
+// connection; idle keep-alive connections fasthttp closes by itself.)
 func (s *Server) trackConn(c net.Conn, state fasthttp.ConnState) {
 	switch state {
-	case fasthttp.StateNew, fasthttp.StateIdle:
-		s.fresh.Store(c, struct{}{})
+	case fasthttp.StateNew:
+		s.fresh.Store(c, time.Now())
 	case fasthttp.StateClosed, fasthttp.StateHijacked:
 		s.fresh.Delete(c)
 	}
