@@ -249,7 +249,6 @@ func TestAuditLog(t *testing.T) {
 				// httpapi/server.go logAccess queues c.Method() and c.Path(),
 				// which alias fasthttp's request buffer; the batch writer reads
 				// them after the buffer was reused by later requests.
-				knownBug(t, "access rows record garbled method/path (internal/httpapi/server.go logAccess keeps c.Method()/c.Path() without copying)")
 				t.Errorf("%d of %d access rows with another request's method or path, e.g.:\n  %s", len(garbled), len(calls), strings.Join(garbled[:min(3, len(garbled))], "\n  "))
 			}
 		})
@@ -519,9 +518,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 		if err := s.Stop(); err != nil {
 			// Killed after 10 s if it would not stop: its output is complete
 			// either way.
-			if flKnownBug("exit after SIGTERM: "+err.Error(), b.RedisURL != "") == "" || runKnownBugs() {
-				t.Errorf("stopping the server: %v", err)
-			}
+			t.Errorf("stopping the server: %v", err)
 		}
 		logs := s.Logs() + "\n" + s.Stdout()
 		if len(logs) < 100 {

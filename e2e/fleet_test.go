@@ -53,44 +53,20 @@ func flRedisURL(t *testing.T, b *Backend) string {
 	return u
 }
 
-// flNewServer is b.NewServer, except for the shutdown problems of two
-// reported server bugs, which fail the test only under
-// NEXUS_TEST_KNOWN_BUGS=1 (TestFleetShutdownWithRedis shows them as
-// skipped BUG tests otherwise): a server configured with Redis never exits
-// after SIGTERM, and go-redis writes plain-text lines into the JSON log.
+// flNewServer is b.NewServer whose shutdown problems (not exiting after
+// SIGTERM, a log line that is not JSON, …) fail the test.
 func flNewServer(t testing.TB, b *Backend, env ...string) *Server {
 	t.Helper()
-	withRedis := b.RedisURL != ""
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "NEXUS_REDIS_URL="); ok {
-			withRedis = v != ""
-		}
-	}
 	s, err := startServer(b, t.Name(), env)
 	if err != nil {
 		t.Fatalf("starting a server (%s): %v", strings.Join(env, " "), err)
 	}
 	t.Cleanup(func() {
 		for _, p := range s.stopAndCheck() {
-			if bug := flKnownBug(p, withRedis); bug != "" && !runKnownBugs() {
-				t.Logf("server %s: known BUG (%s): %s", s.URL, bug, firstLine(p))
-				continue
-			}
 			t.Errorf("server %s: %s", s.URL, p)
 		}
 	})
 	return s
-}
-
-// flKnownBug names the reported bug a stopAndCheck problem shows, if any.
-func flKnownBug(problem string, withRedis bool) string {
-	switch {
-	case withRedis && strings.HasPrefix(problem, "exit after SIGTERM: did not exit within 10 s"):
-		return "with NEXUS_REDIS_URL, redisbus.Subscribe never returns after SIGTERM"
-	case strings.HasPrefix(problem, "log line is not JSON") && strings.Contains(problem, ": redis: "):
-		return "go-redis writes plain-text lines to stderr"
-	}
-	return ""
 }
 
 // flPartner makes an approved partner with a per-credential rate limit
@@ -903,8 +879,6 @@ func TestFleetShutdownWithRedis(t *testing.T) {
 			wantStatus(t, partnerAs(t, s, bearer(tn.Admin.Key)), 200)
 			sourceFor(t).client.CloseIdleConnections()
 			if err := s.Stop(); err != nil {
-				knownBug(t, "nexus serve with NEXUS_REDIS_URL never exits after SIGTERM: internal/redisbus/redisbus.go:44 "+
-					"ranges over the pub/sub channel, which cancelling ctx never closes (cmd/nexus/serve.go wg.Wait blocks)")
 				t.Errorf("nexus serve with NEXUS_REDIS_URL after SIGTERM: %v\n%s", err, tail(s.Logs(), 2000))
 			}
 		})
@@ -933,8 +907,6 @@ func TestFleetShutdownWithRedis(t *testing.T) {
 				}
 			}
 			if len(raw) > 0 {
-				knownBug(t, "go-redis writes plain-text lines (\"redis: … pool.go: … failed to dial\") to stderr, breaking "+
-					"NEXUS_LOG_FORMAT=json: cmd/nexus/serve.go never calls redis.SetLogger")
 				t.Errorf("%d log lines are not JSON, e.g. %q", len(raw), raw[0])
 			}
 		})

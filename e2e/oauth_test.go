@@ -882,9 +882,6 @@ func TestOAuthRefusals(t *testing.T) {
 			}
 			r := st.exchange(t, pub, back.Get("code"), "", v)
 			if r.Status != 200 {
-				knownBug(t, "POST /oauth/token answers invalid_grant when the authorization request left redirect_uri out "+
-					"(one registered) and the token request does too, as RFC 6749 §4.1.3 asks: internal/oauth/flow_token.go "+
-					"compares row.RedirectURI, which flow_authorize.go filled with the default, to the empty form value")
 			}
 			oaWantTokens(t, r)
 		})
