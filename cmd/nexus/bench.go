@@ -192,8 +192,8 @@ func scenarioNames() []string {
 }
 
 // benchBackend prepares the database, starts the server, runs every
-// scenario and stops the server, whatever happens.
-// sessions, when set, counts connections ever opened to the database.
+// scenario and stops the server, whatever happens. sessions, when set,
+// counts the connections ever opened to the database.
 func benchBackend(ctx context.Context, backend, dbURL string, o benchOptions, sessions func() int64) (_ []benchResult, err error) {
 	logf := func(format string, a ...any) { fmt.Fprintf(o.Log, backend+": "+format+"\n", a...) }
 	logf("preparing a fresh database")
@@ -244,7 +244,11 @@ func benchBackend(ctx context.Context, backend, dbURL string, o benchOptions, se
 		}
 		if s0 >= 0 {
 			// Stats reach pg_stat_database within a second or so.
-			time.Sleep(1100 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				return out, ctx.Err()
+			case <-time.After(1100 * time.Millisecond):
+			}
 			if s1 := sessions(); s1 >= s0 {
 				r.NewDBConns = s1 - s0
 				r.HaveDBConns = true
