@@ -107,7 +107,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Name: "nexus_rate_limit_store_fallbacks_total", Help: "Times the shared rate-limit store failed and local counts were used.",
 	})
 	limiter := ratelimit.New(ratelimit.Config{Store: shared, Logger: log, OnFallback: limitFallbacks.Inc})
-	accessLog := audit.NewAccessLog(db.DB, 10_000, log)
+	accessLog := audit.NewAccessLog(db.DB, 100_000, log)
 	accessDrops := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "nexus_audit_access_dropped_total", Help: "Access-log rows dropped because the queue was full.",
 	})

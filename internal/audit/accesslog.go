@@ -3,10 +3,14 @@ package audit
 import (
 	"context"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
+	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/nexus-fintech/nexus/internal/nexus"
 )
@@ -63,7 +67,7 @@ func (l *AccessLog) Dropped() int64 { return l.dropped.Load() }
 func (l *AccessLog) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	batch := make([]Access, 0, 500)
+	batch := make([]Access, 0, 5000)
 	flush := func(ctx context.Context) {
 		if len(batch) == 0 {
 			return
@@ -104,6 +108,9 @@ func (l *AccessLog) Run(ctx context.Context, interval time.Duration) {
 }
 
 func (l *AccessLog) write(ctx context.Context, batch []Access) error {
+	if db, ok := l.db.(*bun.DB); ok && db.Dialect().Name() == dialect.PG {
+		return l.copy(ctx, db, batch)
+	}
 	rows := make([]Event, len(batch))
 	for i, a := range batch {
 		rows[i] = Event{
@@ -115,3 +122,32 @@ func (l *AccessLog) write(ctx context.Context, batch []Access) error {
 	_, err := l.db.NewInsert().Model(&rows).Exec(ctx)
 	return err
 }
+
+const accessColumns = "id, partner_id, environment, type, object_id, credential_id, actor, ip, request_id, method, path, status, data, created_at"
+
+// copy writes a batch with PostgreSQL's COPY: about a third of the database
+// CPU of a multi-row INSERT, which matters at one row per request.
+func (l *AccessLog) copy(ctx context.Context, db *bun.DB, batch []Access) error {
+	var b strings.Builder
+	for _, a := range batch {
+		for i, v := range [...]string{nexus.NewID("evt"), a.Tenant.PartnerID, string(a.Tenant.Environment), "api.access", "",
+			a.CredentialID, a.Actor, a.IP, a.RequestID, a.Method, a.Path, strconv.Itoa(a.Status), "{}",
+			a.At.UTC().Format("2006-01-02 15:04:05.999999Z07:00")} {
+			if i > 0 {
+				b.WriteByte('\t')
+			}
+			copyEscaper.WriteString(&b, v)
+		}
+		b.WriteByte('\n')
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_, err = pgdriver.CopyFrom(ctx, conn, strings.NewReader(b.String()), "COPY audit_events ("+accessColumns+") FROM STDIN")
+	return err
+}
+
+// copyEscaper escapes COPY's text format (a path may hold any byte).
+var copyEscaper = strings.NewReplacer("\\", "\\\\", "\t", "\\t", "\n", "\\n", "\r", "\\r")

@@ -41,6 +41,10 @@ type DB struct {
 	// invalidation listener opens its own connection from it).
 	URL string
 
+	// writeMu queues SQLite write transactions in Go: SQLite has one
+	// writer, and waiting here is cheaper than sleeping in busy_timeout.
+	writeMu sync.Mutex
+
 	localMu sync.RWMutex
 	local   []func(topic string)
 }
@@ -57,8 +61,10 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 	switch {
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
 		sqldb := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(rawURL)))
+		// As many idle as open: a smaller idle pool makes PostgreSQL fork a
+		// new backend every few milliseconds under load.
 		sqldb.SetMaxOpenConns(32)
-		sqldb.SetMaxIdleConns(16)
+		sqldb.SetMaxIdleConns(32)
 		sqldb.SetConnMaxIdleTime(5 * time.Minute)
 		db := &DB{DB: bun.NewDB(sqldb, pgdialect.New()), Dialect: Postgres, URL: rawURL}
 		if err := pingRetry(ctx, db); err != nil {
@@ -90,6 +96,7 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 			return nil, err
 		}
 		sqldb.SetMaxOpenConns(8)
+		sqldb.SetMaxIdleConns(8) // reopening runs the pragmas and reads the schema again
 		db := &DB{DB: bun.NewDB(sqldb, sqlitedialect.New()), Dialect: SQLite}
 		if err := db.PingContext(ctx); err != nil {
 			db.Close()
@@ -147,6 +154,10 @@ type publishedKey struct{}
 func (db *DB) Tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
 	var topics []string
 	ctx = context.WithValue(ctx, publishedKey{}, &topics)
+	if db.Dialect == SQLite {
+		db.writeMu.Lock()
+		defer db.writeMu.Unlock()
+	}
 	if err := db.RunInTx(ctx, nil, fn); err != nil {
 		return err
 	}
