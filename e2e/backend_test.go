@@ -280,3 +280,21 @@ func OpenDB(t testing.TB, dbURL string) *sql.DB {
 	}
 	return db
 }
+
+// SQL adapts ? placeholders to the backend's driver ($1, $2, … on PostgreSQL).
+func (b *Backend) SQL(q string) string {
+	if b.Name != "postgres" {
+		return q
+	}
+	var sb strings.Builder
+	n := 0
+	for _, c := range q {
+		if c == '?' {
+			n++
+			fmt.Fprintf(&sb, "$%d", n)
+			continue
+		}
+		sb.WriteRune(c)
+	}
+	return sb.String()
+}

@@ -805,7 +805,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 		// Every answer the clients received has its access row: the batch
 		// was flushed on the way out.
 		db := OpenDB(t, b.URL)
-		rows, err := db.Query(flSQL(b, "SELECT request_id, status FROM audit_events WHERE partner_id = ? AND type = 'api.access' AND credential_id = ?"), p.ID, k.ID)
+		rows, err := db.Query(b.SQL("SELECT request_id, status FROM audit_events WHERE partner_id = ? AND type = 'api.access' AND credential_id = ?"), p.ID, k.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -842,24 +842,6 @@ func TestShutdownUnderLoad(t *testing.T) {
 			t.Errorf("%d of %d answered requests have no access row (not flushed at shutdown), e.g. %+v", len(missing), len(results), missing[0])
 		}
 	})
-}
-
-// flSQL adapts ? placeholders to the backend's driver.
-func flSQL(b *Backend, q string) string {
-	if b.Name != "postgres" {
-		return q
-	}
-	var sb strings.Builder
-	n := 0
-	for _, c := range q {
-		if c == '?' {
-			n++
-			fmt.Fprintf(&sb, "$%d", n)
-			continue
-		}
-		sb.WriteRune(c)
-	}
-	return sb.String()
 }
 
 // A server configured with Redis stops on SIGTERM like any other, and its

@@ -1003,24 +1003,6 @@ func TestLedgerTestHelpersAndScopes(t *testing.T) {
 // ---------------------------------------------------------------------------
 // 8. Audit rows written with the change
 
-// lgSQL adapts ? placeholders to the backend's driver.
-func lgSQL(b *Backend, q string) string {
-	if b.Name != "postgres" {
-		return q
-	}
-	var sb strings.Builder
-	n := 0
-	for _, c := range q {
-		if c == '?' {
-			n++
-			fmt.Fprintf(&sb, "$%d", n)
-			continue
-		}
-		sb.WriteRune(c)
-	}
-	return sb.String()
-}
-
 type lgAuditRow struct {
 	Type, PartnerID, Environment, ObjectID, CredentialID, Actor, RequestID string
 }
@@ -1028,7 +1010,7 @@ type lgAuditRow struct {
 func lgAuditRows(t testing.TB, b *Backend, partnerID, where string, args ...any) []lgAuditRow {
 	t.Helper()
 	db := OpenDB(t, b.URL)
-	q := lgSQL(b, "SELECT type, partner_id, environment, object_id, credential_id, actor, request_id FROM audit_events WHERE partner_id = ? AND "+where+" ORDER BY id")
+	q := b.SQL("SELECT type, partner_id, environment, object_id, credential_id, actor, request_id FROM audit_events WHERE partner_id = ? AND " + where + " ORDER BY id")
 	rows, err := db.Query(q, append([]any{partnerID}, args...)...)
 	if err != nil {
 		t.Fatalf("query audit_events: %v", err)

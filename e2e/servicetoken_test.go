@@ -6,12 +6,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -185,31 +183,13 @@ func stB64JSON(t testing.TB, v any) string {
 // stEthAddress is a fresh all-lowercase ethereum address.
 func stEthAddress() string { return "0x" + randomHex(20) }
 
-// stSQL adapts ? placeholders to the backend's driver.
-func stSQL(b *Backend, q string) string {
-	if b.Name != "postgres" {
-		return q
-	}
-	var sb strings.Builder
-	n := 0
-	for _, c := range q {
-		if c == '?' {
-			n++
-			fmt.Fprintf(&sb, "$%d", n)
-			continue
-		}
-		sb.WriteRune(c)
-	}
-	return sb.String()
-}
-
 type stAudit struct{ Type, Environment, CredentialID, Actor, RequestID string }
 
 // stAuditOf reads the lifecycle audit rows of one object, oldest first.
 func stAuditOf(t testing.TB, b *Backend, partnerID, objectID string) []stAudit {
 	t.Helper()
 	db := OpenDB(t, b.URL)
-	rows, err := db.Query(stSQL(b, "SELECT type, environment, credential_id, actor, request_id FROM audit_events WHERE partner_id = ? AND object_id = ? ORDER BY id"), partnerID, objectID)
+	rows, err := db.Query(b.SQL("SELECT type, environment, credential_id, actor, request_id FROM audit_events WHERE partner_id = ? AND object_id = ? ORDER BY id"), partnerID, objectID)
 	if err != nil {
 		t.Fatalf("query audit_events: %v", err)
 	}
@@ -868,7 +848,7 @@ func TestServiceTokenNoSecretStored(t *testing.T) {
 		time.Sleep(2500 * time.Millisecond) // access records are written in batches
 
 		db := OpenDB(t, b.URL)
-		cells := stDumpText(t, b, db)
+		cells := dumpDatabase(t, b.Name, db)
 		for _, c := range creds {
 			random := c.Secret[11:41]
 			forbidden := map[string]string{
@@ -891,7 +871,7 @@ func TestServiceTokenNoSecretStored(t *testing.T) {
 				t.Errorf("%s appears nowhere in the database: the scan did not see the server's data", c.ID)
 			}
 			var enc string
-			if err := db.QueryRow(stSQL(b, "SELECT secret_enc FROM service_credentials WHERE id = ?"), c.ID).Scan(&enc); err != nil {
+			if err := db.QueryRow(b.SQL("SELECT secret_enc FROM service_credentials WHERE id = ?"), c.ID).Scan(&enc); err != nil {
 				t.Fatalf("secret_enc of %s: %v", c.ID, err)
 			}
 			if !strings.HasPrefix(enc, "v1:") || len(enc) < 40 {
@@ -902,62 +882,4 @@ func TestServiceTokenNoSecretStored(t *testing.T) {
 			}
 		}
 	})
-}
-
-type stCell struct{ table, column, text string }
-
-// stDumpText reads every text column of every table.
-func stDumpText(t *testing.T, b *Backend, db *sql.DB) []stCell {
-	t.Helper()
-	q := `SELECT name FROM sqlite_master WHERE type = 'table'`
-	if b.Name == "postgres" {
-		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'`
-	}
-	rows, err := db.Query(q)
-	if err != nil {
-		t.Fatalf("listing tables: %v", err)
-	}
-	var tables []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			t.Fatal(err)
-		}
-		tables = append(tables, name)
-	}
-	rows.Close()
-	if !slices.Contains(tables, "service_credentials") {
-		t.Fatalf("no service_credentials table among %v", tables)
-	}
-	var out []stCell
-	for _, table := range tables {
-		rows, err := db.Query(`SELECT * FROM "` + strings.ReplaceAll(table, `"`, `""`) + `"`)
-		if err != nil {
-			t.Fatalf("reading %s: %v", table, err)
-		}
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatalf("reading %s: %v", table, err)
-			}
-			for i, v := range vals {
-				switch x := v.(type) {
-				case []byte:
-					out = append(out, stCell{table, cols[i], string(x)})
-				case string:
-					out = append(out, stCell{table, cols[i], x})
-				}
-			}
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatalf("reading %s: %v", table, err)
-		}
-		rows.Close()
-	}
-	return out
 }
