@@ -71,28 +71,12 @@ func (s *Service) CreateAddress(ctx context.Context, t nexus.Tenant, p CreateAdd
 
 // ArchiveAddress retires an address; requests can no longer use it.
 func (s *Service) ArchiveAddress(ctx context.Context, t nexus.Tenant, id string) (*Address, error) {
-	var a *Address
-	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		var err error
-		a, err = transition[Address](ctx, tx, t, "address", id, AddressArchived, "archived", map[string]any{"archived_at": store.Now()}, AddressActive)
-		if err != nil {
-			return err
-		}
-		return record(ctx, tx, t, "address.archived", id, nil)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return a.view(), nil
+	return settle[Address](ctx, s.db, t, "address", id, AddressArchived, "archived", "address.archived", "archived_at", AddressActive)
 }
 
 // GetAddress returns one address.
 func (s *Service) GetAddress(ctx context.Context, t nexus.Tenant, id string) (*Address, error) {
-	a, err := get[Address](ctx, s.db.DB, t, "address", id)
-	if err != nil {
-		return nil, err
-	}
-	return a.view(), nil
+	return getView[Address](ctx, s.db.DB, t, "address", id)
 }
 
 // AddressListParams filter the address list.
@@ -104,17 +88,5 @@ type AddressListParams struct {
 
 // ListAddresses returns one page of addresses, newest first.
 func (s *Service) ListAddresses(ctx context.Context, t nexus.Tenant, p AddressListParams) ([]*Address, bool, error) {
-	q := s.db.NewSelect()
-	if p.Status != "" {
-		q = q.Where("status = ?", p.Status)
-	}
-	if p.Network != "" {
-		q = q.Where("network = ?", p.Network)
-	}
-	rows, more, err := store.List[Address](ctx, s.db.DB, t, p.Page, q)
-	out := make([]*Address, len(rows))
-	for i := range rows {
-		out[i] = rows[i].view()
-	}
-	return out, more, err
+	return listView[Address](ctx, s.db, t, p.Page, map[string]string{"status": p.Status, "network": string(p.Network)})
 }

@@ -100,28 +100,12 @@ func (s *Service) CompleteFunding(ctx context.Context, t nexus.Tenant, id string
 
 // FailFunding marks a pending deposit failed; nothing was credited.
 func (s *Service) FailFunding(ctx context.Context, t nexus.Tenant, id string) (*Funding, error) {
-	var f *Funding
-	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		var err error
-		f, err = transition[Funding](ctx, tx, t, "funding", id, FundingFailed, "failed", map[string]any{"failed_at": store.Now()}, FundingPending)
-		if err != nil {
-			return err
-		}
-		return record(ctx, tx, t, "funding.failed", id, nil)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return f.view(), nil
+	return settle[Funding](ctx, s.db, t, "funding", id, FundingFailed, "failed", "funding.failed", "failed_at", FundingPending)
 }
 
 // GetFunding returns one deposit.
 func (s *Service) GetFunding(ctx context.Context, t nexus.Tenant, id string) (*Funding, error) {
-	f, err := get[Funding](ctx, s.db.DB, t, "funding", id)
-	if err != nil {
-		return nil, err
-	}
-	return f.view(), nil
+	return getView[Funding](ctx, s.db.DB, t, "funding", id)
 }
 
 // FundingListParams filter the funding list.
@@ -133,17 +117,5 @@ type FundingListParams struct {
 
 // ListFunding returns one page of deposits, newest first.
 func (s *Service) ListFunding(ctx context.Context, t nexus.Tenant, p FundingListParams) ([]*Funding, bool, error) {
-	q := s.db.NewSelect()
-	if p.Status != "" {
-		q = q.Where("status = ?", p.Status)
-	}
-	if p.Currency != "" {
-		q = q.Where("currency = ?", p.Currency)
-	}
-	rows, more, err := store.List[Funding](ctx, s.db.DB, t, p.Page, q)
-	out := make([]*Funding, len(rows))
-	for i := range rows {
-		out[i] = rows[i].view()
-	}
-	return out, more, err
+	return listView[Funding](ctx, s.db, t, p.Page, map[string]string{"status": p.Status, "currency": string(p.Currency)})
 }

@@ -174,6 +174,55 @@ func statusOf(row any) string {
 	return "unknown"
 }
 
+// viewed is a ledger row that renders itself for callers.
+type viewed[M any] interface {
+	*M
+	view() *M
+}
+
+// getView returns one of the tenant's rows, rendered.
+func getView[M any, P viewed[M]](ctx context.Context, idb bun.IDB, t nexus.Tenant, kind, id string) (*M, error) {
+	row, err := get[M](ctx, idb, t, kind, id)
+	if err != nil {
+		return nil, err
+	}
+	return P(row).view(), nil
+}
+
+// listView returns one page of the tenant's rows matching every non-empty
+// filter (column = value), newest first, rendered.
+func listView[M any, P viewed[M]](ctx context.Context, db *store.DB, t nexus.Tenant, page store.Page, filters map[string]string) ([]*M, bool, error) {
+	q := db.NewSelect()
+	for col, v := range filters {
+		if v != "" {
+			q = q.Where("? = ?", bun.Ident(col), v)
+		}
+	}
+	rows, more, err := store.List[M](ctx, db.DB, t, page, q)
+	out := make([]*M, len(rows))
+	for i := range rows {
+		out[i] = P(&rows[i]).view()
+	}
+	return out, more, err
+}
+
+// settle runs a transition that moves no money: the status change, its
+// timestamp and its audit event in one transaction.
+func settle[M any, P viewed[M]](ctx context.Context, db *store.DB, t nexus.Tenant, kind, id, to, verb, event, stamp string, from ...string) (*M, error) {
+	var row *M
+	err := db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		if row, err = transition[M](ctx, tx, t, kind, id, to, verb, map[string]any{stamp: store.Now()}, from...); err != nil {
+			return err
+		}
+		return record(ctx, tx, t, event, id, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return P(row).view(), nil
+}
+
 func get[M any](ctx context.Context, idb bun.IDB, t nexus.Tenant, kind, id string) (*M, error) {
 	row := new(M)
 	err := store.Scoped(idb.NewSelect().Model(row), t).Where("id = ?", id).Scan(ctx)

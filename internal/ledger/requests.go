@@ -164,11 +164,7 @@ func (s *Service) FailRequest(ctx context.Context, t nexus.Tenant, id string) (*
 
 // GetRequest returns one request.
 func (s *Service) GetRequest(ctx context.Context, t nexus.Tenant, id string) (*Request, error) {
-	r, err := get[Request](ctx, s.db.DB, t, "request", id)
-	if err != nil {
-		return nil, err
-	}
-	return r.view(), nil
+	return getView[Request](ctx, s.db.DB, t, "request", id)
 }
 
 // RequestListParams filter the request list.
@@ -181,20 +177,5 @@ type RequestListParams struct {
 
 // ListRequests returns one page of requests, newest first.
 func (s *Service) ListRequests(ctx context.Context, t nexus.Tenant, p RequestListParams) ([]*Request, bool, error) {
-	q := s.db.NewSelect()
-	if p.Status != "" {
-		q = q.Where("status = ?", p.Status)
-	}
-	if p.Currency != "" {
-		q = q.Where("currency = ?", p.Currency)
-	}
-	if p.AddressID != "" {
-		q = q.Where("address_id = ?", p.AddressID)
-	}
-	rows, more, err := store.List[Request](ctx, s.db.DB, t, p.Page, q)
-	out := make([]*Request, len(rows))
-	for i := range rows {
-		out[i] = rows[i].view()
-	}
-	return out, more, err
+	return listView[Request](ctx, s.db, t, p.Page, map[string]string{"status": p.Status, "currency": string(p.Currency), "address_id": p.AddressID})
 }
