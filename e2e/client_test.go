@@ -234,6 +234,7 @@ func do(t testing.TB, method, url string, h H, body any) *Response {
 		t.Fatalf("%s %s: reading the answer: %v", method, url, err)
 	}
 	r := &Response{Method: method, URL: url, Status: resp.StatusCode, Header: resp.Header, Body: data}
+	checkContract(t, req, resp.StatusCode, resp.Header, data)
 	for _, k := range []string{"Authorization", "X-API-Key", "X-Partner-API-Key"} {
 		if req.Header.Get(k) != "" {
 			r.sentCredential = true
