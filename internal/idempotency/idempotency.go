@@ -21,6 +21,12 @@ import (
 // TTL is how long a key is remembered.
 const TTL = 24 * time.Hour
 
+// Abandoned is how long a first request may run before its key is taken
+// back: a process that died mid-request never finishes or releases it, and
+// without this every retry would be refused as in use for a day. Requests
+// end well before (the server's write timeout is 30 s).
+const Abandoned = time.Minute
+
 const (
 	stateRunning = "running"
 	stateDone    = "done"
@@ -95,16 +101,19 @@ func (s *Store) Begin(ctx context.Context, t nexus.Tenant, key, hash string) (*S
 		if err != nil {
 			return nil, err
 		}
-		if !now.Before(old.ExpiresAt) {
-			// Expired: forget it and claim afresh.
+		if old.RequestHash != hash && now.Before(old.ExpiresAt) {
+			return nil, errReused
+		}
+		expired := !now.Before(old.ExpiresAt)
+		abandoned := old.State != stateDone && now.Sub(old.CreatedAt) >= Abandoned
+		if expired || abandoned {
+			// Forget it and claim afresh; the created_at condition makes
+			// sure only one of several concurrent retries does.
 			if _, err := store.Scoped(s.db.NewDelete().Model((*row)(nil)), t).
-				Where("key = ?", key).Where("expires_at = ?", old.ExpiresAt).Exec(ctx); err != nil {
+				Where("key = ?", key).Where("created_at = ?", old.CreatedAt).Exec(ctx); err != nil {
 				return nil, err
 			}
 			continue
-		}
-		if old.RequestHash != hash {
-			return nil, errReused
 		}
 		if old.State != stateDone {
 			return nil, errInUse
