@@ -291,8 +291,8 @@ func (s *Server) guard(r Route) fiber.Handler {
 			}
 			return c.Next()
 		}
-		ip := s.cfg.Auth.ClientIP(&ar)
-		ipKey := "fail:" + ip.String()
+		ip := s.cfg.Auth.ClientIP(&ar).String()
+		ipKey := "fail:" + ip
 		credentialed := ar.Authorization != "" || ar.XAPIKey != "" || ar.XPartnerAPIKey != ""
 		if credentialed {
 			if res := s.cfg.Limiter.Peek(ctx, ipKey, s.cfg.FailedAuthLimit); !res.Allowed {
@@ -304,12 +304,12 @@ func (s *Server) guard(r Route) fiber.Handler {
 		p, err := s.cfg.Auth.Authenticate(ctx, &ar)
 		if err != nil {
 			code := nexus.CodeOf(err)
-			s.metrics.auth.WithLabelValues(credentialKind(p, &ar), string(code)).Inc()
+			s.metrics.auth.WithLabelValues(credentialKind(p), string(code)).Inc()
 			if credentialed && codeStatus[code] == fiber.StatusUnauthorized {
 				s.cfg.Limiter.Hit(ctx, ipKey, s.cfg.FailedAuthLimit)
 				if p != nil {
 					// A known key was refused: its partner sees the attempt.
-					s.logAccess(c, p, ip.String(), fiber.StatusUnauthorized)
+					s.logAccess(c, p, ip, fiber.StatusUnauthorized)
 				}
 			}
 			return err
@@ -325,14 +325,14 @@ func (s *Server) guard(r Route) fiber.Handler {
 			s.metrics.limited.WithLabelValues("credential").Inc()
 			return nexus.Errorf(nexus.CodeRateLimited, "rate limit of %d requests per minute exceeded for this credential", limit)
 		}
-		err = s.permit(c, r, p, ip.String())
+		err = s.permit(c, r, p, ip)
 		if err != nil {
 			// Render here so the access log records the real status.
 			if herr := s.app.ErrorHandler(c, err); herr != nil {
 				return herr
 			}
 		}
-		s.logAccess(c, p, ip.String(), c.Response().StatusCode())
+		s.logAccess(c, p, ip, c.Response().StatusCode())
 		return nil
 	}
 }
@@ -366,7 +366,7 @@ func (s *Server) logAccess(c *fiber.Ctx, p *nexus.Principal, ip string, status i
 	})
 }
 
-func credentialKind(p *nexus.Principal, ar *auth.Request) string {
+func credentialKind(p *nexus.Principal) string {
 	if p != nil {
 		return string(p.CredentialType)
 	}
