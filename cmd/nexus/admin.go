@@ -46,17 +46,34 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 	fs := flag.NewFlagSet("admin "+args[0]+" "+args[1], flag.ContinueOnError)
 	var c config
 	bindCommon(fs, &c)
-	open := func() (*store.DB, error) {
+	// withDB opens the database (migrating it: the CLI may be the first to
+	// touch it), runs fn and prints the object fn returns, as the API shows it.
+	withDB := func(fn func(db *store.DB) (any, error)) error {
 		db, err := store.Open(ctx, c.DatabaseURL)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		// The CLI may be the first to touch a fresh database.
+		defer db.Close()
 		if _, err := db.MigrateUp(ctx); err != nil {
-			db.Close()
-			return nil, err
+			return err
 		}
-		return db, nil
+		out, err := fn(db)
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, out)
+	}
+	// ofPartner runs fn for an existing partner.
+	ofPartner := func(pid string, fn func(db *store.DB) (any, error)) error {
+		if pid == "" {
+			return nexus.ParamError(nexus.CodeParameterMissing, "partner", "--partner is required")
+		}
+		return withDB(func(db *store.DB) (any, error) {
+			if _, err := partner.NewService(db).Get(ctx, pid); err != nil {
+				return nil, err
+			}
+			return fn(db)
+		})
 	}
 	switch args[0] + " " + args[1] {
 	case "partner create":
@@ -66,16 +83,10 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 		if err := fs.Parse(args[2:]); err != nil {
 			return err
 		}
-		db, err := open()
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		p, err := partner.NewService(db).Create(ctx, partner.CreateParams{Name: *name, Status: nexus.PartnerStatus(*status), RateLimit: *rate})
-		if err != nil {
-			return err
-		}
-		return printJSON(stdout, viewPartner(p))
+		return withDB(func(db *store.DB) (any, error) {
+			p, err := partner.NewService(db).Create(ctx, partner.CreateParams{Name: *name, Status: nexus.PartnerStatus(*status), RateLimit: *rate})
+			return viewPartner(p), err
+		})
 	case "partner set-status":
 		id := fs.String("id", "", "partner id (required)")
 		status := fs.String("status", "", "pending, approved, inactive or rejected (required)")
@@ -85,34 +96,22 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 		if *id == "" {
 			return nexus.ParamError(nexus.CodeParameterMissing, "id", "--id is required")
 		}
-		db, err := open()
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		p, err := partner.NewService(db).SetStatus(ctx, *id, nexus.PartnerStatus(*status))
-		if err != nil {
-			return err
-		}
-		return printJSON(stdout, viewPartner(p))
+		return withDB(func(db *store.DB) (any, error) {
+			p, err := partner.NewService(db).SetStatus(ctx, *id, nexus.PartnerStatus(*status))
+			return viewPartner(p), err
+		})
 	case "partner list":
 		if err := fs.Parse(args[2:]); err != nil {
 			return err
 		}
-		db, err := open()
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		ps, err := partner.NewService(db).List(ctx)
-		if err != nil {
-			return err
-		}
-		out := make([]partnerJSON, len(ps))
-		for i, p := range ps {
-			out[i] = viewPartner(p)
-		}
-		return printJSON(stdout, map[string]any{"object": "list", "data": out, "has_more": false})
+		return withDB(func(db *store.DB) (any, error) {
+			ps, err := partner.NewService(db).List(ctx)
+			out := make([]partnerJSON, len(ps))
+			for i, p := range ps {
+				out[i] = viewPartner(p)
+			}
+			return map[string]any{"object": "list", "data": out, "has_more": false}, err
+		})
 	case "key create":
 		pid := fs.String("partner", "", "partner id (required)")
 		envName := fs.String("environment", "", "test or live (required)")
@@ -122,9 +121,6 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 		if err := fs.Parse(args[2:]); err != nil {
 			return err
 		}
-		if *pid == "" {
-			return nexus.ParamError(nexus.CodeParameterMissing, "partner", "--partner is required")
-		}
 		e := nexus.Environment(*envName)
 		if !e.Valid() {
 			return nexus.ParamError(nexus.CodeParameterInvalid, "environment", "--environment must be test or live")
@@ -132,26 +128,10 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 		if *typ != string(apikey.Secret) && *typ != string(apikey.Publishable) {
 			return nexus.ParamError(nexus.CodeParameterInvalid, "type", "--type must be secret or publishable")
 		}
-		db, err := open()
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		if _, err := partner.NewService(db).Get(ctx, *pid); err != nil {
-			return err
-		}
-		var sc []string
-		for _, s := range strings.Split(*scopes, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				sc = append(sc, s)
-			}
-		}
-		k, err := apikey.NewService(db).Create(ctx, nexus.Tenant{PartnerID: *pid, Environment: e},
-			apikey.CreateParams{Type: apikey.Type(*typ), Name: *name, Scopes: sc})
-		if err != nil {
-			return err
-		}
-		return printJSON(stdout, k)
+		return ofPartner(*pid, func(db *store.DB) (any, error) {
+			return apikey.NewService(db).Create(ctx, nexus.Tenant{PartnerID: *pid, Environment: e},
+				apikey.CreateParams{Type: apikey.Type(*typ), Name: *name, Scopes: splitList(*scopes)})
+		})
 	case "member create":
 		pid := fs.String("partner", "", "partner id (required)")
 		email := fs.String("email", "", "the member's email, used to log in (required)")
@@ -163,19 +143,9 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 		if err != nil && line == "" {
 			return nexus.ParamError(nexus.CodeParameterMissing, "password", "send the password as one line on stdin")
 		}
-		db, err := open()
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		if _, err := partner.NewService(db).Get(ctx, *pid); err != nil {
-			return err
-		}
-		m, err := oauth.NewService(db).CreateMember(ctx, *pid, *email, strings.TrimRight(line, "\r\n"))
-		if err != nil {
-			return err
-		}
-		return printJSON(stdout, m)
+		return ofPartner(*pid, func(db *store.DB) (any, error) {
+			return oauth.NewService(db).CreateMember(ctx, *pid, *email, strings.TrimRight(line, "\r\n"))
+		})
 	case "service create":
 		name := fs.String("name", "", "service name, shown in the audit log (required)")
 		keyFile := fs.String("public-key", "", "PEM file with the service's public key: Ed25519, P-256 or RSA >= 2048 (required)")
@@ -190,16 +160,9 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 		if err != nil {
 			return err
 		}
-		db, err := open()
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		svc, err := servicetoken.NewService(db, nil).CreatePlatform(ctx, *name, string(pemText), splitList(*perms))
-		if err != nil {
-			return err
-		}
-		return printJSON(stdout, svc)
+		return withDB(func(db *store.DB) (any, error) {
+			return servicetoken.NewService(db, nil).CreatePlatform(ctx, *name, string(pemText), splitList(*perms))
+		})
 	}
 	return fmt.Errorf(adminUsage)
 }
