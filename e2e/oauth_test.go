@@ -1392,6 +1392,13 @@ func TestOAuthIsolation(t *testing.T) {
 		// A key of B's other environment does not see it either.
 		live := b.CreateKey(t, st.user.Partner.ID, "live", "secret")
 		wantError(t, st.api(t, "DELETE", "/v1/oauth_grants/"+grantID, live.Key, nil), 404, "resource_missing")
+		// Nor does the owner's live key see its test-environment client.
+		ownerLive := b.CreateKey(t, st.owner.Partner.ID, "live", "secret")
+		wantError(t, st.api(t, "GET", "/v1/oauth_clients/"+cl.ID, ownerLive.Key, nil), 404, "resource_missing")
+		wantError(t, st.api(t, "DELETE", "/v1/oauth_clients/"+cl.ID, ownerLive.Key, nil), 404, "resource_missing")
+		if r := st.api(t, "GET", "/v1/oauth_clients/"+cl.ID, st.owner.Admin.Key, nil); r.Status != 200 || r.Str("status") != "active" {
+			t.Errorf("the client after the refused attempts: %s", r)
+		}
 
 		// Nothing changed.
 		wantStatus(t, st.api(t, "GET", "/v1/balances", tk.Access, nil), 200)
