@@ -2,21 +2,15 @@ package store_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,89 +21,18 @@ import (
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/partner"
 	"github.com/nexus-fintech/nexus/internal/store"
+	"github.com/nexus-fintech/nexus/internal/store/storetest"
 )
 
 // ---- databases ----
 
-// forEachDB runs fn on a fresh, empty SQLite database always, and on a fresh
-// PostgreSQL database when NEXUS_TEST_DATABASE_URL names a server (an admin
-// URL: a database nexus_store_<random> is created and dropped around fn).
-func forEachDB(t *testing.T, fn func(t *testing.T, db *store.DB)) {
-	t.Helper()
-	t.Run("sqlite", func(t *testing.T) { fn(t, openSQLite(t)) })
-	t.Run("postgres", func(t *testing.T) { fn(t, openPostgres(t)) })
-}
-
-func openSQLite(t testing.TB) *store.DB {
-	t.Helper()
-	db, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "nexus.db"))
-	if err != nil {
-		t.Fatalf("open sqlite: %v", err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
-var pgAdmin struct {
-	once sync.Once
-	db   *store.DB
-	err  error
-}
-
-// adminDB connects once per test binary to the server of
-// NEXUS_TEST_DATABASE_URL; it skips (or, with NEXUS_TEST_REQUIRE_SERVICES=1,
-// fails) the test when there is none.
-func adminDB(t testing.TB) *store.DB {
-	t.Helper()
-	raw := os.Getenv("NEXUS_TEST_DATABASE_URL")
-	required := os.Getenv("NEXUS_TEST_REQUIRE_SERVICES") == "1"
-	if raw == "" {
-		if required {
-			t.Fatal("NEXUS_TEST_REQUIRE_SERVICES=1 but NEXUS_TEST_DATABASE_URL is not set")
-		}
-		t.Skip("PostgreSQL: NEXUS_TEST_DATABASE_URL not set")
-	}
-	pgAdmin.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		pgAdmin.db, pgAdmin.err = store.Open(ctx, raw)
-	})
-	if pgAdmin.err != nil {
-		if required {
-			t.Fatalf("PostgreSQL at %s does not answer: %v", store.RedactURL(raw), pgAdmin.err)
-		}
-		t.Skipf("PostgreSQL at %s does not answer: %v", store.RedactURL(raw), pgAdmin.err)
-	}
-	return pgAdmin.db
-}
-
-func openPostgres(t testing.TB) *store.DB {
-	t.Helper()
-	admin := adminDB(t)
-	ctx := context.Background()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "nexus_store_" + hex.EncodeToString(b[:])
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(admin.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	db, err := store.Open(ctx, u.String())
-	if err != nil {
-		t.Fatalf("open %s: %v", name, err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
+// The helpers live in storetest so that other packages' tests share them.
+var (
+	forEachDB    = storetest.ForEachDB
+	openSQLite   = storetest.OpenSQLite
+	openPostgres = storetest.OpenPostgres
+	adminDB      = storetest.AdminDB
+)
 
 func migrateUp(t testing.TB, db *store.DB) {
 	t.Helper()
