@@ -805,19 +805,29 @@ func TestShutdownUnderLoad(t *testing.T) {
 		// Every answer the clients received has its access row: the batch
 		// was flushed on the way out.
 		db := OpenDB(t, b.URL)
-		rows, err := db.Query(b.SQL("SELECT request_id, status FROM audit_events WHERE partner_id = ? AND type = 'api.access' AND credential_id = ?"), p.ID, k.ID)
+		rows, err := db.Query(b.SQL("SELECT data FROM access_chunks WHERE partner_id = ? AND credential_id = ?"), p.ID, k.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer rows.Close()
 		logged := map[string]int{}
 		for rows.Next() {
-			var rid string
-			var st int
-			if err := rows.Scan(&rid, &st); err != nil {
+			var data string
+			if err := rows.Scan(&data); err != nil {
 				t.Fatal(err)
 			}
-			logged[rid] = st
+			// A chunk holds one JSON object per access entry.
+			dec := json.NewDecoder(strings.NewReader(data))
+			for dec.More() {
+				var e struct {
+					RequestID string `json:"request_id"`
+					Status    int    `json:"status"`
+				}
+				if err := dec.Decode(&e); err != nil {
+					t.Fatalf("access chunk: %v", err)
+				}
+				logged[e.RequestID] = e.Status
+			}
 		}
 		if err := rows.Err(); err != nil {
 			t.Fatal(err)

@@ -3,6 +3,8 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nexus-fintech/nexus/internal/nexus"
@@ -42,9 +44,69 @@ type Reader struct{ db *store.DB }
 // NewReader returns a reader on db.
 func NewReader(db *store.DB) *Reader { return &Reader{db: db} }
 
-// List returns one page of the tenant's events, newest first.
+// List returns one page of the tenant's events, newest first: lifecycle
+// events from audit_events merged with access entries from access_chunks.
 func (r *Reader) List(ctx context.Context, t nexus.Tenant, p ListParams) ([]*View, bool, error) {
-	q := r.db.NewSelect()
+	limit := p.Limit
+	if limit == 0 {
+		limit = store.DefaultLimit
+	}
+	if p.StartingAfter != "" {
+		ok, err := r.exists(ctx, t, p.StartingAfter)
+		if err != nil {
+			return nil, false, err
+		}
+		if !ok {
+			return nil, false, nexus.ParamError(nexus.CodeParameterInvalid, "starting_after", "starting_after is not an object of this list")
+		}
+	}
+	views, err := r.events(ctx, t, p, limit+1)
+	if err != nil {
+		return nil, false, err
+	}
+	if p.Type == "" || p.Type == AccessType {
+		acc, err := r.access(ctx, t, p, limit+1)
+		if err != nil {
+			return nil, false, err
+		}
+		views = mergeNewestFirst(views, acc)
+	}
+	more := len(views) > limit
+	if more {
+		views = views[:limit]
+	}
+	return views, more, nil
+}
+
+// exists reports whether id is one of the tenant's events, of either kind.
+func (r *Reader) exists(ctx context.Context, t nexus.Tenant, id string) (bool, error) {
+	ok, err := store.Scoped(r.db.NewSelect().Model((*Event)(nil)), t).Where("id = ?", id).Exists(ctx)
+	if ok || err != nil {
+		return ok, err
+	}
+	var chunks []AccessChunk
+	if err := store.Scoped(r.db.NewSelect().Model(&chunks), t).
+		Where("id >= ?", id).Where("min_id <= ?", id).Scan(ctx); err != nil {
+		return false, err
+	}
+	for i := range chunks {
+		entries, err := ParseChunk(chunks[i].Data)
+		if err != nil {
+			return false, err
+		}
+		for _, e := range entries {
+			if e.ID == id {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// events returns up to n lifecycle events (and access rows written before
+// access_chunks existed) matching p, newest first.
+func (r *Reader) events(ctx context.Context, t nexus.Tenant, p ListParams, n int) ([]*View, error) {
+	q := store.Scoped(r.db.NewSelect(), t)
 	if p.Type != "" {
 		q = q.Where("type = ?", p.Type)
 	}
@@ -57,9 +119,12 @@ func (r *Reader) List(ctx context.Context, t nexus.Tenant, p ListParams) ([]*Vie
 	if p.CreatedBefore != nil {
 		q = q.Where("created_at < ?", p.CreatedBefore.UTC())
 	}
-	rows, more, err := store.List[Event](ctx, r.db.DB, t, p.Page, q)
-	if err != nil {
-		return nil, false, err
+	if p.StartingAfter != "" {
+		q = q.Where("id < ?", p.StartingAfter)
+	}
+	var rows []Event
+	if err := q.Model(&rows).OrderExpr("id DESC").Limit(int64(n)).Scan(ctx); err != nil {
+		return nil, err
 	}
 	out := make([]*View, len(rows))
 	for i, e := range rows {
@@ -71,5 +136,83 @@ func (r *Reader) List(ctx context.Context, t nexus.Tenant, p ListParams) ([]*Vie
 		}
 		out[i] = v
 	}
-	return out, more, nil
+	return out, nil
+}
+
+// chunksPerRead is how many chunks access reads at a time.
+const chunksPerRead = 8
+
+// access returns up to n access entries matching p, newest first. Chunks
+// are read newest (greatest id) first; it stops once n entries are newer
+// than anything the next chunk can hold.
+func (r *Reader) access(ctx context.Context, t nexus.Tenant, p ListParams, n int) ([]*View, error) {
+	var out []*View
+	sorted := func() { slices.SortFunc(out, func(a, b *View) int { return strings.Compare(b.ID, a.ID) }) }
+	next := "" // keyset over chunk ids
+	for {
+		q := store.Scoped(r.db.NewSelect(), t)
+		if p.CredentialID != "" {
+			q = q.Where("credential_id = ?", p.CredentialID)
+		}
+		if p.CreatedAfter != nil {
+			q = q.Where("last_at > ?", p.CreatedAfter.UTC())
+		}
+		if p.CreatedBefore != nil {
+			q = q.Where("first_at < ?", p.CreatedBefore.UTC())
+		}
+		if p.StartingAfter != "" {
+			q = q.Where("min_id < ?", p.StartingAfter)
+		}
+		if next != "" {
+			q = q.Where("id < ?", next)
+		}
+		var chunks []AccessChunk
+		if err := q.Model(&chunks).OrderExpr("id DESC").Limit(chunksPerRead).Scan(ctx); err != nil {
+			return nil, err
+		}
+		for i := range chunks {
+			c := &chunks[i]
+			if len(out) >= n {
+				if sorted(); out[n-1].ID > c.ID {
+					return out[:n], nil
+				}
+			}
+			entries, err := ParseChunk(c.Data)
+			if err != nil {
+				return nil, err
+			}
+			for j := range entries {
+				e := &entries[j]
+				switch {
+				case p.StartingAfter != "" && e.ID >= p.StartingAfter,
+					p.CreatedAfter != nil && !e.Time().After(*p.CreatedAfter),
+					p.CreatedBefore != nil && !e.Time().Before(*p.CreatedBefore):
+					continue
+				}
+				out = append(out, e.view(c))
+			}
+		}
+		if len(chunks) < chunksPerRead {
+			break
+		}
+		next = chunks[len(chunks)-1].ID
+	}
+	sorted()
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out, nil
+}
+
+// mergeNewestFirst merges two lists sorted by id, descending.
+func mergeNewestFirst(a, b []*View) []*View {
+	out := make([]*View, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if a[0].ID > b[0].ID {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return append(append(out, a...), b...)
 }

@@ -1,0 +1,292 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/store"
+	"github.com/nexus-fintech/nexus/internal/store/storetest"
+)
+
+func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
+	cases := []string{"", "/v1/partner", `a"b\c`, "tab\tnew\nline\r\x00\x1f", "é€😀", "bad\xffutf8\xc3", "\u2028<>&"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 500 {
+		b := make([]byte, rng.IntN(20))
+		for i := range b {
+			b[i] = byte(rng.IntN(256))
+		}
+		cases = append(cases, string(b))
+	}
+	for _, s := range cases {
+		checkJSONString(t, s)
+	}
+}
+
+func FuzzAppendJSONString(f *testing.F) {
+	f.Add("/v1/requests/req_01")
+	f.Add("\xff\x00\"")
+	f.Fuzz(func(t *testing.T, s string) { checkJSONString(t, s) })
+}
+
+// checkJSONString: the hand-written quoting decodes to what encoding/json's
+// own quoting decodes to.
+func checkJSONString(t *testing.T, s string) {
+	t.Helper()
+	var got string
+	if err := json.Unmarshal(appendJSONString(nil, s), &got); err != nil {
+		t.Fatalf("%q: quoted form does not decode: %v", s, err)
+	}
+	std, _ := json.Marshal(s)
+	var want string
+	_ = json.Unmarshal(std, &want)
+	if got != want {
+		t.Fatalf("%q: decodes to %q, encoding/json's to %q", s, got, want)
+	}
+}
+
+func access(tn nexus.Tenant, cred string, at time.Time, path string) Access {
+	return Access{Tenant: tn, CredentialID: cred, Actor: "actor-" + cred, Method: "GET", Path: path,
+		Status: 200, IP: "192.0.2.7", RequestID: nexus.NewID("req"), At: at}
+}
+
+func TestBuildChunksGroupsAndSplits(t *testing.T) {
+	tn := nexus.Tenant{PartnerID: "ptr_a", Environment: nexus.Test}
+	base := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	var batch []Access
+	for i := range 7 {
+		cred := "key_1"
+		if i%3 == 2 {
+			cred = "key_2"
+		}
+		batch = append(batch, access(tn, cred, base.Add(time.Duration(6-i)*time.Millisecond), fmt.Sprintf("/p/%d", i)))
+	}
+	chunks := buildChunks(batch, 3)
+	// key_1 has entries 0,1,3,4,6 (chunks of 3 and 2); key_2 has 2,5.
+	if len(chunks) != 3 {
+		t.Fatalf("got %d chunks, want 3", len(chunks))
+	}
+	wantEntries := map[string][]int{}
+	for _, c := range chunks {
+		wantEntries[c.CredentialID] = append(wantEntries[c.CredentialID], c.Entries)
+	}
+	if !slices.Equal(wantEntries["key_1"], []int{3, 2}) || !slices.Equal(wantEntries["key_2"], []int{2}) {
+		t.Fatalf("entries per chunk: %v", wantEntries)
+	}
+	for _, c := range chunks {
+		entries, err := ParseChunk(c.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) != c.Entries {
+			t.Fatalf("chunk %s: %d lines, Entries says %d", c.ID, len(entries), c.Entries)
+		}
+		var ids []string
+		var times []time.Time
+		for _, e := range entries {
+			ids = append(ids, e.ID)
+			times = append(times, e.Time())
+			if e.Method != "GET" || e.Status != 200 || e.IP != "192.0.2.7" || !strings.HasPrefix(e.Path, "/p/") {
+				t.Errorf("entry %+v lost a field", e)
+			}
+			if e.ID != "evt_"+strings.TrimPrefix(e.RequestID, "req_") {
+				t.Errorf("entry id %s is not derived from its request %s", e.ID, e.RequestID)
+			}
+		}
+		if c.ID != slices.Max(ids) || c.MinID != slices.Min(ids) {
+			t.Errorf("chunk ids %s..%s, entries %v", c.MinID, c.ID, ids)
+		}
+		if !c.FirstAt.Equal(slices.MinFunc(times, time.Time.Compare)) || !c.LastAt.Equal(slices.MaxFunc(times, time.Time.Compare)) {
+			t.Errorf("chunk times %v..%v, entries %v", c.FirstAt, c.LastAt, times)
+		}
+	}
+}
+
+// TestListMergesEventsAndAccess pages through a tenant's log (lifecycle
+// events and access entries spread over several chunks) with every filter,
+// and checks each page against the same list computed directly.
+func TestListMergesEventsAndAccess(t *testing.T) {
+	storetest.ForEachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		if _, err := db.MigrateUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		tn := nexus.Tenant{PartnerID: "ptr_a", Environment: nexus.Test}
+		other := nexus.Tenant{PartnerID: "ptr_b", Environment: nexus.Test}
+		live := nexus.Tenant{PartnerID: "ptr_a", Environment: nexus.Live}
+		log := NewAccessLog(db.DB, 100, slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+		var all []*View // tn's events, as List should show them
+		for flush := range 4 {
+			var batch []Access
+			for i := range 9 {
+				cred := []string{"key_1", "key_2", "svc_1"}[i%3]
+				a := access(tn, cred, time.Now(), fmt.Sprintf("/v1/x/%d/%d", flush, i))
+				a.Status = 200 + i
+				batch = append(batch, a, access(other, cred, time.Now(), "/other"), access(live, cred, time.Now(), "/live"))
+				at := a.At.UTC().Truncate(time.Microsecond)
+				all = append(all, &View{Object: "audit_event", ID: eventID(a.RequestID), Type: AccessType, Environment: nexus.Test,
+					CredentialID: cred, Actor: "actor-" + cred, IP: a.IP, RequestID: a.RequestID, Method: "GET",
+					Path: a.Path, Status: a.Status, CreatedAt: at})
+				if i%4 == 0 {
+					oc := WithOrigin(ctx, Origin{CredentialID: cred, Actor: "actor-" + cred, IP: "192.0.2.9", RequestID: nexus.NewID("req")})
+					if err := Record(oc, db.DB, tn, "api_key.created", fmt.Sprintf("key_%d_%d", flush, i), nil); err != nil {
+						t.Fatal(err)
+					}
+				}
+				time.Sleep(50 * time.Microsecond) // distinct microseconds for the time filters
+			}
+			if err := log.write(ctx, batch); err != nil {
+				t.Fatalf("write: %v", err)
+			}
+		}
+		var evs []Event
+		if err := store.Scoped(db.NewSelect().Model(&evs), tn).Scan(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			all = append(all, &View{Object: "audit_event", ID: e.ID, Type: e.Type, Environment: e.Environment, ObjectID: e.ObjectID,
+				CredentialID: e.CredentialID, Actor: e.Actor, IP: e.IP, RequestID: e.RequestID, CreatedAt: e.CreatedAt})
+		}
+		slices.SortFunc(all, func(a, b *View) int { return strings.Compare(b.ID, a.ID) })
+		mid := all[len(all)/2].CreatedAt
+		late := all[len(all)/5].CreatedAt
+
+		r := NewReader(db)
+		for _, tc := range []struct {
+			name string
+			p    ListParams
+			keep func(*View) bool
+		}{
+			{"all", ListParams{}, func(*View) bool { return true }},
+			{"access only", ListParams{Type: AccessType}, func(v *View) bool { return v.Type == AccessType }},
+			{"lifecycle type", ListParams{Type: "api_key.created"}, func(v *View) bool { return v.Type == "api_key.created" }},
+			{"credential", ListParams{CredentialID: "key_2"}, func(v *View) bool { return v.CredentialID == "key_2" }},
+			{"after", ListParams{CreatedAfter: &mid}, func(v *View) bool { return v.CreatedAt.After(mid) }},
+			{"window", ListParams{CreatedAfter: &mid, CreatedBefore: &late, CredentialID: "svc_1"}, func(v *View) bool {
+				return v.CreatedAt.After(mid) && v.CreatedAt.Before(late) && v.CredentialID == "svc_1"
+			}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				var want []*View
+				for _, v := range all {
+					if tc.keep(v) {
+						want = append(want, v)
+					}
+				}
+				if len(want) == 0 {
+					t.Fatal("the case selects nothing: the test would prove nothing")
+				}
+				p := tc.p
+				p.Limit = 7
+				var got []*View
+				for pages := 0; ; pages++ {
+					if pages > 50 {
+						t.Fatal("paging does not end")
+					}
+					page, more, err := r.List(ctx, tn, p)
+					if err != nil {
+						t.Fatalf("list: %v", err)
+					}
+					if len(page) > p.Limit || (more && len(page) != p.Limit) {
+						t.Fatalf("page of %d with more=%v at limit %d", len(page), more, p.Limit)
+					}
+					got = append(got, page...)
+					if !more {
+						break
+					}
+					p.StartingAfter = page[len(page)-1].ID
+				}
+				if len(got) != len(want) {
+					t.Fatalf("listed %d events, want %d", len(got), len(want))
+				}
+				for i := range want {
+					g, w := *got[i], *want[i]
+					g.Data, w.Data = nil, nil
+					if !g.CreatedAt.Equal(w.CreatedAt) {
+						t.Fatalf("event %d: created_at %v, want %v", i, g.CreatedAt, w.CreatedAt)
+					}
+					g.CreatedAt, w.CreatedAt = time.Time{}, time.Time{}
+					if !reflect.DeepEqual(g, w) {
+						t.Fatalf("event %d:\n got %+v\nwant %+v", i, g, w)
+					}
+				}
+			})
+		}
+
+		t.Run("cursor of another tenant or environment", func(t *testing.T) {
+			theirs, _, err := r.List(ctx, other, ListParams{Page: store.Page{Limit: 1}, Type: AccessType})
+			if err != nil || len(theirs) != 1 {
+				t.Fatalf("other tenant's log: %v, %d", err, len(theirs))
+			}
+			for _, id := range []string{theirs[0].ID, "evt_00000000000000000000000000"} {
+				_, _, err := r.List(ctx, tn, ListParams{Page: store.Page{Limit: 5, StartingAfter: id}})
+				if nexus.CodeOf(err) != nexus.CodeParameterInvalid {
+					t.Errorf("cursor %s: err %v, want parameter_invalid", id, err)
+				}
+			}
+			if _, _, err := r.List(ctx, live, ListParams{Page: store.Page{Limit: 5, StartingAfter: all[3].ID}}); nexus.CodeOf(err) != nexus.CodeParameterInvalid {
+				t.Errorf("test-environment cursor in live: err %v", err)
+			}
+			mine, _, err := r.List(ctx, live, ListParams{Page: store.Page{Limit: 100}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range mine {
+				if v.Environment != nexus.Live || v.Path != "/live" {
+					t.Fatalf("live list shows %+v", v)
+				}
+			}
+			if len(mine) != 36 {
+				t.Errorf("live list has %d entries, want 36", len(mine))
+			}
+		})
+	})
+}
+
+// TestRunFlushesOnStop: rows queued when the server stops are written.
+func TestRunFlushesOnStop(t *testing.T) {
+	storetest.ForEachDB(t, func(t *testing.T, db *store.DB) {
+		if _, err := db.MigrateUp(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		tn := nexus.Tenant{PartnerID: "ptr_a", Environment: nexus.Test}
+		log := NewAccessLog(db.DB, 5000, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		for range 2500 {
+			log.Add(access(tn, "key_1", time.Now(), "/v1/partner"))
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // stop at once: Run must still flush the queue
+		log.Run(ctx, time.Hour)
+		var n int
+		if err := db.NewSelect().Model((*AccessChunk)(nil)).ColumnExpr("COALESCE(SUM(entries), 0)").Scan(context.Background(), &n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 2500 || log.Dropped() != 0 {
+			t.Fatalf("%d entries stored, %d dropped; want 2500 and 0", n, log.Dropped())
+		}
+	})
+}
+
+func BenchmarkBuildChunks(b *testing.B) {
+	tn := nexus.Tenant{PartnerID: "ptr_a", Environment: nexus.Test}
+	batch := make([]Access, 5000)
+	for i := range batch {
+		batch[i] = access(tn, "key_1", time.Now(), "/v1/partner")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		buildChunks(batch, maxChunkEntries)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/entry")
+}
