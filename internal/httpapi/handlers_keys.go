@@ -47,11 +47,20 @@ type credentialView struct {
 
 func (s *Server) getPartner(c *fiber.Ctx) error {
 	p := principal(c)
-	return c.JSON(partnerView{
+	if !jsonTimeOK(p.Partner.CreatedAt) {
+		return c.JSON(newPartnerView(p, p.Scopes.Names())) // encoding/json's error
+	}
+	var names [16]string
+	v := newPartnerView(p, p.Scopes.AppendNames(names[:0]))
+	return sendPartner(c, &v)
+}
+
+func newPartnerView(p *nexus.Principal, scopes []string) partnerView {
+	return partnerView{
 		Object: "partner", ID: p.Partner.ID, Name: p.Partner.Name, Status: p.Partner.Status,
 		Environment: p.Environment, CreatedAt: p.Partner.CreatedAt,
-		Credential: credentialView{ID: p.CredentialID, Type: p.CredentialType, Scopes: p.Scopes.Names()},
-	})
+		Credential: credentialView{ID: p.CredentialID, Type: p.CredentialType, Scopes: scopes},
+	}
 }
 
 func (s *Server) createKey(c *fiber.Ctx) error {

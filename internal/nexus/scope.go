@@ -84,16 +84,36 @@ func (set ScopeSet) Contains(other ScopeSet) bool {
 	return other&^e == 0
 }
 
+// scopesByName is every scope with its name, in the order of the names
+// (the order Names lists them in).
+var scopesByName = func() []scopeName {
+	out := make([]scopeName, 0, len(scopeNames))
+	for s, n := range scopeNames {
+		out = append(out, scopeName{s, n})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}()
+
+type scopeName struct {
+	scope Scope
+	name  string
+}
+
 // Names lists the canonical names, sorted, as responses show them.
 func (set ScopeSet) Names() []string {
-	out := make([]string, 0, bits.OnesCount32(uint32(set)))
-	for s := Scope(1); s < scopeEnd; s <<= 1 {
-		if set&ScopeSet(s) != 0 {
-			out = append(out, scopeNames[s])
+	return set.AppendNames(make([]string, 0, bits.OnesCount32(uint32(set))))
+}
+
+// AppendNames appends the names Names lists to dst, so that a caller on a
+// hot path can supply the storage.
+func (set ScopeSet) AppendNames(dst []string) []string {
+	for _, s := range scopesByName {
+		if set&ScopeSet(s.scope) != 0 {
+			dst = append(dst, s.name)
 		}
 	}
-	sort.Strings(out)
-	return out
+	return dst
 }
 
 // String is the space-separated canonical form, as OAuth and storage use.

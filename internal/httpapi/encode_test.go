@@ -1,0 +1,43 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/nexus-fintech/nexus/internal/nexus"
+)
+
+// The hand-written encoders must write exactly what encoding/json writes.
+func TestPartnerViewJSON(t *testing.T) {
+	names := []string{
+		"Acme", "", `quote " and \ backslash`, "<script>&amp;</script>", "tab\tnew\nline\x01\x7f",
+		"Zürich GmbH", "line\u2028sep\u2029", "bad \xff utf8", "emoji 🙂",
+	}
+	times := []time.Time{
+		time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC),
+		time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC),
+		time.Date(2026, 1, 2, 3, 4, 5, 120000000, time.FixedZone("x", -5*3600-30*60)),
+		{},
+	}
+	scopes := []nexus.ScopeSet{0, nexus.ReadScopes, nexus.ReadScopes | nexus.WriteScopes | nexus.ScopeSet(nexus.ScopeAdminAll) | nexus.InternalScopes}
+	for _, name := range names {
+		for _, at := range times {
+			for _, set := range scopes {
+				p := &nexus.Principal{
+					Partner:     nexus.Partner{ID: "ptr_01", Name: name, Status: nexus.PartnerApproved, CreatedAt: at},
+					Environment: nexus.Test, Scopes: set, CredentialID: "key_01", CredentialType: nexus.CredentialAPIKey,
+				}
+				want, err := json.Marshal(newPartnerView(p, set.Names()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var buf [16]string
+				v := newPartnerView(p, set.AppendNames(buf[:0]))
+				if got := v.appendJSON(nil); string(got) != string(want) {
+					t.Errorf("name %q, time %v, scopes %v:\n got %s\nwant %s", name, at, set, got, want)
+				}
+			}
+		}
+	}
+}
