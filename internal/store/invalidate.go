@@ -5,10 +5,13 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/driver/pgdriver"
+
+	"github.com/nexus-fintech/nexus/internal/nexus"
 )
 
 // invalidationChannel is the PostgreSQL NOTIFY channel for cache drops.
@@ -24,6 +27,45 @@ func TopicKey(id string) string { return "cred:" + id }
 
 // TopicPartner names every credential of a partner.
 func TopicPartner(id string) string { return "partner:" + id }
+
+// balancesPrefix starts every topic of the ledger's balances cache.
+const balancesPrefix = "balances:"
+
+// TopicBalances names one tenant's cached balances.
+func TopicBalances(t nexus.Tenant) string {
+	return balancesPrefix + t.PartnerID + ":" + string(t.Environment)
+}
+
+// BalancesTenant returns the tenant a TopicBalances topic names.
+func BalancesTenant(topic string) (nexus.Tenant, bool) {
+	rest, ok := strings.CutPrefix(topic, balancesPrefix)
+	if !ok {
+		return nexus.Tenant{}, false
+	}
+	id, env, ok := strings.Cut(rest, ":")
+	return nexus.Tenant{PartnerID: id, Environment: nexus.Environment(env)}, ok
+}
+
+// CredentialTopics wraps the drop function of a credential cache so that it
+// never sees a balances topic: those caches read a topic they do not know
+// as "drop everything", which every money movement would then do.
+func CredentialTopics(drop func(topic string)) func(topic string) {
+	return func(topic string) {
+		if !strings.HasPrefix(topic, balancesPrefix) {
+			drop(topic)
+		}
+	}
+}
+
+// BalancesTopics wraps the balances cache's drop function: it sees
+// balances topics and TopicAll, nothing else.
+func BalancesTopics(drop func(topic string)) func(topic string) {
+	return func(topic string) {
+		if topic == TopicAll || strings.HasPrefix(topic, balancesPrefix) {
+			drop(topic)
+		}
+	}
+}
 
 type invalidationRow struct {
 	bun.BaseModel `bun:"table:cache_invalidations"`
@@ -53,11 +95,21 @@ func (db *DB) Publish(ctx context.Context, idb bun.IDB, topic string) error {
 	return nil
 }
 
-// Subscribe calls drop for every topic published by any process until ctx
-// ends. When it may have missed messages (a lost PostgreSQL connection) it
-// calls drop(TopicAll): a cold cache is slow for a moment, a stale one is a
-// security bug.
+// Subscribe calls drop for every credential topic (see CredentialTopics)
+// published by any process until ctx ends. When it may have missed messages
+// (a lost PostgreSQL connection) it calls drop(TopicAll): a cold cache is
+// slow for a moment, a stale one is a security bug.
 func (db *DB) Subscribe(ctx context.Context, log *slog.Logger, drop func(topic string)) {
+	db.subscribe(ctx, log, CredentialTopics(drop))
+}
+
+// SubscribeBalances is Subscribe for the balances cache: it hears
+// TopicBalances topics and TopicAll.
+func (db *DB) SubscribeBalances(ctx context.Context, log *slog.Logger, drop func(topic string)) {
+	db.subscribe(ctx, log, BalancesTopics(drop))
+}
+
+func (db *DB) subscribe(ctx context.Context, log *slog.Logger, drop func(topic string)) {
 	if db.Dialect == Postgres {
 		db.listen(ctx, log, drop)
 		return
