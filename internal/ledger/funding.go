@@ -65,7 +65,7 @@ func (s *Service) CreateFunding(ctx context.Context, t nexus.Tenant, p CreateFun
 			return err
 		}
 		if p.Status == FundingCompleted {
-			if _, err := move(ctx, tx, t, f.Currency, f.Amount, 0); err != nil {
+			if _, err := s.move(ctx, tx, t, f.Currency, f.Amount, 0); err != nil {
 				return err
 			}
 			return record(ctx, tx, t, "funding.completed", f.ID, nil)
@@ -87,7 +87,7 @@ func (s *Service) CompleteFunding(ctx context.Context, t nexus.Tenant, id string
 		if err != nil {
 			return err
 		}
-		if _, err := move(ctx, tx, t, f.Currency, f.Amount, 0); err != nil {
+		if _, err := s.move(ctx, tx, t, f.Currency, f.Amount, 0); err != nil {
 			return err
 		}
 		return record(ctx, tx, t, "funding.completed", id, nil)

@@ -31,8 +31,13 @@ const (
 	USDT Currency = "usdt"
 )
 
+// currencyOrder is Currencies as an array, whose length is a constant.
+var currencyOrder = [...]Currency{BTC, USDC, USDT}
+
+const numCurrencies = len(currencyOrder)
+
 // Currencies lists every supported currency, in display order.
-var Currencies = []Currency{BTC, USDC, USDT}
+var Currencies = currencyOrder[:]
 
 // Network is the network a currency moves on.
 func (c Currency) Network() Network {
@@ -49,10 +54,19 @@ func (c Currency) Valid() bool { return c == BTC || c == USDC || c == USDT }
 const MaxAmount = 1_000_000_000_000_000
 
 // Service is the ledger.
-type Service struct{ db *store.DB }
+type Service struct {
+	db    *store.DB
+	cache *balanceCache
+}
 
-// NewService returns a ledger on db.
-func NewService(db *store.DB) *Service { return &Service{db: db} }
+// NewService returns a ledger on db. Its balances cache forgets a tenant
+// right after any commit on db that changed the tenant's balances; Run
+// hears other processes' changes.
+func NewService(db *store.DB) *Service {
+	s := &Service{db: db, cache: newBalanceCache(balanceMaxAge)}
+	db.OnLocalPublish(s.Drop)
+	return s
+}
 
 // Balance is one currency's balance.
 type Balance struct {
@@ -67,47 +81,91 @@ type Balance struct {
 	UpdatedAt   time.Time         `bun:"updated_at" json:"-"`
 }
 
-// Balances returns every currency's balance, zero included.
+// Balances returns every currency's balance, zero included, for display:
+// it may come from the cache (see balanceMaxAge), so nothing that decides
+// whether money moves may use it. The values are the caller's own.
 func (s *Service) Balances(ctx context.Context, t nexus.Tenant) ([]*Balance, error) {
-	var rows []*Balance
-	if err := store.Scoped(s.db.NewSelect().Model(&rows), t).Scan(ctx); err != nil {
+	e, err := s.balances(ctx, t)
+	if err != nil {
 		return nil, err
 	}
-	out := make([]*Balance, 0, len(Currencies))
-	for _, c := range Currencies {
-		b := &Balance{Object: "balance", Currency: c}
-		for _, r := range rows {
-			if r.Currency == c {
-				b.Available, b.Pending = r.Available, r.Pending
-			}
-		}
-		out = append(out, b)
+	// Two allocations for the whole answer: the hit path is the hot one.
+	vals := make([]Balance, numCurrencies)
+	out := make([]*Balance, numCurrencies)
+	for i, c := range currencyOrder {
+		vals[i] = Balance{Object: "balance", Currency: c, Available: e.amounts[i].available, Pending: e.amounts[i].pending}
+		out[i] = &vals[i]
 	}
 	return out, nil
 }
 
-// Balance returns one currency's balance.
+// Balance returns one currency's balance, as Balances does.
 func (s *Service) Balance(ctx context.Context, t nexus.Tenant, c Currency) (*Balance, error) {
-	if !c.Valid() {
-		return nil, nexus.NotFound("currency", string(c))
-	}
-	all, err := s.Balances(ctx, t)
-	if err != nil {
-		return nil, err
-	}
-	for _, b := range all {
-		if b.Currency == c {
-			return b, nil
+	for i, cc := range currencyOrder {
+		if cc != c {
+			continue
 		}
+		e, err := s.balances(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		return &Balance{Object: "balance", Currency: c, Available: e.amounts[i].available, Pending: e.amounts[i].pending}, nil
 	}
 	return nil, nexus.NotFound("currency", string(c))
+}
+
+// balances returns the tenant's cached balances, reading them on a miss
+// (one read for all the requests that miss together).
+func (s *Service) balances(ctx context.Context, t nexus.Tenant) (*balanceEntry, error) {
+	if e := s.cache.get(t); e != nil {
+		return e, nil
+	}
+	e, f, lead := s.cache.begin(t)
+	switch {
+	case e != nil:
+		return e, nil
+	case lead:
+		var err error
+		defer func() { s.cache.land(t, f, e, err) }()
+		e, err = s.readBalances(ctx, t)
+		return e, err
+	}
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if f.err == nil {
+		return f.e, nil
+	}
+	// The leader's failure may be its own (its context ended): try once
+	// more for this caller, without caching.
+	return s.readBalances(ctx, t)
+}
+
+// readBalances reads the tenant's balances from the database.
+func (s *Service) readBalances(ctx context.Context, t nexus.Tenant) (*balanceEntry, error) {
+	e := &balanceEntry{loadedAt: monoNow()} // aged from before the read
+	var rows []Balance
+	if err := store.Scoped(s.db.NewSelect().Model(&rows), t).Scan(ctx); err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		for i, c := range currencyOrder {
+			if r.Currency == c {
+				e.amounts[i].available, e.amounts[i].pending = r.Available, r.Pending
+			}
+		}
+	}
+	return e, nil
 }
 
 // move applies deltas to a balance row in one conditional update. A
 // negative availDelta only applies while available covers it; it reports
 // false when it did not (insufficient funds). The row is created on first
-// credit.
-func move(ctx context.Context, tx bun.Tx, t nexus.Tenant, c Currency, availDelta, pendDelta int64) (bool, error) {
+// credit. A change announces store.TopicBalances in the same transaction,
+// so that every balances cache forgets the tenant once it commits.
+func (s *Service) move(ctx context.Context, tx bun.Tx, t nexus.Tenant, c Currency, availDelta, pendDelta int64) (bool, error) {
 	now := store.Now()
 	if availDelta > 0 && pendDelta == 0 {
 		_, err := tx.NewInsert().Model(&Balance{PartnerID: t.PartnerID, Environment: t.Environment, Currency: c, UpdatedAt: now}).
@@ -131,8 +189,10 @@ func move(ctx context.Context, tx bun.Tx, t nexus.Tenant, c Currency, availDelta
 	if err != nil {
 		return false, err
 	}
-	n, err := res.RowsAffected()
-	return n == 1, err
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return false, err
+	}
+	return true, s.db.Publish(ctx, tx, store.TopicBalances(t))
 }
 
 // transition moves a row of model M from one of the statuses in from to to,

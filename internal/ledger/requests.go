@@ -81,7 +81,7 @@ func (s *Service) CreateRequest(ctx context.Context, t nexus.Tenant, p CreateReq
 		if a.Network != p.Currency.Network() {
 			return nexus.ParamError(nexus.CodeAddressNotUsable, "address_id", "%s moves on %s, but the address is on %s", p.Currency, p.Currency.Network(), a.Network)
 		}
-		ok, err := move(ctx, tx, t, p.Currency, -p.Amount, p.Amount)
+		ok, err := s.move(ctx, tx, t, p.Currency, -p.Amount, p.Amount)
 		if err != nil {
 			return err
 		}
@@ -118,7 +118,7 @@ func (s *Service) requestMove(ctx context.Context, t nexus.Tenant, id, to, verb,
 			if availBack {
 				avail = r.Amount
 			}
-			ok, err := move(ctx, tx, t, r.Currency, avail, -r.Amount)
+			ok, err := s.move(ctx, tx, t, r.Currency, avail, -r.Amount)
 			if err != nil {
 				return err
 			}
