@@ -87,7 +87,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			Service: tokens, Partners: partners, Audience: c.JWTAudience, InternalAudience: c.InternalAudience,
 		}),
 	})
-	db.OnLocalPublish(authn.Drop)
+	// Credential caches read a topic they do not know as "drop everything":
+	// keep the ledger's balances topics away from them.
+	authDrop := store.CredentialTopics(authn.Drop)
+	db.OnLocalPublish(authDrop)
+	ledgerSvc := ledger.NewService(db) // forgets a tenant's balances after its own commits
 
 	var rdb *redis.Client
 	var shared ratelimit.Store
@@ -128,7 +132,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	srv := httpapi.New(httpapi.Config{
 		OpenAPIJSON: oasJSON, Docs: openapi.Docs,
 		DB: db, Auth: authn, Keys: keys, Partners: partners, Logger: log, Registry: reg, OpenAPI: openapi.Document,
-		Ledger: ledger.NewService(db), Idempotency: idem, ServiceTokens: tokens,
+		Ledger: ledgerSvc, Idempotency: idem, ServiceTokens: tokens,
 		OAuth: oauthSvc, Issuer: c.Issuer,
 		Limiter: limiter, AccessLog: accessLog, Audit: audit.NewReader(db),
 		IPLimit: c.IPLimit, FailedAuthLimit: c.FailedAuthLimit,
@@ -147,12 +151,16 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	bg, cancelBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); authn.Run(bg, db) }()
+	go func() { defer wg.Done(); ledgerSvc.Run(bg, log) }()
 	go func() { defer wg.Done(); accessLog.Run(bg, time.Second) }()
 	if rdb != nil {
 		wg.Add(1)
-		go func() { defer wg.Done(); redisbus.Subscribe(bg, rdb, log, authn.Drop) }()
+		go func() {
+			defer wg.Done()
+			redisbus.Subscribe(bg, rdb, log, func(topic string) { authDrop(topic); ledgerSvc.Drop(topic) })
+		}()
 	}
 	go func() {
 		defer wg.Done()
