@@ -71,6 +71,7 @@ func TestBuildChunksGroupsAndSplits(t *testing.T) {
 		}
 		batch = append(batch, access(tn, cred, base.Add(time.Duration(6-i)*time.Millisecond), fmt.Sprintf("/p/%d", i)))
 	}
+	batch[4].RequestID = "from-elsewhere" // an id that is not ours: the entry keeps an id of its own
 	chunks := buildChunks(batch, 3)
 	// key_1 has entries 0,1,3,4,6 (chunks of 3 and 2); key_2 has 2,5.
 	if len(chunks) != 3 {
@@ -99,7 +100,11 @@ func TestBuildChunksGroupsAndSplits(t *testing.T) {
 			if e.Method != "GET" || e.Status != 200 || e.IP != "192.0.2.7" || !strings.HasPrefix(e.Path, "/p/") {
 				t.Errorf("entry %+v lost a field", e)
 			}
-			if e.ID != "evt_"+strings.TrimPrefix(e.RequestID, "req_") {
+			if e.RequestID == "from-elsewhere" {
+				if !strings.HasPrefix(e.ID, "evt_") || len(e.ID) != 30 {
+					t.Errorf("entry of a foreign request id has id %q", e.ID)
+				}
+			} else if e.ID != "evt_"+strings.TrimPrefix(e.RequestID, "req_") {
 				t.Errorf("entry id %s is not derived from its request %s", e.ID, e.RequestID)
 			}
 		}

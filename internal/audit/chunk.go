@@ -40,9 +40,10 @@ type AccessChunk struct {
 	Data         string            `bun:"data"`
 }
 
-// AccessEntry is one access row inside a chunk: a line of Data.
+// AccessEntry is one access row inside a chunk: a line of Data. Its id is
+// its request's (see eventID) and is stored only when it cannot be derived.
 type AccessEntry struct {
-	ID        string `json:"id"`
+	ID        string `json:"id,omitempty"`
 	RequestID string `json:"request_id"`
 	IP        string `json:"ip"`
 	Method    string `json:"method"`
@@ -74,6 +75,9 @@ func ParseChunk(data string) ([]AccessEntry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("access chunk entry %d: %w", len(out), err)
 		}
+		if e.ID == "" {
+			e.ID, _ = derivedID(e.RequestID)
+		}
 		out = append(out, e)
 	}
 }
@@ -81,10 +85,17 @@ func ParseChunk(data string) ([]AccessEntry, error) {
 // eventID gives an access row the id of its request under the event
 // prefix: unique as request ids are, time-ordered, and free to make.
 func eventID(requestID string) string {
-	if suffix, ok := strings.CutPrefix(requestID, "req_"); ok && len(suffix) == 26 {
-		return "evt_" + suffix
+	if id, ok := derivedID(requestID); ok {
+		return id
 	}
 	return nexus.NewID("evt")
+}
+
+func derivedID(requestID string) (string, bool) {
+	if suffix, ok := strings.CutPrefix(requestID, "req_"); ok && len(suffix) == 26 {
+		return "evt_" + suffix, true
+	}
+	return "", false
 }
 
 type chunkKey struct {
@@ -148,9 +159,13 @@ func minStr(a, b string) string {
 // appendEntry writes one entry as a line of JSON, by hand: encoding/json
 // cost more than the rest of the write.
 func appendEntry(b []byte, id string, a *Access, at time.Time) []byte {
-	b = append(b, `{"id":`...)
-	b = appendJSONString(b, id)
-	b = append(b, `,"request_id":`...)
+	b = append(b, '{')
+	if derived, _ := derivedID(a.RequestID); derived != id {
+		b = append(b, `"id":`...)
+		b = appendJSONString(b, id)
+		b = append(b, ',')
+	}
+	b = append(b, `"request_id":`...)
 	b = appendJSONString(b, a.RequestID)
 	b = append(b, `,"ip":`...)
 	b = appendJSONString(b, a.IP)
