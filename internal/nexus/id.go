@@ -19,8 +19,11 @@ var idGen struct {
 // NewID returns prefix + "_" + a 26-character ULID-style id: 48 bits of
 // milliseconds then 80 random bits, incremented within one millisecond so ids
 // made by one process are strictly increasing. Lists sort by id, newest first.
-func NewID(prefix string) string {
-	ms := uint64(time.Now().UnixMilli())
+func NewID(prefix string) string { return NewIDAt(prefix, time.Now()) }
+
+// NewIDAt is NewID for a caller that has read the clock already.
+func NewIDAt(prefix string, now time.Time) string {
+	ms := uint64(now.UnixMilli())
 	idGen.Lock()
 	if ms <= idGen.lastMS {
 		ms = idGen.lastMS
@@ -40,8 +43,9 @@ func NewID(prefix string) string {
 	copy(b[6:], idGen.seq[:])
 	idGen.Unlock()
 
-	out := make([]byte, 0, len(prefix)+1+26)
-	out = append(out, prefix...)
+	// Built on the stack: the string is the one allocation.
+	var buf [48]byte
+	out := append(buf[:0], prefix...)
 	out = append(out, '_')
 	// 128 bits as 26 base32 digits, most significant first (2 leading pad bits).
 	hi := binary.BigEndian.Uint64(b[:8])

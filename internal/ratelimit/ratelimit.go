@@ -67,18 +67,28 @@ func New(cfg Config) *Limiter {
 
 // Hit counts one request against key and decides it.
 func (l *Limiter) Hit(ctx context.Context, key string, limit int) Result {
-	return l.add(ctx, key, limit, 1)
+	return l.add(ctx, key, limit, 1, time.Now())
+}
+
+// HitAt is Hit for a request that arrived at now (a caller that has read
+// the clock already saves reading it again).
+func (l *Limiter) HitAt(ctx context.Context, key string, limit int, now time.Time) Result {
+	return l.add(ctx, key, limit, 1, now)
 }
 
 // Peek decides key without counting (for lockouts).
 func (l *Limiter) Peek(ctx context.Context, key string, limit int) Result {
-	return l.add(ctx, key, limit, 0)
+	return l.add(ctx, key, limit, 0, time.Now())
 }
 
-func (l *Limiter) add(ctx context.Context, key string, limit int, n int64) Result {
-	now := time.Now()
+// PeekAt is Peek for a request that arrived at now.
+func (l *Limiter) PeekAt(ctx context.Context, key string, limit int, now time.Time) Result {
+	return l.add(ctx, key, limit, 0, now)
+}
+
+func (l *Limiter) add(ctx context.Context, key string, limit int, n int64, now time.Time) Result {
 	start := now.Truncate(l.window)
-	count := l.count(ctx, key, start, n)
+	count := l.count(ctx, key, start, n, now)
 	r := Result{Limit: limit, Reset: start.Add(l.window).Sub(now)}
 	if n == 0 {
 		r.Allowed = count < int64(limit)
@@ -91,8 +101,8 @@ func (l *Limiter) add(ctx context.Context, key string, limit int, n int64) Resul
 	return r
 }
 
-func (l *Limiter) count(ctx context.Context, key string, start time.Time, n int64) int64 {
-	if l.shared != nil && time.Now().UnixNano() >= l.downTill.Load() {
+func (l *Limiter) count(ctx context.Context, key string, start time.Time, n int64, now time.Time) int64 {
+	if l.shared != nil && now.UnixNano() >= l.downTill.Load() {
 		c, err := l.shared.Add(ctx, key, start, l.window, n)
 		if err == nil {
 			if l.warned.CompareAndSwap(true, false) {
