@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/nexus-fintech/nexus/internal/nexus"
 )
 
@@ -39,5 +41,23 @@ func TestPartnerViewJSON(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// Headers set with SetCanonical skip fasthttp's normalization, so their
+// names must already be what c.Set wrote.
+func TestCanonicalHeaderNames(t *testing.T) {
+	for given, name := range map[string][]byte{
+		"X-Request-Id": headerRequestID, "RateLimit-Limit": headerRateLimit,
+		"RateLimit-Remaining": headerRateRemaining, "RateLimit-Reset": headerRateReset,
+		"Retry-After": headerRetryAfter,
+	} {
+		var h fasthttp.ResponseHeader
+		h.Set(given, "1")
+		h.VisitAll(func(k, _ []byte) {
+			if string(k) != "Content-Type" && string(k) != string(name) {
+				t.Errorf("c.Set(%q) writes %q, the guard writes %q", given, k, name)
+			}
+		})
 	}
 }

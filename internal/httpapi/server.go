@@ -18,6 +18,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
+	"github.com/gofiber/fiber/v2/utils"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
@@ -73,6 +74,8 @@ type Server struct {
 	app     *fiber.App
 	log     *slog.Logger
 	metrics *metrics
+	addrs   addrCache
+	creds   credKeyCache
 
 	// fresh holds connections that have not started a request yet: at
 	// shutdown they are closed at once instead of holding the server until
@@ -143,6 +146,7 @@ func New(cfg Config) *Server {
 	s.app.Use(func(c *fiber.Ctx) error {
 		return nexus.Errorf(nexus.CodeRouteNotFound, "no route for %s %s", c.Method(), c.Path())
 	})
+	s.metrics.indexRoutes(s.app)
 	return s
 }
 
@@ -204,15 +208,32 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "ready"})
 }
 
-type ridKey struct{}
+// reqKey holds the request's *reqMeta in Fiber's Locals.
+type reqKey struct{}
+
+// reqMeta is what requestMeta knows of a request; one allocation carries
+// both (a string or a time.Time in Locals would cost one each).
+type reqMeta struct {
+	id    string
+	start time.Time
+}
+
+// X-Request-Id as fasthttp's header normalization writes it, set without
+// normalizing it again on every request.
+var headerRequestID = []byte("X-Request-Id")
 
 // requestMeta gives every response a request id and counts it.
 func (s *Server) requestMeta(c *fiber.Ctx) error {
-	start := time.Now()
+	// fasthttp reads the clock as a request starts; a handler driven
+	// without its server (tests) reads it here.
+	start := c.Context().Time()
+	if start.IsZero() {
+		start = time.Now()
+	}
 	s.fresh.Delete(c.Context().Conn())
-	rid := nexus.NewID("req")
-	c.Locals(ridKey{}, rid)
-	c.Set("X-Request-Id", rid)
+	m := &reqMeta{id: nexus.NewIDAt("req", start), start: start}
+	c.Locals(reqKey{}, m)
+	c.Response().Header.SetCanonical(headerRequestID, utils.UnsafeBytes(m.id))
 	err := c.Next()
 	if err != nil {
 		// Render now so the metrics see the real status.
@@ -220,16 +241,7 @@ func (s *Server) requestMeta(c *fiber.Ctx) error {
 			s.log.Error("rendering error failed", "err", herr)
 		}
 	}
-	// Label values must not alias Fiber's reused request buffers (the
-	// registry keeps them): the method is mapped to a constant and the
-	// route is the registered pattern.
-	method := stableMethod(c.Method())
-	route := c.Route().Path
-	if route == "/" && c.Path() != "/" {
-		route = "unmatched"
-	}
-	s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(c.Response().StatusCode())).Inc()
-	s.metrics.duration.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
+	s.metrics.observe(c, time.Since(start))
 	return nil
 }
 
@@ -255,29 +267,42 @@ func stableMethod(m string) string {
 
 // requestID returns the request's id, making one for errors raised before
 // requestMeta ran (Fiber's own refusals, such as an oversized body).
-func requestID(c *fiber.Ctx) string {
-	if rid, ok := c.Locals(ridKey{}).(string); ok {
-		return rid
+func requestID(c *fiber.Ctx) string { return meta(c).id }
+
+// meta returns the request's reqMeta, making it for requests requestMeta
+// did not see.
+func meta(c *fiber.Ctx) *reqMeta {
+	if m, ok := c.Locals(reqKey{}).(*reqMeta); ok {
+		return m
 	}
-	rid := nexus.NewID("req")
-	c.Locals(ridKey{}, rid)
-	c.Set("X-Request-Id", rid)
-	return rid
+	now := time.Now()
+	m := &reqMeta{id: nexus.NewIDAt("req", now), start: now}
+	c.Locals(reqKey{}, m)
+	c.Response().Header.SetCanonical(headerRequestID, utils.UnsafeBytes(m.id))
+	return m
 }
 
 // guard authenticates, applies the limits and checks the route's scope
 // decision, then logs the request for the access log.
 func (s *Server) guard(r Route) fiber.Handler {
 	ipLimited := strings.HasPrefix(r.Path, "/oauth/") || r.Path == "/login"
+	// The access log keeps the method and path after fasthttp reuses its
+	// buffers: for a route without parameters the path is usually the
+	// route's own pattern, which needs no copy.
+	method := stableMethod(r.Method)
 	return func(c *fiber.Ctx) error {
 		h := &c.Request().Header
+		m := meta(c)
+		// The header values alias fasthttp's request buffer: they are valid
+		// during this request, and nothing keeps them beyond it.
 		ar := auth.Request{
-			Authorization:  string(h.Peek(fiber.HeaderAuthorization)),
-			XAPIKey:        string(h.Peek("X-API-Key")),
-			XPartnerAPIKey: string(h.Peek("X-Partner-API-Key")),
-			Origin:         string(h.Peek(fiber.HeaderOrigin)),
-			XForwardedFor:  string(h.Peek(fiber.HeaderXForwardedFor)),
+			Authorization:  utils.UnsafeString(h.Peek(fiber.HeaderAuthorization)),
+			XAPIKey:        utils.UnsafeString(h.Peek("X-API-Key")),
+			XPartnerAPIKey: utils.UnsafeString(h.Peek("X-Partner-API-Key")),
+			Origin:         utils.UnsafeString(h.Peek(fiber.HeaderOrigin)),
+			XForwardedFor:  utils.UnsafeString(h.Peek(fiber.HeaderXForwardedFor)),
 			RemoteIP:       remoteIP(c),
+			At:             m.start,
 		}
 		ctx := c.UserContext()
 		if r.Access.kind == public {
@@ -291,11 +316,11 @@ func (s *Server) guard(r Route) fiber.Handler {
 			}
 			return c.Next()
 		}
-		ip := s.cfg.Auth.ClientIP(&ar).String()
-		ipKey := "fail:" + ip
+		addr := s.addrs.get(s.cfg.Auth.ClientIP(&ar))
+		ip := addr.text
 		credentialed := ar.Authorization != "" || ar.XAPIKey != "" || ar.XPartnerAPIKey != ""
 		if credentialed {
-			if res := s.cfg.Limiter.Peek(ctx, ipKey, s.cfg.FailedAuthLimit); !res.Allowed {
+			if res := s.cfg.Limiter.PeekAt(ctx, addr.failKey, s.cfg.FailedAuthLimit, m.start); !res.Allowed {
 				s.metrics.limited.WithLabelValues("failed_auth").Inc()
 				c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retryAfter(res)))
 				return nexus.Errorf(nexus.CodeTooManyFailedAttempts, "too many failed authentications from this address; retry after the window resets")
@@ -306,20 +331,20 @@ func (s *Server) guard(r Route) fiber.Handler {
 			code := nexus.CodeOf(err)
 			s.metrics.auth.WithLabelValues(credentialKind(p), string(code)).Inc()
 			if credentialed && codeStatus[code] == fiber.StatusUnauthorized {
-				s.cfg.Limiter.Hit(ctx, ipKey, s.cfg.FailedAuthLimit)
+				s.cfg.Limiter.HitAt(ctx, addr.failKey, s.cfg.FailedAuthLimit, m.start)
 				if p != nil {
 					// A known key was refused: its partner sees the attempt.
-					s.logAccess(c, p, ip, fiber.StatusUnauthorized)
+					s.logAccess(c, method, r.Path, p, ip, fiber.StatusUnauthorized)
 				}
 			}
 			return err
 		}
-		s.metrics.auth.WithLabelValues(string(p.CredentialType), "ok").Inc()
+		s.metrics.authOKFor(string(p.CredentialType)).Inc()
 		limit := p.Partner.RateLimit
 		if limit <= 0 {
 			limit = nexus.DefaultRateLimit
 		}
-		res := s.cfg.Limiter.Hit(ctx, "cred:"+p.CredentialID, limit)
+		res := s.cfg.Limiter.HitAt(ctx, s.creds.get(p.CredentialID), limit, m.start)
 		rateHeaders(c, res)
 		if !res.Allowed {
 			s.metrics.limited.WithLabelValues("credential").Inc()
@@ -332,7 +357,7 @@ func (s *Server) guard(r Route) fiber.Handler {
 				return herr
 			}
 		}
-		s.logAccess(c, p, ip, c.Response().StatusCode())
+		s.logAccess(c, method, r.Path, p, ip, c.Response().StatusCode())
 		return nil
 	}
 }
@@ -356,13 +381,21 @@ func (s *Server) permit(c *fiber.Ctx, r Route, p *nexus.Principal, ip string) er
 	return c.Next()
 }
 
-func (s *Server) logAccess(c *fiber.Ctx, p *nexus.Principal, ip string, status int) {
+// logAccess queues the access-log row. method is the route's (a constant);
+// route is its pattern, kept instead of a copy of the path when they are
+// equal.
+func (s *Server) logAccess(c *fiber.Ctx, method, route string, p *nexus.Principal, ip string, status int) {
+	path := route
+	if c.Path() != route {
+		// Fiber's strings point into buffers reused by later requests; the
+		// row is written later, so it keeps a copy.
+		path = strings.Clone(c.Path())
+	}
+	m := meta(c)
 	s.cfg.AccessLog.Add(audit.Access{
 		Tenant: p.Tenant(), CredentialID: p.CredentialID, Actor: p.Actor,
-		// Fiber's strings point into buffers reused by later requests; the
-		// row is written later, so it keeps copies.
-		Method: strings.Clone(c.Method()), Path: strings.Clone(c.Path()),
-		Status: status, IP: ip, RequestID: requestID(c), At: time.Now(),
+		Method: method, Path: path,
+		Status: status, IP: ip, RequestID: m.id, At: m.start,
 	})
 }
 
@@ -373,13 +406,25 @@ func credentialKind(p *nexus.Principal) string {
 	return "unknown"
 }
 
+// The RateLimit-* names as fasthttp's header normalization writes them
+// (c.Set would normalize them again on every request).
+var (
+	headerRateLimit     = []byte("Ratelimit-Limit")
+	headerRateRemaining = []byte("Ratelimit-Remaining")
+	headerRateReset     = []byte("Ratelimit-Reset")
+	headerRetryAfter    = []byte(fiber.HeaderRetryAfter)
+)
+
 // rateHeaders writes the RateLimit-* fields (and Retry-After when refused).
 func rateHeaders(c *fiber.Ctx, r ratelimit.Result) {
-	c.Set("RateLimit-Limit", strconv.Itoa(r.Limit))
-	c.Set("RateLimit-Remaining", strconv.Itoa(r.Remaining))
-	c.Set("RateLimit-Reset", strconv.Itoa(retryAfter(r)))
+	h := &c.Response().Header
+	var buf [20]byte
+	h.SetCanonical(headerRateLimit, strconv.AppendInt(buf[:0], int64(r.Limit), 10))
+	h.SetCanonical(headerRateRemaining, strconv.AppendInt(buf[:0], int64(r.Remaining), 10))
+	reset := strconv.AppendInt(buf[:0], int64(retryAfter(r)), 10)
+	h.SetCanonical(headerRateReset, reset)
 	if !r.Allowed {
-		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retryAfter(r)))
+		h.SetCanonical(headerRetryAfter, reset)
 	}
 }
 
@@ -398,31 +443,4 @@ func remoteIP(c *fiber.Ctx) netip.Addr {
 		}
 	}
 	return netip.Addr{}
-}
-
-type metrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	auth     *prometheus.CounterVec
-	limited  *prometheus.CounterVec
-}
-
-func newMetrics(reg *prometheus.Registry) *metrics {
-	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "nexus_http_requests_total", Help: "HTTP requests by method, route and status.",
-		}, []string{"method", "route", "status"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "nexus_http_request_duration_seconds", Help: "HTTP request latency by method and route.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
-		}, []string{"method", "route"}),
-		auth: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "nexus_auth_results_total", Help: "Authentication results by credential kind and outcome (ok or the error code).",
-		}, []string{"kind", "outcome"}),
-		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "nexus_rate_limited_total", Help: "Requests refused by a limit, by limit (credential, ip, failed_auth).",
-		}, []string{"limit"}),
-	}
-	reg.MustRegister(m.requests, m.duration, m.auth, m.limited)
-	return m
 }
