@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -59,5 +60,29 @@ func TestCanonicalHeaderNames(t *testing.T) {
 				t.Errorf("c.Set(%q) writes %q, the guard writes %q", given, k, name)
 			}
 		})
+	}
+}
+
+func TestBodyCache(t *testing.T) {
+	var c bodyCache
+	ps := make([]*nexus.Principal, 1000)
+	for i := range ps {
+		ps[i] = &nexus.Principal{CredentialID: fmt.Sprint(i)}
+		if c.get(ps[i]) != nil {
+			t.Fatalf("principal %d: answer before any was cached", i)
+		}
+		c.put(ps[i], []byte(ps[i].CredentialID))
+	}
+	hits := 0
+	for i, p := range ps {
+		if b := c.get(p); b != nil {
+			hits++
+			if string(b) != p.CredentialID {
+				t.Fatalf("principal %d got the answer of %s", i, b)
+			}
+		}
+	}
+	if hits == 0 {
+		t.Error("nothing cached")
 	}
 }

@@ -76,6 +76,8 @@ type Server struct {
 	metrics *metrics
 	addrs   addrCache
 	creds   credKeyCache
+	// partnerBodies are GET /v1/partner answers by principal.
+	partnerBodies bodyCache
 
 	// fresh holds connections that have not started a request yet: at
 	// shutdown they are closed at once instead of holding the server until
