@@ -2,9 +2,9 @@ package servicetoken
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"errors"
+	"hash/maphash"
 	"slices"
 	"strings"
 	"sync"
@@ -53,9 +53,9 @@ type Verifier struct {
 	parser *jwt.Parser
 
 	mu       sync.RWMutex
-	gen      uint64               // bumped by every Drop: a verification that raced one is not cached
-	keys     map[string]*keyEntry // by kid
-	tokens   map[[32]byte]*tokenEntry
+	gen      uint64                   // bumped by every Drop: a verification that raced one is not cached
+	keys     map[string]*keyEntry     // by kid
+	tokens   map[uint64]*tokenEntry   // by tokenHash
 	partners map[string]nexus.Partner // by id: a new token needs no query for them
 }
 
@@ -71,9 +71,32 @@ type keyEntry struct {
 }
 
 type tokenEntry struct {
+	tok string // the whole token: a hash match is only a candidate
 	p   *nexus.Principal
 	exp time.Time
 	kid string
+}
+
+// tokenSeed keys the token cache's hash. The cache needs no cryptographic
+// digest (SHA-256 of a typical token costs more than the rest of a cached
+// verification): the hash only finds a candidate entry, whose whole token is
+// then compared in constant time. The seed is random per process, so
+// collisions cannot be aimed at.
+var tokenSeed = maphash.MakeSeed()
+
+func tokenHash(tok string) uint64 { return maphash.String(tokenSeed, tok) }
+
+// sameToken compares a presented token with a cached one in time that
+// depends on their lengths only.
+func sameToken(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	var diff byte
+	for i := 0; i < len(a); i++ {
+		diff |= a[i] ^ b[i]
+	}
+	return diff == 0
 }
 
 // NewVerifier returns a verifier.
@@ -91,7 +114,7 @@ func NewVerifier(cfg VerifierConfig) *Verifier {
 			jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(Leeway),
 		),
 		keys:     make(map[string]*keyEntry),
-		tokens:   make(map[[32]byte]*tokenEntry),
+		tokens:   make(map[uint64]*tokenEntry),
 		partners: make(map[string]nexus.Partner),
 	}
 }
@@ -107,12 +130,12 @@ func invalid(why string) *nexus.Error {
 
 // Verify implements auth.TokenVerifier.
 func (v *Verifier) Verify(ctx context.Context, tok string) (*nexus.Principal, error) {
-	d := sha256.Sum256([]byte(tok))
+	d := tokenHash(tok)
 	now := time.Now()
 	v.mu.RLock()
 	te, gen := v.tokens[d], v.gen
 	v.mu.RUnlock()
-	if te != nil && now.Before(te.exp) {
+	if te != nil && sameToken(te.tok, tok) && now.Before(te.exp) {
 		return te.p, nil
 	}
 
@@ -159,7 +182,8 @@ func (v *Verifier) Verify(ctx context.Context, tok string) (*nexus.Principal, er
 		clear(v.tokens)
 	}
 	if v.gen == gen {
-		v.tokens[d] = &tokenEntry{p: p, exp: claims.ExpiresAt.Time, kid: entry.id}
+		// A copy: the caller's token may alias a reused request buffer.
+		v.tokens[d] = &tokenEntry{tok: strings.Clone(tok), p: p, exp: claims.ExpiresAt.Time, kid: entry.id}
 	}
 	v.mu.Unlock()
 	return p, nil
