@@ -163,9 +163,15 @@ func (s *Service) readBalances(ctx context.Context, t nexus.Tenant) (*balanceEnt
 // move applies deltas to a balance row in one conditional update. A
 // negative availDelta only applies while available covers it; it reports
 // false when it did not (insufficient funds). The row is created on first
-// credit. A change announces store.TopicBalances in the same transaction,
-// so that every balances cache forgets the tenant once it commits.
+// credit. It announces store.TopicBalances in the same transaction, so that
+// every balances cache forgets the tenant once it commits (a refused move
+// rolls the announcement back with it). The announcement goes first: after
+// the update it would lengthen the time the balance row stays locked, which
+// is what bounds one tenant's write rate.
 func (s *Service) move(ctx context.Context, tx bun.Tx, t nexus.Tenant, c Currency, availDelta, pendDelta int64) (bool, error) {
+	if err := s.db.Publish(ctx, tx, store.TopicBalances(t)); err != nil {
+		return false, err
+	}
 	now := store.Now()
 	if availDelta > 0 && pendDelta == 0 {
 		_, err := tx.NewInsert().Model(&Balance{PartnerID: t.PartnerID, Environment: t.Environment, Currency: c, UpdatedAt: now}).
@@ -189,10 +195,8 @@ func (s *Service) move(ctx context.Context, tx bun.Tx, t nexus.Tenant, c Currenc
 	if err != nil {
 		return false, err
 	}
-	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		return false, err
-	}
-	return true, s.db.Publish(ctx, tx, store.TopicBalances(t))
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // transition moves a row of model M from one of the statuses in from to to,
