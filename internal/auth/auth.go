@@ -36,6 +36,13 @@ type TokenVerifier interface {
 	Verify(ctx context.Context, token string) (*nexus.Principal, error)
 }
 
+// DigestVerifier is a TokenVerifier of nx_ tokens that takes the token's
+// SHA-256 digest (credential.Digest), which the authenticator has computed
+// already. Optional: an OAuth verifier without it digests again.
+type DigestVerifier interface {
+	VerifyDigest(ctx context.Context, token string, digest [32]byte) (*nexus.Principal, error)
+}
+
 // Config wires an Authenticator.
 type Config struct {
 	// Keys finds API keys and their partners on a cache miss. Required.
@@ -133,6 +140,18 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *Request) (*nexus.Pr
 		return nil, err
 	}
 	if credential.LooksLike(tok) {
+		// Keys and access tokens are both found by this digest.
+		d := credential.Digest(tok)
+		now := r.At
+		if now.IsZero() {
+			now = time.Now()
+		}
+		// A cached key was well-formed when it was stored, and the digest
+		// matches only that key: the hot path skips parsing.
+		if e := a.cache.get(d, now); e != nil && e != missingEntry && e.matches(d) {
+			a.hits.Add(1)
+			return a.checkKey(e, now, r)
+		}
 		c, err := credential.Parse(tok)
 		if err != nil {
 			if errors.Is(err, credential.ErrChecksum) {
@@ -142,13 +161,16 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *Request) (*nexus.Pr
 		}
 		switch c.Kind {
 		case credential.KindSecretKey, credential.KindPublishableKey:
-			return a.verifyKey(ctx, tok, r)
+			return a.verifyKey(ctx, d, now, r)
 		case credential.KindAccessToken:
 			if apiKeyOnly {
 				return nil, errJWTHeader
 			}
 			if a.oauth == nil {
 				return nil, errBadToken
+			}
+			if dv, ok := a.oauth.(DigestVerifier); ok {
+				return a.checkPrincipal(dv.VerifyDigest(ctx, tok, d))
 			}
 			return a.checkPrincipal(a.oauth.Verify(ctx, tok))
 		}
@@ -223,13 +245,9 @@ func extract(r *Request) (tok string, apiKeyOnly bool, err error) {
 	return tok, apiKeyOnly, nil
 }
 
-// verifyKey is the API-key hot path: digest, map lookup, a few compares.
-func (a *Authenticator) verifyKey(ctx context.Context, tok string, r *Request) (*nexus.Principal, error) {
-	d := credential.Digest(tok)
-	now := r.At
-	if now.IsZero() {
-		now = time.Now()
-	}
+// verifyKey verifies a key Authenticate did not find in the cache (or
+// found known-missing).
+func (a *Authenticator) verifyKey(ctx context.Context, d [32]byte, now time.Time, r *Request) (*nexus.Principal, error) {
 	e := a.cache.get(d, now)
 	if e != nil {
 		a.hits.Add(1)
@@ -243,6 +261,11 @@ func (a *Authenticator) verifyKey(ctx context.Context, tok string, r *Request) (
 	if e == nil || !e.matches(d) {
 		return nil, errUnknown
 	}
+	return a.checkKey(e, now, r)
+}
+
+// checkKey applies a verified key's status and restrictions.
+func (a *Authenticator) checkKey(e *entry, now time.Time, r *Request) (*nexus.Principal, error) {
 	switch {
 	case e.status == statusSuspended:
 		return e.principal, errSuspended

@@ -48,7 +48,11 @@ var (
 
 // Verify implements auth.TokenVerifier.
 func (v *Verifier) Verify(ctx context.Context, tok string) (*nexus.Principal, error) {
-	d := credential.Digest(tok)
+	return v.VerifyDigest(ctx, tok, credential.Digest(tok))
+}
+
+// VerifyDigest implements auth.DigestVerifier: d is credential.Digest(tok).
+func (v *Verifier) VerifyDigest(ctx context.Context, tok string, d [32]byte) (*nexus.Principal, error) {
 	v.mu.RLock()
 	e, gen := v.cache[d], v.gen
 	v.mu.RUnlock()
