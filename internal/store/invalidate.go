@@ -83,16 +83,15 @@ func (db *DB) Publish(ctx context.Context, idb bun.IDB, topic string) error {
 	if l, ok := ctx.Value(publishedKey{}).(*[]string); ok {
 		*l = append(*l, topic)
 	}
-	row := &invalidationRow{Topic: topic, CreatedAt: Now()}
-	if _, err := idb.NewInsert().Model(row).Exec(ctx); err != nil {
+	if db.Dialect == Postgres {
+		// NOTIFY alone: the row is for SQLite's poll, and writing it cost a
+		// money movement a fifth of its throughput.
+		_, err := idb.ExecContext(ctx, "SELECT pg_notify(?, ?)", invalidationChannel, topic)
 		return err
 	}
-	if db.Dialect == Postgres {
-		if _, err := idb.ExecContext(ctx, "SELECT pg_notify(?, ?)", invalidationChannel, topic); err != nil {
-			return err
-		}
-	}
-	return nil
+	row := &invalidationRow{Topic: topic, CreatedAt: Now()}
+	_, err := idb.NewInsert().Model(row).Exec(ctx)
+	return err
 }
 
 // Subscribe calls drop for every credential topic (see CredentialTopics)

@@ -551,8 +551,12 @@ func TestPruneInvalidations(t *testing.T) {
 		if err := db.NewSelect().Table("cache_invalidations").Column("topic").Scan(ctx, &topics); err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(topics, []string{"all"}) {
-			t.Errorf("after prune: %v, want [all]", topics)
+		want := []string{"all"}
+		if db.Dialect == store.Postgres {
+			want = nil // PostgreSQL publishes by NOTIFY alone: no row
+		}
+		if !slices.Equal(topics, want) {
+			t.Errorf("after prune: %v, want %v", topics, want)
 		}
 	})
 }
