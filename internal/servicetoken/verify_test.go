@@ -727,3 +727,24 @@ func TestCreatePlatformKeys(t *testing.T) {
 		})
 	}
 }
+
+func TestSameToken(t *testing.T) {
+	base := strings.Repeat("abcdefghij", 31) // 310 bytes: whole words and a tail
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{base, strings.Clone(base), true},
+		{"", "", true},
+		{"abc", "abc", true},
+		{base, base[:len(base)-1], false},
+		{base, base[:len(base)-1] + "x", false},
+		{base, "x" + base[1:], false},
+		{base, base[:150] + "x" + base[151:], false},
+		{"abc", "abd", false},
+	} {
+		if got := sameToken(c.a, c.b); got != c.want {
+			t.Errorf("sameToken(%.12q…, %.12q…) = %v, want %v", c.a, c.b, got, c.want)
+		}
+	}
+}
