@@ -145,6 +145,9 @@ func (m *Memory) Add(_ context.Context, key string, start time.Time, window time
 	b := m.buckets[key]
 	m.mu.RUnlock()
 	if b == nil {
+		if n == 0 {
+			return 0, nil // nothing counted yet: a read needs no bucket
+		}
 		m.mu.Lock()
 		if b = m.buckets[key]; b == nil {
 			b = &bucket{}
@@ -166,6 +169,9 @@ func (m *Memory) Add(_ context.Context, key string, start time.Time, window time
 			b.count.Store(0)
 			break
 		}
+	}
+	if n == 0 {
+		return b.count.Load(), nil // a read, not a write other cores must see
 	}
 	return b.count.Add(n), nil
 }
