@@ -185,6 +185,42 @@ func benchGet(b *testing.B, srv *Server, path, authorization string) {
 	}
 }
 
+// benchGetParallel is benchGet from GOMAXPROCS goroutines, each with its
+// own RequestCtx (as each connection has): what is shared between requests
+// (locks, counters) shows here.
+func benchGetParallel(b *testing.B, srv *Server, path, authorization string) {
+	b.Helper()
+	h := srv.App().Handler()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		var req fasthttp.Request
+		req.Header.SetMethod("GET")
+		req.SetRequestURI(path)
+		req.Header.SetHost("nexus.test")
+		if authorization != "" {
+			req.Header.Set("Authorization", authorization)
+		}
+		ctx := new(fasthttp.RequestCtx)
+		ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}, nil)
+		for pb.Next() {
+			ctx.Response.Reset()
+			h(ctx)
+			if st := ctx.Response.StatusCode(); st != fasthttp.StatusOK {
+				b.Errorf("GET %s: status %d: %s", path, st, ctx.Response.Body())
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkServeParallel(b *testing.B) {
+	e := newBenchEnv(b)
+	b.Run("healthz", func(b *testing.B) { benchGetParallel(b, e.srv, "/healthz", "") })
+	b.Run("partner_api_key", func(b *testing.B) { benchGetParallel(b, e.srv, "/v1/partner", "Bearer "+e.key) })
+	b.Run("partner_jwt_hs256", func(b *testing.B) { benchGetParallel(b, e.srv, "/v1/partner", "Bearer "+e.hs256) })
+	b.Run("partner_oauth", func(b *testing.B) { benchGetParallel(b, e.srv, "/v1/partner", "Bearer "+e.oauth) })
+}
+
 func BenchmarkServe(b *testing.B) {
 	e := newBenchEnv(b)
 	b.Run("healthz", func(b *testing.B) { benchGet(b, e.srv, "/healthz", "") })
