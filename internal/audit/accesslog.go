@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,75 +34,93 @@ type Access struct {
 // (AccessChunk): a database row per request cost more CPU than serving it.
 type AccessLog struct {
 	db      bun.IDB
-	queue   chan Access
 	log     *slog.Logger
+	size    int
 	dropped atomic.Int64
 	// OnDrop is called for each dropped row (a metric). Optional.
 	OnDrop func()
+
+	// The queue is a slice the writer swaps out whole: a channel cost a
+	// lock and a select per row on each side, about 0.3 µs a request.
+	mu      sync.Mutex
+	pending []Access
+	full    chan struct{} // signalled when pending reaches flushRows
 }
+
+// flushRows starts a write before the interval is up.
+const flushRows = 5000
 
 // NewAccessLog returns a log with a queue of size rows.
 func NewAccessLog(db bun.IDB, size int, log *slog.Logger) *AccessLog {
-	return &AccessLog{db: db, queue: make(chan Access, size), log: log}
+	return &AccessLog{db: db, log: log, size: size, full: make(chan struct{}, 1)}
 }
 
 // Add queues a row without blocking.
 func (l *AccessLog) Add(a Access) {
-	select {
-	case l.queue <- a:
-	default:
+	l.mu.Lock()
+	n := len(l.pending)
+	if n < l.size {
+		l.pending = append(l.pending, a)
+	}
+	l.mu.Unlock()
+	switch {
+	case n >= l.size:
 		l.dropped.Add(1)
 		if l.OnDrop != nil {
 			l.OnDrop()
+		}
+	case n+1 == flushRows:
+		select {
+		case l.full <- struct{}{}:
+		default:
 		}
 	}
 }
 
 // Depth is the number of rows waiting.
-func (l *AccessLog) Depth() int { return len(l.queue) }
+func (l *AccessLog) Depth() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.pending)
+}
 
 // Dropped is the number of rows dropped since start.
 func (l *AccessLog) Dropped() int64 { return l.dropped.Load() }
 
-// Run writes batches every interval (or at 500 rows) until ctx ends, then
-// flushes what is queued.
+// take returns the queued rows and gives the queue spare, emptied, to fill.
+func (l *AccessLog) take(spare []Access) []Access {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	batch := l.pending
+	l.pending = spare[:0]
+	return batch
+}
+
+// Run writes batches every interval (or at flushRows rows) until ctx ends,
+// then flushes what is queued.
 func (l *AccessLog) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	batch := make([]Access, 0, 5000)
+	var spare []Access
 	flush := func(ctx context.Context) {
-		if len(batch) == 0 {
-			return
+		batch := l.take(spare)
+		if len(batch) > 0 {
+			if err := l.write(ctx, batch); err != nil {
+				l.log.Warn("access log: batch write failed; rows lost", "rows", len(batch), "err", err)
+			}
 		}
-		if err := l.write(ctx, batch); err != nil {
-			l.log.Warn("access log: batch write failed; rows lost", "rows", len(batch), "err", err)
-		}
-		batch = batch[:0]
+		clear(batch) // let the strings go
+		spare = batch
 	}
 	for {
 		select {
-		case a := <-l.queue:
-			batch = append(batch, a)
-			if len(batch) == cap(batch) {
-				flush(ctx)
-			}
+		case <-l.full:
+			flush(ctx)
 		case <-t.C:
 			flush(ctx)
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			for {
-				select {
-				case a := <-l.queue:
-					batch = append(batch, a)
-					if len(batch) == cap(batch) {
-						flush(fctx)
-					}
-					continue
-				default:
-				}
-				break
-			}
 			flush(fctx)
 			return
 		}

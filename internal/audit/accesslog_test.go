@@ -295,3 +295,56 @@ func BenchmarkBuildChunks(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/entry")
 }
+
+// BenchmarkAccessLog is the whole cost of an access row, queue to disk, on
+// SQLite (and on PostgreSQL with NEXUS_TEST_DATABASE_URL; its server's own
+// CPU is not in the figure).
+func BenchmarkAccessLog(b *testing.B) {
+	storetest.ForEachDB(b, func(b *testing.B, db *store.DB) {
+		if _, err := db.MigrateUp(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		tn := nexus.Tenant{PartnerID: "ptr_01kabcdefghjkmnpqrstvwxyz0", Environment: nexus.Test}
+		const perOp = 5000
+		batch := make([]Access, perOp)
+		for i := range batch {
+			batch[i] = access(tn, "key_01kabcdefghjkmnpqrstvwxyz0", time.Now(), "/v1/partner")
+		}
+		log := NewAccessLog(db.DB, perOp, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		b.ReportAllocs()
+		for b.Loop() {
+			for i := range batch {
+				batch[i].RequestID = nexus.NewID("req")
+				log.Add(batch[i])
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			log.Run(ctx, time.Hour)
+		}
+		if log.Dropped() != 0 {
+			b.Fatalf("%d rows dropped", log.Dropped())
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perOp), "ns/row")
+	})
+}
+
+// TestAddDropsWhenFull: a full queue drops and counts rather than waits.
+func TestAddDropsWhenFull(t *testing.T) {
+	l := NewAccessLog(nil, 3, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var onDrop int
+	l.OnDrop = func() { onDrop++ }
+	tn := nexus.Tenant{PartnerID: "ptr_a", Environment: nexus.Test}
+	for range 5 {
+		l.Add(access(tn, "key_1", time.Now(), "/v1/partner"))
+	}
+	if l.Depth() != 3 || l.Dropped() != 2 || onDrop != 2 {
+		t.Fatalf("depth %d, dropped %d, OnDrop %d; want 3, 2, 2", l.Depth(), l.Dropped(), onDrop)
+	}
+	if got := l.take(nil); len(got) != 3 || l.Depth() != 0 {
+		t.Fatalf("take: %d rows, depth after %d", len(got), l.Depth())
+	}
+	l.Add(access(tn, "key_1", time.Now(), "/v1/partner"))
+	if l.Depth() != 1 || l.Dropped() != 2 {
+		t.Fatalf("after take: depth %d, dropped %d", l.Depth(), l.Dropped())
+	}
+}

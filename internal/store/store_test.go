@@ -28,7 +28,7 @@ import (
 
 // The helpers live in storetest so that other packages' tests share them.
 var (
-	forEachDB    = storetest.ForEachDB
+	forEachDB    = storetest.ForEachDB[*testing.T]
 	openSQLite   = storetest.OpenSQLite
 	openPostgres = storetest.OpenPostgres
 	adminDB      = storetest.AdminDB

@@ -17,13 +17,16 @@ import (
 	"github.com/nexus-fintech/nexus/internal/store"
 )
 
-// ForEachDB runs fn on a fresh, empty SQLite database always, and on a fresh
+// ForEachDB runs fn (a test or a benchmark) on a fresh, empty SQLite database always, and on a fresh
 // PostgreSQL database when NEXUS_TEST_DATABASE_URL names a server (an admin
 // URL: a database nexus_store_<random> is created and dropped around fn).
-func ForEachDB(t *testing.T, fn func(t *testing.T, db *store.DB)) {
+func ForEachDB[T interface {
+	testing.TB
+	Run(string, func(T)) bool
+}](t T, fn func(t T, db *store.DB)) {
 	t.Helper()
-	t.Run("sqlite", func(t *testing.T) { fn(t, OpenSQLite(t)) })
-	t.Run("postgres", func(t *testing.T) { fn(t, OpenPostgres(t)) })
+	t.Run("sqlite", func(t T) { fn(t, OpenSQLite(t)) })
+	t.Run("postgres", func(t T) { fn(t, OpenPostgres(t)) })
 }
 
 func OpenSQLite(t testing.TB) *store.DB {
