@@ -310,7 +310,7 @@ func BenchmarkAccessLog(b *testing.B) {
 		for i := range batch {
 			batch[i] = access(tn, "key_01kabcdefghjkmnpqrstvwxyz0", time.Now(), "/v1/partner")
 		}
-		log := NewAccessLog(db.DB, perOp, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		log := NewAccessLog(db.DB, 4*perOp, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		b.ReportAllocs()
 		for b.Loop() {
 			for i := range batch {
@@ -330,21 +330,23 @@ func BenchmarkAccessLog(b *testing.B) {
 
 // TestAddDropsWhenFull: a full queue drops and counts rather than waits.
 func TestAddDropsWhenFull(t *testing.T) {
-	l := NewAccessLog(nil, 3, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	l := NewAccessLog(nil, 3*queueShards, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	var onDrop int
 	l.OnDrop = func() { onDrop++ }
 	tn := nexus.Tenant{PartnerID: "ptr_a", Environment: nexus.Test}
-	for range 5 {
+	const adds = 1000
+	for range adds {
 		l.Add(access(tn, "key_1", time.Now(), "/v1/partner"))
 	}
-	if l.Depth() != 3 || l.Dropped() != 2 || onDrop != 2 {
-		t.Fatalf("depth %d, dropped %d, OnDrop %d; want 3, 2, 2", l.Depth(), l.Dropped(), onDrop)
+	if l.Depth() != 3*queueShards || l.Dropped() != adds-3*queueShards || onDrop != int(l.Dropped()) {
+		t.Fatalf("depth %d, dropped %d, OnDrop %d; want %d, %d, the same", l.Depth(), l.Dropped(), onDrop, 3*queueShards, adds-3*queueShards)
 	}
-	if got := l.take(nil); len(got) != 3 || l.Depth() != 0 {
+	var spares [queueShards][]Access
+	if got := l.take(nil, &spares); len(got) != 3*queueShards || l.Depth() != 0 {
 		t.Fatalf("take: %d rows, depth after %d", len(got), l.Depth())
 	}
 	l.Add(access(tn, "key_1", time.Now(), "/v1/partner"))
-	if l.Depth() != 1 || l.Dropped() != 2 {
+	if l.Depth() != 1 || l.Dropped() != adds-3*queueShards {
 		t.Fatalf("after take: depth %d, dropped %d", l.Depth(), l.Dropped())
 	}
 }
