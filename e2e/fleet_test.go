@@ -30,6 +30,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/s2"
 )
 
 // ---------------------------------------------------------------------------
@@ -812,12 +814,16 @@ func TestShutdownUnderLoad(t *testing.T) {
 		defer rows.Close()
 		logged := map[string]int{}
 		for rows.Next() {
-			var data string
+			var data []byte
 			if err := rows.Scan(&data); err != nil {
 				t.Fatal(err)
 			}
-			// A chunk holds one JSON object per access entry.
-			dec := json.NewDecoder(strings.NewReader(data))
+			// A chunk holds one JSON object per access entry, S2-compressed.
+			lines, err := s2.Decode(nil, data)
+			if err != nil {
+				t.Fatalf("access chunk: %v", err)
+			}
+			dec := json.NewDecoder(bytes.NewReader(lines))
 			for dec.More() {
 				var e struct {
 					RequestID string `json:"request_id"`

@@ -192,7 +192,7 @@ func copyChunks(ctx context.Context, db *bun.DB, chunks []AccessChunk) error {
 		ts(c.LastAt)
 		binary.BigEndian.PutUint32(num[:4], uint32(c.Entries))
 		field(num[:4])
-		field([]byte(c.Data))
+		field(c.Data)
 	}
 	b = binary.BigEndian.AppendUint16(b, 0xffff) // end of data
 	conn, err := db.Conn(ctx)

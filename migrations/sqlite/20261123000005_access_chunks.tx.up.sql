@@ -11,7 +11,7 @@ CREATE TABLE access_chunks (
     first_at      TIMESTAMP NOT NULL,
     last_at       TIMESTAMP NOT NULL,
     entries       INTEGER NOT NULL,
-    data          TEXT NOT NULL     -- one JSON object per line (audit.AccessEntry)
+    data          BLOB NOT NULL    -- JSON lines (audit.AccessEntry), S2-compressed
 );
 --bun:split
 CREATE INDEX access_chunks_tenant_idx ON access_chunks (partner_id, environment, id);
