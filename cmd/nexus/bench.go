@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -21,7 +22,8 @@ const benchUsage = `usage: nexus bench [flags]
 A bounded load benchmark. It starts "nexus serve" on 127.0.0.1 with a fresh
 database, sets up a partner (admin CLI), an API key, HS256 and EdDSA service
 credentials, an OAuth token, a funded balance and an address, then measures,
-one scenario after the other, requests/s and p50/p99 latency of:
+one scenario after the other and in several rounds, requests/s and p50/p99
+latency of:
 
   GET /healthz (baseline, no credential)
   GET /v1/partner with an API key, a service JWT (HS256, EdDSA), an OAuth token
@@ -29,7 +31,8 @@ one scenario after the other, requests/s and p50/p99 latency of:
 
 for SQLite and, when a PostgreSQL URL is given, PostgreSQL (in a fresh
 database nexus_bench_<random>, dropped at the end). Every figure is also
-shown as a ratio of the baseline of the same backend. Traffic only goes to
+shown as a ratio of the baseline of the same backend: the median over rounds
+of the scenario's throughput over that round's baseline. Traffic only goes to
 127.0.0.1. Any non-2xx answer counts as an error; a run with errors exits 1.
 
 Flags:
@@ -43,8 +46,9 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pgURL := fs.String("postgres-url", env("NEXUS_BENCH_POSTGRES_URL", env("NEXUS_TEST_DATABASE_URL", "")),
 		"admin URL of a local PostgreSQL, used to create and drop the bench database [NEXUS_BENCH_POSTGRES_URL, NEXUS_TEST_DATABASE_URL]")
 	conns := fs.Int("connections", 64, "concurrent keep-alive connections (closed loop: one request in flight on each)")
-	duration := fs.Duration("duration", 4*time.Second, "time per scenario, warm-up included")
-	warmup := fs.Duration("warmup", time.Second, "warm-up per scenario, not measured")
+	duration := fs.Duration("duration", 2*time.Second, "time per scenario and round, warm-up included")
+	warmup := fs.Duration("warmup", 500*time.Millisecond, "warm-up per scenario and round, not measured")
+	rounds := fs.Int("rounds", 3, "rounds: every scenario runs once per round, the baseline first; ratios are medians over rounds")
 	only := fs.String("scenarios", "", "comma-separated scenarios to run (default all; ratios need baseline among them): "+strings.Join(scenarioNames(), ","))
 	asJSON := fs.Bool("json", false, "print machine-readable results on stdout (the table then goes to stderr)")
 	serverMode := fs.String("server", "subprocess", "subprocess (this binary's serve in a child process) or inprocess")
@@ -58,12 +62,14 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	opts := benchOptions{
-		Connections: *conns, Warmup: *warmup, Measure: *duration - *warmup,
+		Connections: *conns, Warmup: *warmup, Measure: *duration - *warmup, Rounds: *rounds,
 		InProcess: *serverMode == "inprocess", Log: stderr,
 	}
 	switch {
 	case *conns < 1 || *conns > 10_000:
 		return errors.New("bench: --connections must be 1 to 10000")
+	case *rounds < 1 || *rounds > 100:
+		return errors.New("bench: --rounds must be 1 to 100")
 	case *warmup < 0 || opts.Measure < 100*time.Millisecond:
 		return errors.New("bench: --duration must exceed --warmup by at least 100ms")
 	case *serverMode != "subprocess" && *serverMode != "inprocess":
@@ -125,7 +131,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer os.RemoveAll(tmp)
 
 	rep := &benchReport{
-		Connections: *conns, Duration: duration.String(), Warmup: warmup.String(),
+		Connections: *conns, Duration: duration.String(), Warmup: warmup.String(), Rounds: *rounds,
 		CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Server: *serverMode,
 		StartedAt: time.Now().UTC(),
 	}
@@ -178,6 +184,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 type benchOptions struct {
 	Connections     int
 	Warmup, Measure time.Duration
+	Rounds          int
 	InProcess       bool
 	Only            map[string]bool // nil: all
 	Log             io.Writer       // progress and server warnings
@@ -220,56 +227,88 @@ func benchBackend(ctx context.Context, backend, dbURL string, o benchOptions, se
 		return nil, err
 	}
 
-	var out []benchResult
-	var baseline, baseCPU, baseTotal float64
+	var scens []scenario
 	for _, sc := range benchScenarios(creds) {
-		if o.Only != nil && !o.Only[sc.Name] {
-			continue
+		if o.Only == nil || o.Only[sc.Name] {
+			scens = append(scens, sc)
 		}
-		if err := checkScenario(ctx, srv.Addr, sc); err != nil {
-			return out, fmt.Errorf("scenario %s: %w", sc.Name, err)
-		}
-		s0 := int64(-1)
-		if sessions != nil {
-			s0 = sessions()
-		}
-		d0, dropsOK := accessDrops(ctx, srv.Addr)
-		lr, err := runLoad(ctx, loadConfig{Addr: srv.Addr, Connections: o.Connections, Warmup: o.Warmup, Measure: o.Measure, ServerPID: srv.PID, DBCPU: backend == "postgres"}, sc)
-		if err != nil {
-			return out, err
-		}
-		r := newBenchResult(backend, sc, lr)
-		if d1, ok := accessDrops(ctx, srv.Addr); ok && dropsOK {
-			r.AccessDropped = d1 - d0
-		}
-		if s0 >= 0 {
-			// Stats reach pg_stat_database within a second or so.
-			select {
-			case <-ctx.Done():
-				return out, ctx.Err()
-			case <-time.After(1100 * time.Millisecond):
+	}
+	// Every scenario runs once per round, the baseline first; a scenario's
+	// ratio is the median over rounds of its throughput over the same
+	// round's baseline, so that a slow moment of a shared machine skews
+	// one round of one scenario, not the whole comparison.
+	runs := make([][]*loadResult, len(scens))
+	drops := make([]float64, len(scens))
+	conns := make([]int64, len(scens))
+	haveConns := sessions != nil
+	for round := range o.Rounds {
+		for i, sc := range scens {
+			if round == 0 {
+				if err := checkScenario(ctx, srv.Addr, sc); err != nil {
+					return nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
+				}
 			}
-			if s1 := sessions(); s1 >= s0 {
-				r.NewDBConns = s1 - s0
-				r.HaveDBConns = true
+			s0 := int64(-1)
+			if sessions != nil && round == 0 {
+				s0 = sessions()
+			}
+			d0, dropsOK := accessDrops(ctx, srv.Addr)
+			lr, err := runLoad(ctx, loadConfig{Addr: srv.Addr, Connections: o.Connections, Warmup: o.Warmup, Measure: o.Measure, ServerPID: srv.PID, DBCPU: backend == "postgres"}, sc)
+			if err != nil {
+				return nil, err
+			}
+			runs[i] = append(runs[i], lr)
+			if d1, ok := accessDrops(ctx, srv.Addr); ok && dropsOK {
+				drops[i] += d1 - d0
+			}
+			if s0 >= 0 {
+				// Pools grow in the first round. Stats reach
+				// pg_stat_database within a second or so.
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(1100 * time.Millisecond):
+				}
+				if s1 := sessions(); s1 >= s0 {
+					conns[i] = s1 - s0
+				} else {
+					haveConns = false
+				}
+			}
+			r := newBenchResult(backend, sc, lr)
+			logf("round %d  %-18s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  server %.1f µs/req  other load %.2f cores",
+				round+1, sc.Name, r.RPS, r.P50ms, r.P99ms, r.Errors, r.ServerCPUus, r.OtherCores)
+			if r.FirstError != "" {
+				logf("  first error: %s", r.FirstError)
 			}
 		}
-		if sc.Name == "baseline" {
-			baseline, baseCPU, baseTotal = r.RPS, r.ServerCPUus, r.ServerCPUus+r.ClientCPUus+r.DBCPUus
-		}
-		if total := r.ServerCPUus + r.ClientCPUus + r.DBCPUus; baseTotal > 0 && total > 0 && r.ClientCPUus > 0 {
-			r.CPURatio = round(baseTotal/total, 3)
-		}
-		if baseline > 0 {
-			r.Ratio = r.RPS / baseline
-		}
-		if baseCPU > 0 {
-			r.ServerCPUx = r.ServerCPUus / baseCPU
-		}
-		logf("%-18s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  server %.1f µs/req  other load %.2f cores  access rows dropped %.0f%s",
-			sc.Name, r.RPS, r.P50ms, r.P99ms, r.Errors, r.ServerCPUus, r.OtherCores, r.AccessDropped, r.dbConnsNote())
-		if r.FirstError != "" {
-			logf("  first error: %s", r.FirstError)
+	}
+
+	base := slices.IndexFunc(scens, func(sc scenario) bool { return sc.Name == "baseline" })
+	var out []benchResult
+	for i, sc := range scens {
+		r := newBenchResult(backend, sc, mergeLoads(runs[i]))
+		r.AccessDropped, r.NewDBConns, r.HaveDBConns = drops[i], conns[i], haveConns
+		if base >= 0 {
+			for k, lr := range runs[i] {
+				if b := runs[base][k].rps(); b > 0 {
+					r.RoundRatios = append(r.RoundRatios, round(lr.rps()/b, 3))
+				}
+			}
+			r.Ratio = median(r.RoundRatios)
+			var b benchResult
+			switch {
+			case i == base:
+				b = r
+			case i > base:
+				b = out[base]
+			}
+			if total, baseTotal := r.ServerCPUus+r.ClientCPUus+r.DBCPUus, b.ServerCPUus+b.ClientCPUus+b.DBCPUus; baseTotal > 0 && total > 0 && r.ClientCPUus > 0 {
+				r.CPURatio = round(baseTotal/total, 3)
+			}
+			if b.ServerCPUus > 0 {
+				r.ServerCPUx = r.ServerCPUus / b.ServerCPUus
+			}
 		}
 		out = append(out, r)
 	}

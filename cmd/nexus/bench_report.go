@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -10,21 +11,23 @@ import (
 
 // benchResult is one row of the report.
 type benchResult struct {
-	Backend    string  `json:"backend"`
-	Scenario   string  `json:"scenario"`
-	Label      string  `json:"label"`
-	Method     string  `json:"method"`
-	Path       string  `json:"path"`
-	Requests   uint64  `json:"requests"`
-	Seconds    float64 `json:"seconds"`
-	RPS        float64 `json:"rps"`
-	P50ms      float64 `json:"p50_ms"`
-	P99ms      float64 `json:"p99_ms"`
-	MeanMs     float64 `json:"mean_ms"`
-	MaxMs      float64 `json:"max_ms"`
-	Ratio      float64 `json:"ratio_vs_baseline"`
-	Errors     uint64  `json:"errors"`
-	FirstError string  `json:"first_error,omitempty"`
+	Backend  string  `json:"backend"`
+	Scenario string  `json:"scenario"`
+	Label    string  `json:"label"`
+	Method   string  `json:"method"`
+	Path     string  `json:"path"`
+	Requests uint64  `json:"requests"`
+	Seconds  float64 `json:"seconds"`
+	RPS      float64 `json:"rps"`
+	P50ms    float64 `json:"p50_ms"`
+	P99ms    float64 `json:"p99_ms"`
+	MeanMs   float64 `json:"mean_ms"`
+	MaxMs    float64 `json:"max_ms"`
+	Ratio    float64 `json:"ratio_vs_baseline"` // median of RoundRatios
+	// RoundRatios is the throughput over the same round's baseline, per round.
+	RoundRatios []float64 `json:"round_ratios,omitempty"`
+	Errors      uint64    `json:"errors"`
+	FirstError  string    `json:"first_error,omitempty"`
 	// CPU during the measured window (Linux): the server's and the load
 	// generator's CPU per request, and how many cores other processes
 	// (PostgreSQL included) kept busy meanwhile.
@@ -70,6 +73,39 @@ func newBenchResult(backend string, sc scenario, lr *loadResult) benchResult {
 	return r
 }
 
+// mergeLoads adds up one scenario's rounds.
+func mergeLoads(runs []*loadResult) *loadResult {
+	m := &loadResult{}
+	for _, lr := range runs {
+		m.Requests += lr.Requests
+		m.Errors += lr.Errors
+		m.Elapsed += lr.Elapsed
+		m.WarmupReq += lr.WarmupReq
+		m.Hist.merge(&lr.Hist)
+		m.ServerCPU += lr.ServerCPU
+		m.ClientCPU += lr.ClientCPU
+		m.DBCPU += lr.DBCPU
+		m.OtherCPU += lr.OtherCPU
+		m.Wall += lr.Wall
+		if m.FirstErr == "" {
+			m.FirstErr = lr.FirstErr
+		}
+	}
+	return m
+}
+
+// median of vs (0 for none); vs is left as it was.
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(vs))
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
+}
+
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // benchTarget is one of the goals the run is judged against.
@@ -90,6 +126,7 @@ type benchReport struct {
 	Connections int           `json:"connections"`
 	Duration    string        `json:"duration_per_scenario"`
 	Warmup      string        `json:"warmup_per_scenario"`
+	Rounds      int           `json:"rounds"`
 	CPUs        int           `json:"cpus"`
 	GoVersion   string        `json:"go_version"`
 	Results     []benchResult `json:"results"`
@@ -164,10 +201,10 @@ func (r *benchReport) missed() int {
 
 // writeTable prints the results and the targets as Markdown.
 func (r *benchReport) writeTable(w io.Writer) {
-	fmt.Fprintf(w, "nexus bench: %d connections, %s per scenario (%s warm-up), %d CPUs, %s, server %s\n\n",
-		r.Connections, r.Duration, r.Warmup, r.CPUs, r.GoVersion, r.Server)
-	fmt.Fprintln(w, "| backend | scenario | req/s | p50 | p99 | ratio vs baseline | errors |")
-	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|")
+	fmt.Fprintf(w, "nexus bench: %d connections, %d rounds of %s per scenario (%s warm-up), %d CPUs, %s, server %s\n\n",
+		r.Connections, r.Rounds, r.Duration, r.Warmup, r.CPUs, r.GoVersion, r.Server)
+	fmt.Fprintln(w, "| backend | scenario | req/s | p50 | p99 | ratio vs baseline | per round | errors |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|")
 	for _, res := range r.Results {
 		ratio := fmt.Sprintf("%.2f", res.Ratio)
 		switch {
@@ -176,8 +213,19 @@ func (r *benchReport) writeTable(w io.Writer) {
 		case res.Ratio == 0:
 			ratio = "–" // no baseline in this run
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %d |\n",
-			res.Backend, res.Label, thousands(res.RPS), fmtMs(res.P50ms), fmtMs(res.P99ms), ratio, res.Errors)
+		perRound := "–"
+		if res.Scenario != "baseline" && len(res.RoundRatios) > 0 {
+			var b strings.Builder
+			for i, v := range res.RoundRatios {
+				if i > 0 {
+					b.WriteByte(' ')
+				}
+				fmt.Fprintf(&b, "%.2f", v)
+			}
+			perRound = b.String()
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %d |\n",
+			res.Backend, res.Label, thousands(res.RPS), fmtMs(res.P50ms), fmtMs(res.P99ms), ratio, perRound, res.Errors)
 	}
 	r.writeCPUTable(w)
 	if len(r.Targets) == 0 {

@@ -175,3 +175,36 @@ func TestLoopbackOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{{nil, 0}, {[]float64{0.8}, 0.8}, {[]float64{0.9, 0.2, 0.85}, 0.85}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		in := slices.Clone(c.in)
+		if got := median(in); got != c.want {
+			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
+		}
+		if !slices.Equal(in, c.in) {
+			t.Errorf("median reordered its argument: %v", in)
+		}
+	}
+}
+
+func TestMergeLoads(t *testing.T) {
+	a := &loadResult{Requests: 100, Errors: 1, Elapsed: time.Second, ServerCPU: time.Millisecond, Wall: time.Second}
+	b := &loadResult{Requests: 300, Elapsed: time.Second, ServerCPU: 3 * time.Millisecond, Wall: time.Second, FirstErr: "boom"}
+	a.Hist.record(time.Millisecond)
+	b.Hist.record(3 * time.Millisecond)
+	b.Hist.record(3 * time.Millisecond)
+	m := mergeLoads([]*loadResult{a, b})
+	if m.Requests != 400 || m.Errors != 1 || m.Elapsed != 2*time.Second || m.ServerCPU != 4*time.Millisecond || m.FirstErr != "boom" {
+		t.Fatalf("merged %+v", m)
+	}
+	if m.rps() != 200 {
+		t.Errorf("rps %v, want 200", m.rps())
+	}
+	if q := m.Hist.quantile(0.5); q < 2*time.Millisecond {
+		t.Errorf("median latency %v: the rounds' histograms were not merged", q)
+	}
+}
