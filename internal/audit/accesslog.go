@@ -46,6 +46,8 @@ type AccessLog struct {
 	shards   [queueShards]accessShard
 	shardCap int           // rows a shard holds before it drops
 	full     chan struct{} // signalled when a shard reaches flushRows/queueShards
+
+	buffers bufferPool // the writer's
 }
 
 const queueShards = 8
@@ -150,7 +152,12 @@ func (l *AccessLog) Run(ctx context.Context, interval time.Duration) {
 }
 
 func (l *AccessLog) write(ctx context.Context, batch []Access) error {
-	chunks := buildChunks(batch, maxChunkEntries)
+	chunks := buildChunks(batch, maxChunkEntries, &l.buffers)
+	defer func() {
+		for i := range chunks {
+			l.buffers.put(chunks[i].Data)
+		}
+	}()
 	if db, ok := l.db.(*bun.DB); ok {
 		switch db.Dialect().Name() {
 		case dialect.PG:

@@ -72,7 +72,7 @@ func TestBuildChunksGroupsAndSplits(t *testing.T) {
 		batch = append(batch, access(tn, cred, base.Add(time.Duration(6-i)*time.Millisecond), fmt.Sprintf("/p/%d", i)))
 	}
 	batch[4].RequestID = "from-elsewhere" // an id that is not ours: the entry keeps an id of its own
-	chunks := buildChunks(batch, 3)
+	chunks := buildChunks(batch, 3, nil)
 	// key_1 has entries 0,1,3,4,6 (chunks of 3 and 2); key_2 has 2,5.
 	if len(chunks) != 3 {
 		t.Fatalf("got %d chunks, want 3", len(chunks))
@@ -289,9 +289,12 @@ func BenchmarkBuildChunks(b *testing.B) {
 	for i := range batch {
 		batch[i] = access(tn, "key_1", time.Now(), "/v1/partner")
 	}
+	var pool bufferPool
 	b.ReportAllocs()
 	for b.Loop() {
-		buildChunks(batch, maxChunkEntries)
+		for _, c := range buildChunks(batch, maxChunkEntries, &pool) {
+			pool.put(c.Data)
+		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/entry")
 }
