@@ -32,7 +32,8 @@ latency of:
 for SQLite and, when a PostgreSQL URL is given, PostgreSQL (in a fresh
 database nexus_bench_<random>, dropped at the end). Every figure is also
 shown as a ratio of the baseline of the same backend: the median over rounds
-of the scenario's throughput over that round's baseline. Traffic only goes to
+of the scenario's throughput over the mean of the baseline runs just before
+and after it. Traffic only goes to
 127.0.0.1. Any non-2xx answer counts as an error; a run with errors exits 1.
 
 Flags:
@@ -46,9 +47,9 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pgURL := fs.String("postgres-url", env("NEXUS_BENCH_POSTGRES_URL", env("NEXUS_TEST_DATABASE_URL", "")),
 		"admin URL of a local PostgreSQL, used to create and drop the bench database [NEXUS_BENCH_POSTGRES_URL, NEXUS_TEST_DATABASE_URL]")
 	conns := fs.Int("connections", 64, "concurrent keep-alive connections (closed loop: one request in flight on each)")
-	duration := fs.Duration("duration", 2*time.Second, "time per scenario and round, warm-up included")
+	duration := fs.Duration("duration", 1500*time.Millisecond, "time per scenario and round, warm-up included")
 	warmup := fs.Duration("warmup", 500*time.Millisecond, "warm-up per scenario and round, not measured")
-	rounds := fs.Int("rounds", 3, "rounds: every scenario runs once per round, the baseline first; ratios are medians over rounds")
+	rounds := fs.Int("rounds", 3, "rounds: every scenario runs once per round between two runs of the baseline; ratios are medians over rounds")
 	only := fs.String("scenarios", "", "comma-separated scenarios to run (default all; ratios need baseline among them): "+strings.Join(scenarioNames(), ","))
 	asJSON := fs.Bool("json", false, "print machine-readable results on stdout (the table then goes to stderr)")
 	serverMode := fs.String("server", "subprocess", "subprocess (this binary's serve in a child process) or inprocess")
@@ -233,69 +234,112 @@ func benchBackend(ctx context.Context, backend, dbURL string, o benchOptions, se
 			scens = append(scens, sc)
 		}
 	}
-	// Every scenario runs once per round, the baseline first; a scenario's
-	// ratio is the median over rounds of its throughput over the same
-	// round's baseline, so that a slow moment of a shared machine skews
-	// one round of one scenario, not the whole comparison.
+	// Every scenario runs once per round, each between two runs of the
+	// baseline (B S1 B S2 … B). A scenario's ratio for the round is its
+	// throughput over the mean of the baselines just before and after it,
+	// and its ratio is the median over rounds: the speed of a shared
+	// machine drifts over seconds, and a slow moment then skews one
+	// comparison, not all of them.
+	base := slices.IndexFunc(scens, func(sc scenario) bool { return sc.Name == "baseline" })
 	runs := make([][]*loadResult, len(scens))
+	ratios := make([][]float64, len(scens))
 	drops := make([]float64, len(scens))
 	conns := make([]int64, len(scens))
 	haveConns := sessions != nil
-	for round := range o.Rounds {
-		for i, sc := range scens {
-			if round == 0 {
-				if err := checkScenario(ctx, srv.Addr, sc); err != nil {
-					return nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
-				}
+	for _, sc := range scens {
+		if err := checkScenario(ctx, srv.Addr, sc); err != nil {
+			return nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
+		}
+	}
+	run := func(rnd, i int) (*loadResult, error) {
+		sc := scens[i]
+		s0 := int64(-1)
+		if sessions != nil && len(runs[i]) == 0 {
+			s0 = sessions()
+		}
+		d0, dropsOK := accessDrops(ctx, srv.Addr)
+		lr, err := runLoad(ctx, loadConfig{Addr: srv.Addr, Connections: o.Connections, Warmup: o.Warmup, Measure: o.Measure, ServerPID: srv.PID, DBCPU: backend == "postgres"}, sc)
+		if err != nil {
+			return nil, err
+		}
+		runs[i] = append(runs[i], lr)
+		if d1, ok := accessDrops(ctx, srv.Addr); ok && dropsOK {
+			drops[i] += d1 - d0
+		}
+		if s0 >= 0 {
+			// Pools grow on first use. Stats reach pg_stat_database
+			// within a second or so.
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(1100 * time.Millisecond):
 			}
-			s0 := int64(-1)
-			if sessions != nil && round == 0 {
-				s0 = sessions()
+			if s1 := sessions(); s1 >= s0 {
+				conns[i] = s1 - s0
+			} else {
+				haveConns = false
 			}
-			d0, dropsOK := accessDrops(ctx, srv.Addr)
-			lr, err := runLoad(ctx, loadConfig{Addr: srv.Addr, Connections: o.Connections, Warmup: o.Warmup, Measure: o.Measure, ServerPID: srv.PID, DBCPU: backend == "postgres"}, sc)
+		}
+		r := newBenchResult(backend, sc, lr)
+		logf("round %d  %-18s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  server %.1f µs/req  other load %.2f cores",
+			rnd+1, sc.Name, r.RPS, r.P50ms, r.P99ms, r.Errors, r.ServerCPUus, r.OtherCores)
+		if r.FirstError != "" {
+			logf("  first error: %s", r.FirstError)
+		}
+		return lr, nil
+	}
+	// One unmeasured pass over every scenario first: the first authenticated
+	// load on a fresh server also pays for growing its heap, queues and
+	// tables, which a long-running server has long since done.
+	logf("warming up")
+	for _, sc := range scens {
+		lr, err := runLoad(ctx, loadConfig{Addr: srv.Addr, Connections: o.Connections, Measure: max(o.Warmup, 100*time.Millisecond)}, sc)
+		if err != nil {
+			return nil, err
+		}
+		if lr.Errors > 0 {
+			logf("warm-up %s: %d errors, e.g. %s", sc.Name, lr.Errors, lr.FirstErr)
+		}
+	}
+	for rnd := range o.Rounds {
+		var before *loadResult
+		if base >= 0 {
+			var err error
+			if before, err = run(rnd, base); err != nil {
+				return nil, err
+			}
+		}
+		for i := range scens {
+			if i == base {
+				continue
+			}
+			lr, err := run(rnd, i)
 			if err != nil {
 				return nil, err
 			}
-			runs[i] = append(runs[i], lr)
-			if d1, ok := accessDrops(ctx, srv.Addr); ok && dropsOK {
-				drops[i] += d1 - d0
+			if base < 0 {
+				continue
 			}
-			if s0 >= 0 {
-				// Pools grow in the first round. Stats reach
-				// pg_stat_database within a second or so.
-				select {
-				case <-ctx.Done():
-					return nil, ctx.Err()
-				case <-time.After(1100 * time.Millisecond):
-				}
-				if s1 := sessions(); s1 >= s0 {
-					conns[i] = s1 - s0
-				} else {
-					haveConns = false
-				}
+			after, err := run(rnd, base)
+			if err != nil {
+				return nil, err
 			}
-			r := newBenchResult(backend, sc, lr)
-			logf("round %d  %-18s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  server %.1f µs/req  other load %.2f cores",
-				round+1, sc.Name, r.RPS, r.P50ms, r.P99ms, r.Errors, r.ServerCPUus, r.OtherCores)
-			if r.FirstError != "" {
-				logf("  first error: %s", r.FirstError)
+			if b := (before.rps() + after.rps()) / 2; b > 0 {
+				ratios[i] = append(ratios[i], round(lr.rps()/b, 3))
 			}
+			before = after
 		}
 	}
 
-	base := slices.IndexFunc(scens, func(sc scenario) bool { return sc.Name == "baseline" })
 	var out []benchResult
 	for i, sc := range scens {
 		r := newBenchResult(backend, sc, mergeLoads(runs[i]))
 		r.AccessDropped, r.NewDBConns, r.HaveDBConns = drops[i], conns[i], haveConns
 		if base >= 0 {
-			for k, lr := range runs[i] {
-				if b := runs[base][k].rps(); b > 0 {
-					r.RoundRatios = append(r.RoundRatios, round(lr.rps()/b, 3))
-				}
+			r.RoundRatios, r.Ratio = ratios[i], median(ratios[i])
+			if i == base {
+				r.Ratio = 1
 			}
-			r.Ratio = median(r.RoundRatios)
 			var b benchResult
 			switch {
 			case i == base:
