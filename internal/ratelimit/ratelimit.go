@@ -163,7 +163,9 @@ func (m *Memory) Add(_ context.Context, key string, start time.Time, window time
 			break
 		}
 		if old > s {
-			return 0, nil // a late request from a past window
+			// A request stamped in a past window, answered in this one: it
+			// counts here rather than nowhere.
+			break
 		}
 		if b.start.CompareAndSwap(old, s) {
 			b.count.Store(0)

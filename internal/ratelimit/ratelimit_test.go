@@ -92,3 +92,19 @@ func BenchmarkLimiterMemory(b *testing.B) {
 		}
 	})
 }
+
+// A request stamped just before the window turned, counted after another
+// request opened the new window, still counts: a late request must not be
+// a free one.
+func TestLateRequestCounts(t *testing.T) {
+	m := NewMemory()
+	ctx := context.Background()
+	w := time.Minute
+	now := time.Now().Truncate(w)
+	if c, _ := m.Add(ctx, "k", now, w, 1); c != 1 {
+		t.Fatalf("first hit of the new window: %d", c)
+	}
+	if c, _ := m.Add(ctx, "k", now.Add(-w), w, 1); c != 2 {
+		t.Fatalf("late hit stamped in the past window counted as %d, want 2", c)
+	}
+}
