@@ -45,7 +45,8 @@ type AccessLog struct {
 	// request bounced between the cores: about 0.3 µs a request each.
 	shards   [queueShards]accessShard
 	shardCap int           // rows a shard holds before it drops
-	full     chan struct{} // signalled when a shard reaches flushRows/queueShards
+	flushAt  int           // rows in a shard that start a write early
+	full     chan struct{} // signalled when a shard reaches flushAt
 
 	buffers bufferPool // the writer's
 }
@@ -63,7 +64,10 @@ const flushRows = 5000
 
 // NewAccessLog returns a log with a queue of size rows.
 func NewAccessLog(db bun.IDB, size int, log *slog.Logger) *AccessLog {
-	return &AccessLog{db: db, log: log, shardCap: max(1, size/queueShards), full: make(chan struct{}, 1)}
+	shardCap := max(1, size/queueShards)
+	// Early, and before a shard of a small queue is full.
+	flushAt := max(1, min(flushRows/queueShards, shardCap/2))
+	return &AccessLog{db: db, log: log, shardCap: shardCap, flushAt: flushAt, full: make(chan struct{}, 1)}
 }
 
 // Add queues a row without blocking.
@@ -81,7 +85,7 @@ func (l *AccessLog) Add(a Access) {
 		if l.OnDrop != nil {
 			l.OnDrop()
 		}
-	case n+1 == flushRows/queueShards:
+	case n+1 == l.flushAt:
 		select {
 		case l.full <- struct{}{}:
 		default:
@@ -127,10 +131,14 @@ func (l *AccessLog) Run(ctx context.Context, interval time.Duration) {
 	defer t.Stop()
 	var spares [queueShards][]Access
 	var batch []Access
-	flush := func(ctx context.Context) {
+	// A write is bounded, not cut short by ctx: a write that shutdown
+	// interrupted would lose its rows.
+	flush := func() {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
 		batch = l.take(batch[:0], &spares)
 		if len(batch) > 0 {
-			if err := l.write(ctx, batch); err != nil {
+			if err := l.write(wctx, batch); err != nil {
 				l.log.Warn("access log: batch write failed; rows lost", "rows", len(batch), "err", err)
 			}
 		}
@@ -139,13 +147,11 @@ func (l *AccessLog) Run(ctx context.Context, interval time.Duration) {
 	for {
 		select {
 		case <-l.full:
-			flush(ctx)
+			flush()
 		case <-t.C:
-			flush(ctx)
+			flush()
 		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			flush(fctx)
+			flush() // what is queued at the end
 			return
 		}
 	}

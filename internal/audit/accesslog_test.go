@@ -353,3 +353,18 @@ func TestAddDropsWhenFull(t *testing.T) {
 		t.Fatalf("after take: depth %d, dropped %d", l.Depth(), l.Dropped())
 	}
 }
+
+// TestSmallQueueFlushesEarly: a queue smaller than flushRows still asks
+// for a write before a shard fills, rather than dropping until the tick.
+func TestSmallQueueFlushesEarly(t *testing.T) {
+	l := NewAccessLog(nil, 16*queueShards, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	tn := nexus.Tenant{PartnerID: "ptr_a", Environment: nexus.Test}
+	for range 16 * queueShards / 2 {
+		l.Add(access(tn, "key_1", time.Now(), "/v1/partner"))
+	}
+	select {
+	case <-l.full:
+	default:
+		t.Fatalf("half the queue (%d rows) queued and no early write asked for", l.Depth())
+	}
+}

@@ -54,7 +54,7 @@ type AccessEntry struct {
 	At        int64  `json:"at"` // Unix microseconds
 }
 
-// Time is when the request was answered.
+// Time is when the request arrived.
 func (e *AccessEntry) Time() time.Time { return time.UnixMicro(e.At).UTC() }
 
 // view is the entry as the API shows it.
