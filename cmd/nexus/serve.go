@@ -87,10 +87,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			Service: tokens, Partners: partners, Audience: c.JWTAudience, InternalAudience: c.InternalAudience,
 		}),
 	})
-	// Credential caches read a topic they do not know as "drop everything":
-	// keep the ledger's balances topics away from them.
-	authDrop := store.CredentialTopics(authn.Drop)
-	db.OnLocalPublish(authDrop)
+	db.OnLocalPublish(authn.Drop)
 	ledgerSvc := ledger.NewService(db) // forgets a tenant's balances after its own commits
 
 	var rdb *redis.Client
@@ -159,7 +156,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			redisbus.Subscribe(bg, rdb, log, func(topic string) { authDrop(topic); ledgerSvc.Drop(topic) })
+			redisbus.Subscribe(bg, rdb, log, func(topic string) { authn.Drop(topic); ledgerSvc.Drop(topic) })
 		}()
 	}
 	go func() {

@@ -599,6 +599,28 @@ func TestCacheDropKey(t *testing.T) {
 	}
 }
 
+// Another cache's topic (a balances change, published on every money
+// movement) leaves cached credentials alone; TopicAll does not.
+func TestCacheIgnoresOtherTopics(t *testing.T) {
+	e := newEnv(t, auth.Config{})
+	authOK := func() {
+		t.Helper()
+		_, err := e.a.Authenticate(context.Background(), bearer(e.key))
+		wantCode(t, err, "")
+	}
+	authOK()
+	e.a.Drop(store.TopicBalances(nexus.Tenant{PartnerID: "ptr_a", Environment: nexus.Live}))
+	authOK()
+	if n := e.store.lookups.Load(); n != 1 {
+		t.Fatalf("lookups = %d after a balances topic, want 1", n)
+	}
+	e.a.Drop(store.TopicAll)
+	authOK()
+	if n := e.store.lookups.Load(); n != 2 {
+		t.Fatalf("lookups = %d after TopicAll, want 2", n)
+	}
+}
+
 func TestCacheDropPartner(t *testing.T) {
 	fs := newFakeStore()
 	fs.addPartner("ptr_a", nexus.PartnerApproved)

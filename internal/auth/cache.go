@@ -212,6 +212,9 @@ func (a *Authenticator) CacheStats() (hits, misses uint64) { return a.hits.Load(
 // friends). The server calls it for its own changes and on messages from
 // other instances.
 func (a *Authenticator) Drop(topic string) {
+	if !store.IsCredentialTopic(topic) {
+		return // another cache's topic (balances, …)
+	}
 	a.cache.drop(topic)
 	for _, v := range []TokenVerifier{a.jwt, a.oauth} {
 		if d, ok := v.(interface{ Drop(string) }); ok {

@@ -332,25 +332,25 @@ func TestOtherProcessChange(t *testing.T) {
 	})
 }
 
-// TestTopicRouting: credential caches never hear balances topics (they
-// would drop every credential on each money movement); the balances cache
-// hears its own topics and TopicAll only.
+// TestTopicRouting: a balances topic is not a credential topic (credential
+// caches would drop every credential on each money movement), and it names
+// its tenant for the balances cache.
 func TestTopicRouting(t *testing.T) {
 	tn := nexus.Tenant{PartnerID: "ptr_1", Environment: nexus.Live}
 	if got, ok := store.BalancesTenant(store.TopicBalances(tn)); !ok || got != tn {
 		t.Errorf("BalancesTenant(TopicBalances(%v)) = %v, %v", tn, got, ok)
 	}
-	var creds, bals []string
-	toCreds := store.CredentialTopics(func(s string) { creds = append(creds, s) })
-	toBals := store.BalancesTopics(func(s string) { bals = append(bals, s) })
-	for _, topic := range []string{store.TopicKey("key_1"), store.TopicPartner("ptr_1"), store.TopicBalances(tn), store.TopicAll} {
-		toCreds(topic)
-		toBals(topic)
+	for topic, want := range map[string]bool{
+		store.TopicKey("key_1"): true, store.TopicPartner("ptr_1"): true, store.TopicAll: true,
+		store.TopicBalances(tn): false,
+	} {
+		if got := store.IsCredentialTopic(topic); got != want {
+			t.Errorf("IsCredentialTopic(%q) = %v, want %v", topic, got, want)
+		}
 	}
-	if want := []string{"cred:key_1", "partner:ptr_1", "all"}; strings.Join(creds, " ") != strings.Join(want, " ") {
-		t.Errorf("credential caches heard %q, want %q", creds, want)
-	}
-	if want := []string{store.TopicBalances(tn), "all"}; strings.Join(bals, " ") != strings.Join(want, " ") {
-		t.Errorf("the balances cache heard %q, want %q", bals, want)
+	for _, topic := range []string{store.TopicKey("key_1"), store.TopicPartner("ptr_1"), store.TopicAll} {
+		if _, ok := store.BalancesTenant(topic); ok {
+			t.Errorf("BalancesTenant(%q) names a tenant", topic)
+		}
 	}
 }

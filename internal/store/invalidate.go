@@ -46,25 +46,12 @@ func BalancesTenant(topic string) (nexus.Tenant, bool) {
 	return nexus.Tenant{PartnerID: id, Environment: nexus.Environment(env)}, ok
 }
 
-// CredentialTopics wraps the drop function of a credential cache so that it
-// never sees a balances topic: those caches read a topic they do not know
-// as "drop everything", which every money movement would then do.
-func CredentialTopics(drop func(topic string)) func(topic string) {
-	return func(topic string) {
-		if !strings.HasPrefix(topic, balancesPrefix) {
-			drop(topic)
-		}
-	}
-}
-
-// BalancesTopics wraps the balances cache's drop function: it sees
-// balances topics and TopicAll, nothing else.
-func BalancesTopics(drop func(topic string)) func(topic string) {
-	return func(topic string) {
-		if topic == TopicAll || strings.HasPrefix(topic, balancesPrefix) {
-			drop(topic)
-		}
-	}
+// IsCredentialTopic reports whether topic concerns cached credential
+// verifications: TopicAll, TopicKey or TopicPartner. Credential caches read
+// any other topic of theirs as "drop everything", so they must not act on
+// another cache's topics (a money movement would empty them).
+func IsCredentialTopic(topic string) bool {
+	return topic == TopicAll || strings.HasPrefix(topic, "cred:") || strings.HasPrefix(topic, "partner:")
 }
 
 type invalidationRow struct {
@@ -94,21 +81,11 @@ func (db *DB) Publish(ctx context.Context, idb bun.IDB, topic string) error {
 	return err
 }
 
-// Subscribe calls drop for every credential topic (see CredentialTopics)
-// published by any process until ctx ends. When it may have missed messages
+// Subscribe calls drop for every topic published by any process until ctx
+// ends; each cache acts on its own topics. When it may have missed messages
 // (a lost PostgreSQL connection) it calls drop(TopicAll): a cold cache is
 // slow for a moment, a stale one is a security bug.
 func (db *DB) Subscribe(ctx context.Context, log *slog.Logger, drop func(topic string)) {
-	db.subscribe(ctx, log, CredentialTopics(drop))
-}
-
-// SubscribeBalances is Subscribe for the balances cache: it hears
-// TopicBalances topics and TopicAll.
-func (db *DB) SubscribeBalances(ctx context.Context, log *slog.Logger, drop func(topic string)) {
-	db.subscribe(ctx, log, BalancesTopics(drop))
-}
-
-func (db *DB) subscribe(ctx context.Context, log *slog.Logger, drop func(topic string)) {
 	if db.Dialect == Postgres {
 		db.listen(ctx, log, drop)
 		return
