@@ -9,11 +9,11 @@ import (
 	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/klauspost/compress/s2"
 	"github.com/uptrace/bun"
 
+	"github.com/nexus-fintech/nexus/internal/jsonenc"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 )
 
@@ -205,60 +205,20 @@ func appendEntry(b []byte, own string, a *Access, at int64) []byte {
 	b = append(b, '{')
 	if own != "" {
 		b = append(b, `"id":`...)
-		b = appendJSONString(b, own)
+		b = jsonenc.AppendString(b, own)
 		b = append(b, ',')
 	}
 	b = append(b, `"request_id":`...)
-	b = appendJSONString(b, a.RequestID)
+	b = jsonenc.AppendString(b, a.RequestID)
 	b = append(b, `,"ip":`...)
-	b = appendJSONString(b, a.IP)
+	b = jsonenc.AppendString(b, a.IP)
 	b = append(b, `,"method":`...)
-	b = appendJSONString(b, a.Method)
+	b = jsonenc.AppendString(b, a.Method)
 	b = append(b, `,"path":`...)
-	b = appendJSONString(b, a.Path)
+	b = jsonenc.AppendString(b, a.Path)
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(a.Status), 10)
 	b = append(b, `,"at":`...)
 	b = strconv.AppendInt(b, at, 10)
 	return append(b, "}\n"...)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString quotes s as a JSON string. Invalid UTF-8 becomes U+FFFD,
-// as encoding/json does, so any path a client sends decodes.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	plain := true // the common case: nothing to escape
-	for i := 0; i < len(s) && plain; i++ {
-		c := s[i]
-		plain = c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf
-	}
-	if plain {
-		b = append(b, s...)
-		return append(b, '"')
-	}
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c < 0x20:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, `\ufffd`...)
-		} else {
-			b = append(b, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(b, '"')
 }

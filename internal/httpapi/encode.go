@@ -1,11 +1,11 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"sync/atomic"
 	"time"
 	"unsafe"
 
+	"github.com/nexus-fintech/nexus/internal/jsonenc"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 )
 
@@ -45,45 +45,29 @@ func (c *bodyCache) put(p *nexus.Principal, body []byte) []byte {
 
 func (v *partnerView) appendJSON(b []byte) []byte {
 	b = append(b, `{"object":`...)
-	b = appendJSONString(b, v.Object)
+	b = jsonenc.AppendString(b, v.Object)
 	b = append(b, `,"id":`...)
-	b = appendJSONString(b, v.ID)
+	b = jsonenc.AppendString(b, v.ID)
 	b = append(b, `,"name":`...)
-	b = appendJSONString(b, v.Name)
+	b = jsonenc.AppendString(b, v.Name)
 	b = append(b, `,"status":`...)
-	b = appendJSONString(b, string(v.Status))
+	b = jsonenc.AppendString(b, string(v.Status))
 	b = append(b, `,"environment":`...)
-	b = appendJSONString(b, string(v.Environment))
+	b = jsonenc.AppendString(b, string(v.Environment))
 	b = append(b, `,"created_at":`...)
 	b = appendJSONTime(b, v.CreatedAt)
 	b = append(b, `,"credential":{"id":`...)
-	b = appendJSONString(b, v.Credential.ID)
+	b = jsonenc.AppendString(b, v.Credential.ID)
 	b = append(b, `,"type":`...)
-	b = appendJSONString(b, string(v.Credential.Type))
+	b = jsonenc.AppendString(b, string(v.Credential.Type))
 	b = append(b, `,"scopes":[`...)
 	for i, s := range v.Credential.Scopes {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, s)
+		b = jsonenc.AppendString(b, s)
 	}
 	return append(b, "]}}"...)
-}
-
-// appendJSONString appends s quoted. Strings of plain printable ASCII (ids,
-// enums, most names) are copied; anything encoding/json would escape (HTML
-// characters included) goes through encoding/json so the output stays
-// identical.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always marshals
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 // jsonTimeOK reports whether time.Time.MarshalJSON accepts t (years 0 to
