@@ -156,11 +156,8 @@ func benchOAuthToken(b *testing.B, svc *oauth.Service, partnerID string) string 
 	return tr.AccessToken
 }
 
-// benchGet drives the Fiber handler directly with one reused RequestCtx:
-// the server's own cost per request, without sockets or a load generator.
-func benchGet(b *testing.B, srv *Server, path, authorization string) {
-	b.Helper()
-	h := srv.App().Handler()
+// benchRequest is a GET of path as a connection from 127.0.0.1 sends it.
+func benchRequest(path, authorization string) *fasthttp.RequestCtx {
 	var req fasthttp.Request
 	req.Header.SetMethod("GET")
 	req.SetRequestURI(path)
@@ -170,6 +167,15 @@ func benchGet(b *testing.B, srv *Server, path, authorization string) {
 	}
 	ctx := new(fasthttp.RequestCtx)
 	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}, nil)
+	return ctx
+}
+
+// benchGet drives the Fiber handler directly with one reused RequestCtx:
+// the server's own cost per request, without sockets or a load generator.
+func benchGet(b *testing.B, srv *Server, path, authorization string) {
+	b.Helper()
+	h := srv.App().Handler()
+	ctx := benchRequest(path, authorization)
 	serve := func() {
 		ctx.Response.Reset()
 		h(ctx)
@@ -193,15 +199,7 @@ func benchGetParallel(b *testing.B, srv *Server, path, authorization string) {
 	h := srv.App().Handler()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		var req fasthttp.Request
-		req.Header.SetMethod("GET")
-		req.SetRequestURI(path)
-		req.Header.SetHost("nexus.test")
-		if authorization != "" {
-			req.Header.Set("Authorization", authorization)
-		}
-		ctx := new(fasthttp.RequestCtx)
-		ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}, nil)
+		ctx := benchRequest(path, authorization)
 		for pb.Next() {
 			ctx.Response.Reset()
 			h(ctx)
