@@ -102,7 +102,14 @@ func (db *DB) listen(ctx context.Context, log *slog.Logger, drop func(string)) {
 	healthy := false
 	for ctx.Err() == nil {
 		if !healthy {
-			if err := ln.Listen(ctx, invalidationChannel); err != nil {
+			err := ln.Listen(ctx, invalidationChannel)
+			if err == nil {
+				err = db.confirmListening(ctx, ln, drop)
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
 				log.Warn("cache invalidation: listen failed; retrying", "err", err)
 				sleep(ctx, time.Second)
 				continue
@@ -126,8 +133,45 @@ func (db *DB) listen(ctx context.Context, log *slog.Logger, drop func(string)) {
 			sleep(ctx, 200*time.Millisecond)
 			continue
 		}
-		drop(payload)
+		if !strings.HasPrefix(payload, listenProbe) {
+			drop(payload)
+		}
 	}
+}
+
+// listenProbe starts the payloads confirmListening sends itself.
+const listenProbe = "probe:"
+
+// confirmListening returns once the listener hears the channel. Listen
+// only sends LISTEN without waiting for the server to run it, and a change
+// committed before it runs is never heard: the caller's drop(TopicAll)
+// would then come too early. A notification of its own, sent until it comes
+// back, proves the subscription live; changes heard meanwhile are dropped.
+func (db *DB) confirmListening(ctx context.Context, ln *pgdriver.Listener, drop func(string)) error {
+	token := listenProbe + nexus.NewID("lsn")
+	for range 50 {
+		if _, err := db.ExecContext(ctx, "SELECT pg_notify(?, ?)", invalidationChannel, token); err != nil {
+			return err
+		}
+		for {
+			_, payload, err := ln.ReceiveTimeout(ctx, 100*time.Millisecond)
+			var ne net.Error
+			switch {
+			case errors.As(err, &ne) && ne.Timeout():
+			case err != nil:
+				return err
+			case payload == token:
+				return nil
+			case strings.HasPrefix(payload, listenProbe): // another instance's
+				continue
+			default:
+				drop(payload)
+				continue
+			}
+			break // no answer yet: send again
+		}
+	}
+	return errors.New("the listener never heard its own notification")
 }
 
 // pollInterval keeps SQLite invalidations well inside the 1 s promise.
@@ -138,6 +182,8 @@ func (db *DB) poll(ctx context.Context, log *slog.Logger, drop func(string)) {
 	if err := db.NewSelect().Model((*invalidationRow)(nil)).ColumnExpr("COALESCE(MAX(id), 0)").Scan(ctx, &last); err != nil {
 		log.Warn("cache invalidation: initial read failed", "err", err)
 	}
+	// As on PostgreSQL: from here on every change is heard.
+	drop(TopicAll)
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
 	for {

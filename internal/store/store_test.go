@@ -482,6 +482,47 @@ func TestPublishSubscribe(t *testing.T) {
 	})
 }
 
+// Subscribe's drop(TopicAll) on (re)connecting says "anything before is
+// lost, anything after is heard": a change committed right after it must be
+// heard. (PostgreSQL's LISTEN is sent without waiting for the server, so
+// this needs confirming.)
+func TestSubscribeHearsWhatFollowsAll(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB) {
+		migrateUp(t, db)
+		log := slog.New(slog.NewTextHandler(io.Discard, nil))
+		for i := range 10 {
+			ctx, cancel := context.WithCancel(context.Background())
+			topics := make(chan string, 64)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				db.Subscribe(ctx, log, func(topic string) { topics <- topic })
+			}()
+			if got := <-topics; got != store.TopicAll {
+				t.Fatalf("first drop %q, want %q", got, store.TopicAll)
+			}
+			want := store.TopicKey(fmt.Sprintf("key_after_all_%d", i))
+			if err := db.Tx(context.Background(), func(ctx context.Context, tx bun.Tx) error { return db.Publish(ctx, tx, want) }); err != nil {
+				t.Fatal(err)
+			}
+			timeout := time.After(3 * time.Second)
+		wait:
+			for {
+				select {
+				case got := <-topics:
+					if got == want {
+						break wait
+					}
+				case <-timeout:
+					t.Fatalf("attempt %d: %s, published right after the subscriber's TopicAll, never heard", i, want)
+				}
+			}
+			cancel()
+			<-done
+		}
+	})
+}
+
 // Subscribe must return soon after its context ends: Authenticator.Run
 // waits for it before returning, so a slow return stalls server shutdown.
 func TestSubscribeStopsPromptly(t *testing.T) {
