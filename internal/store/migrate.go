@@ -1,9 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"time"
 
 	"github.com/uptrace/bun/migrate"
@@ -11,7 +14,7 @@ import (
 	"github.com/nexus-fintech/nexus/migrations"
 )
 
-func (db *DB) migrator() (*migrate.Migrator, error) {
+func (db *DB) migrations() (*migrate.Migrations, error) {
 	var fsys fs.FS
 	if db.Dialect == Postgres {
 		fsys = migrations.Postgres()
@@ -21,6 +24,14 @@ func (db *DB) migrator() (*migrate.Migrator, error) {
 	ms := migrate.NewMigrations()
 	if err := ms.Discover(fsys); err != nil {
 		return nil, fmt.Errorf("discover migrations: %w", err)
+	}
+	return ms, nil
+}
+
+func (db *DB) migrator() (*migrate.Migrator, error) {
+	ms, err := db.migrations()
+	if err != nil {
+		return nil, err
 	}
 	return migrate.NewMigrator(db.DB, ms, migrate.WithMarkAppliedOnSuccess(true)), nil
 }
@@ -59,8 +70,20 @@ func (db *DB) MigrateUp(ctx context.Context) ([]string, error) {
 	return names(group.Migrations), nil
 }
 
-// MigrateDown rolls back the last group of migrations.
+// MigrateDown rolls back one step: the migration applied last. A fresh
+// database applies every migration in one group, so rolling back a group
+// would drop the whole schema.
 func (db *DB) MigrateDown(ctx context.Context) ([]string, error) {
+	return db.rollback(ctx, false)
+}
+
+// MigrateDownAll rolls back every applied migration, newest first: it drops
+// the whole schema and its data.
+func (db *DB) MigrateDownAll(ctx context.Context) ([]string, error) {
+	return db.rollback(ctx, true)
+}
+
+func (db *DB) rollback(ctx context.Context, all bool) ([]string, error) {
 	unlock, err := db.advisoryLock(ctx)
 	if err != nil {
 		return nil, err
@@ -77,11 +100,29 @@ func (db *DB) MigrateDown(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	defer m.Unlock(ctx) //nolint:errcheck
-	group, err := m.Rollback(ctx)
+	ms, err := m.MigrationsWithStatus(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("rollback: %w", err)
+		return nil, err
 	}
-	return names(group.Migrations), nil
+	// Newest first by the order they were applied in (their row ids): a
+	// migration merged late may be older by name than one applied before it.
+	applied := ms.Applied()
+	slices.SortFunc(applied, func(a, b migrate.Migration) int { return cmp.Compare(b.ID, a.ID) })
+	if !all && len(applied) > 1 {
+		applied = applied[:1]
+	}
+	for i := range applied {
+		mg := &applied[i]
+		if mg.Down != nil {
+			if err := mg.Down(ctx, m, mg); err != nil {
+				return names(applied[:i]), fmt.Errorf("rollback %s: %w", mg.Name, err)
+			}
+		}
+		if err := m.MarkUnapplied(ctx, mg); err != nil {
+			return names(applied[:i]), err
+		}
+	}
+	return names(applied), nil
 }
 
 // MigrationStatus lists every known migration and whether it is applied.
@@ -90,16 +131,10 @@ type MigrationStatus struct {
 	Applied bool   `json:"applied"`
 }
 
-// MigrateStatus reports each migration's state.
+// MigrateStatus reports each migration's state. It only reads: on a
+// database never migrated every migration is pending.
 func (db *DB) MigrateStatus(ctx context.Context) ([]MigrationStatus, error) {
-	m, err := db.migrator()
-	if err != nil {
-		return nil, err
-	}
-	if err := m.Init(ctx); err != nil {
-		return nil, err
-	}
-	ms, err := m.MigrationsWithStatus(ctx)
+	ms, err := db.migrationsWithStatus(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -108,6 +143,58 @@ func (db *DB) MigrateStatus(ctx context.Context) ([]MigrationStatus, error) {
 		out = append(out, MigrationStatus{Name: mg.Name + "_" + mg.Comment, Applied: mg.IsApplied()})
 	}
 	return out, nil
+}
+
+// migrationsWithStatus reads which migrations are applied without creating
+// bun's bookkeeping tables.
+func (db *DB) migrationsWithStatus(ctx context.Context) (migrate.MigrationSlice, error) {
+	ok, err := db.tableExists(ctx, "bun_migrations")
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		ms, err := db.migrations()
+		if err != nil {
+			return nil, err
+		}
+		return ms.Sorted(), nil // none applied
+	}
+	m, err := db.migrator()
+	if err != nil {
+		return nil, err
+	}
+	return m.MigrationsWithStatus(ctx)
+}
+
+func (db *DB) tableExists(ctx context.Context, name string) (bool, error) {
+	q := "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
+	if db.Dialect == Postgres {
+		q = "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?"
+	}
+	var n int
+	err := db.NewRaw(q, name).Scan(ctx, &n)
+	return n > 0, err
+}
+
+// ErrNotMigrated is returned by RequireMigrated.
+var ErrNotMigrated = errors.New("the database schema is not migrated")
+
+// RequireMigrated fails, saying what to run, unless every migration this
+// binary knows is applied. Commands that only use the schema call it
+// instead of creating or changing the schema themselves.
+func (db *DB) RequireMigrated(ctx context.Context) error {
+	ms, err := db.migrationsWithStatus(ctx)
+	if err != nil {
+		return err
+	}
+	pending := len(ms.Unapplied())
+	switch {
+	case pending == 0:
+		return nil
+	case pending == len(ms):
+		return fmt.Errorf("%w: this database has no Nexus schema; run \"nexus migrate up\" first", ErrNotMigrated)
+	}
+	return fmt.Errorf("%w: %d of %d migrations are pending; run \"nexus migrate up\" first", ErrNotMigrated, pending, len(ms))
 }
 
 func names(ms migrate.MigrationSlice) []string {

@@ -73,7 +73,7 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 		}
 		return db, nil
 	case strings.HasPrefix(rawURL, "sqlite:"):
-		path := strings.TrimPrefix(strings.TrimPrefix(rawURL, "sqlite:"), "//")
+		path, _ := SQLitePath(rawURL)
 		if path == "" {
 			return nil, errors.New("sqlite url needs a path: sqlite:PATH")
 		}

@@ -158,7 +158,7 @@ func TestMigrateUpDownUp(t *testing.T) {
 			}
 		}
 
-		down, err := db.MigrateDown(ctx)
+		down, err := db.MigrateDownAll(ctx)
 		if err != nil {
 			t.Fatalf("down: %v", err)
 		}
