@@ -1,0 +1,4 @@
+package masterkey
+
+// Seals exposes seals to the package's external tests.
+var Seals = seals
