@@ -31,6 +31,9 @@ type Backend struct {
 	once      sync.Once
 	shared    *Server
 	sharedErr error
+
+	migrateOnce sync.Once
+	migrateErr  error
 }
 
 // forEachBackend runs fn as a parallel subtest per backend: "sqlite", and
@@ -133,8 +136,18 @@ func (b *Backend) CLI(t testing.TB, args ...string) []byte {
 	return out
 }
 
-// RunCLI runs `nexus args...` against the backend's database.
+// RunCLI runs `nexus args...` against the backend's database. Admin
+// commands need a migrated database (they never create one), so the first
+// call migrates it, as an operator would.
 func (b *Backend) RunCLI(args ...string) (stdout, stderr []byte, err error) {
+	b.migrateOnce.Do(func() {
+		if out, errOut, err := runNexus(b.dir, b.env(), "migrate", "up"); err != nil {
+			b.migrateErr = fmt.Errorf("nexus migrate up: %v\nstdout: %s\nstderr: %s", err, out, errOut)
+		}
+	})
+	if b.migrateErr != nil {
+		return nil, nil, b.migrateErr
+	}
 	return runNexus(b.dir, b.env(), args...)
 }
 

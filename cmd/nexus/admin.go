@@ -37,26 +37,27 @@ func viewPartner(p nexus.Partner) partnerJSON {
 	return partnerJSON{Object: "partner", ID: p.ID, Name: p.Name, Status: p.Status, RateLimit: rl, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
 }
 
-const adminUsage = "usage: nexus admin partner create|set-status|list | nexus admin key create | nexus admin member create | nexus admin service create"
+const adminUsage = "usage: nexus admin partner create|set-status|list|show | nexus admin key create|list|suspend|revoke | nexus admin member create|list | nexus admin service create | nexus admin rekey"
 
 func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "rekey" {
+		return cmdAdminRekey(ctx, args[1:], stdout)
+	}
 	if len(args) < 2 {
 		return fmt.Errorf(adminUsage)
 	}
 	fs := flag.NewFlagSet("admin "+args[0]+" "+args[1], flag.ContinueOnError)
 	var c config
 	bindCommon(fs, &c)
-	// withDB opens the database (migrating it: the CLI may be the first to
-	// touch it), runs fn and prints the object fn returns, as the API shows it.
+	// withDB opens the database (which must exist and be migrated: an admin
+	// command run in the wrong folder must not create one), runs fn and
+	// prints the object fn returns, as the API shows it.
 	withDB := func(fn func(db *store.DB) (any, error)) error {
-		db, err := store.Open(ctx, c.DatabaseURL)
+		db, err := openExisting(ctx, c)
 		if err != nil {
 			return err
 		}
 		defer db.Close()
-		if _, err := db.MigrateUp(ctx); err != nil {
-			return err
-		}
 		out, err := fn(db)
 		if err != nil {
 			return err
@@ -100,6 +101,14 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 			p, err := partner.NewService(db).SetStatus(ctx, *id, nexus.PartnerStatus(*status))
 			return viewPartner(p), err
 		})
+	case "partner show":
+		return adminPartnerShow(ctx, fs, args[2:], withDB)
+	case "key list":
+		return adminKeyList(ctx, fs, args[2:], ofPartner)
+	case "key suspend", "key revoke":
+		return adminKeyChange(ctx, args[1], fs, args[2:], ofPartner)
+	case "member list":
+		return adminMemberList(ctx, fs, args[2:], ofPartner)
 	case "partner list":
 		if err := fs.Parse(args[2:]); err != nil {
 			return err

@@ -19,6 +19,7 @@ type config struct {
 	Listen           string
 	Issuer           string
 	MasterKey        string
+	MasterKeyPrev    string // NEXUS_MASTER_KEY_PREVIOUS: still opens, during a rotation
 	RedisURL         string
 	TrustedProxies   []netip.Prefix
 	Environments     []nexus.Environment
@@ -44,6 +45,7 @@ func bindServe(fs *flag.FlagSet, c *config) (proxies, envs *string) {
 	fs.StringVar(&c.JWTAudience, "jwt-audience", env("NEXUS_JWT_AUDIENCE", "nexus-api"), "aud of partner service tokens [NEXUS_JWT_AUDIENCE]")
 	fs.StringVar(&c.InternalAudience, "internal-audience", env("NEXUS_INTERNAL_AUDIENCE", "nexus-internal"), "aud of platform service tokens [NEXUS_INTERNAL_AUDIENCE]")
 	c.MasterKey = os.Getenv("NEXUS_MASTER_KEY") // never a flag: flags show in ps
+	c.MasterKeyPrev = os.Getenv("NEXUS_MASTER_KEY_PREVIOUS")
 	fs.IntVar(&c.IPLimit, "ip-rate-limit", envInt("NEXUS_IP_RATE_LIMIT", 100), "requests per minute per IP on /oauth/* and /login [NEXUS_IP_RATE_LIMIT]")
 	fs.IntVar(&c.FailedAuthLimit, "failed-auth-limit", envInt("NEXUS_FAILED_AUTH_LIMIT", 10), "failed authentications per minute per IP before lockout [NEXUS_FAILED_AUTH_LIMIT]")
 	proxies = fs.String("trusted-proxies", env("NEXUS_TRUSTED_PROXIES", ""), "comma-separated IPs/CIDRs whose X-Forwarded-For is trusted [NEXUS_TRUSTED_PROXIES]")

@@ -5,10 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,7 +28,6 @@ import (
 	"github.com/nexus-fintech/nexus/internal/partner"
 	"github.com/nexus-fintech/nexus/internal/ratelimit"
 	"github.com/nexus-fintech/nexus/internal/redisbus"
-	"github.com/nexus-fintech/nexus/internal/secretbox"
 	"github.com/nexus-fintech/nexus/internal/servicetoken"
 	"github.com/nexus-fintech/nexus/internal/store"
 	"github.com/nexus-fintech/nexus/openapi"
@@ -70,7 +67,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 
-	box, err := masterKey(c, db, log)
+	box, err := masterKey(ctx, c, db, log)
 	if err != nil {
 		return err
 	}
@@ -242,33 +239,4 @@ Try it:
 
 `, base, p.ID, k.Plain)
 	return err
-}
-
-// masterKey opens the box for secrets stored encrypted. PostgreSQL
-// deployments must set NEXUS_MASTER_KEY; the embedded SQLite default
-// generates one next to its database file, with a warning, so that trying
-// Nexus needs no setup.
-func masterKey(c config, db *store.DB, log *slog.Logger) (*secretbox.Box, error) {
-	if c.MasterKey != "" {
-		return secretbox.New(c.MasterKey)
-	}
-	if db.Dialect == store.Postgres {
-		return nil, fmt.Errorf("%w (generate one with: head -c32 /dev/urandom | base64)", secretbox.ErrNoKey)
-	}
-	path := filepath.Join(filepath.Dir(sqlitePath(c.DatabaseURL)), "master.key")
-	key, created, err := secretbox.LoadOrCreateKeyFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("master key file %s: %w", path, err)
-	}
-	if created {
-		log.Warn("NEXUS_MASTER_KEY is not set: generated a master key file beside the SQLite database; back it up with the database, and set NEXUS_MASTER_KEY in production", "path", path)
-	}
-	return secretbox.New(key)
-}
-
-func sqlitePath(u string) string {
-	if u == "" {
-		return store.DefaultSQLitePath
-	}
-	return strings.TrimPrefix(strings.TrimPrefix(u, "sqlite:"), "//")
 }

@@ -177,7 +177,7 @@ func (db *DB) tableExists(ctx context.Context, name string) (bool, error) {
 }
 
 // ErrNotMigrated is returned by RequireMigrated.
-var ErrNotMigrated = errors.New("the database schema is not migrated")
+var ErrNotMigrated = errors.New("the database is not migrated")
 
 // RequireMigrated fails, saying what to run, unless every migration this
 // binary knows is applied. Commands that only use the schema call it
@@ -192,9 +192,9 @@ func (db *DB) RequireMigrated(ctx context.Context) error {
 	case pending == 0:
 		return nil
 	case pending == len(ms):
-		return fmt.Errorf("%w: this database has no Nexus schema; run \"nexus migrate up\" first", ErrNotMigrated)
+		return fmt.Errorf("%w (it has no Nexus tables): run \"nexus migrate up\" first", ErrNotMigrated)
 	}
-	return fmt.Errorf("%w: %d of %d migrations are pending; run \"nexus migrate up\" first", ErrNotMigrated, pending, len(ms))
+	return fmt.Errorf("%w (%d of %d migrations pending): run \"nexus migrate up\" first", ErrNotMigrated, pending, len(ms))
 }
 
 func names(ms migrate.MigrationSlice) []string {
