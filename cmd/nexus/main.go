@@ -17,12 +17,14 @@ import (
 const usage = `usage: nexus <command> [flags]
 
   serve                         run the API server
-  migrate up|down|status        manage the database schema
+  migrate up|status             manage the database schema (up creates the database)
+  migrate down [--all --yes]    roll back the last migration (--all --yes: everything)
   bench                         load benchmark over loopback (see nexus bench -h)
-  admin partner create|set-status|list
-  admin key create
-  admin member create           (password: one line on stdin)
+  admin partner create|set-status|list|show
+  admin key create|list|suspend|revoke
+  admin member create|list      (create: password as one line on stdin)
   admin service create
+  admin rekey                   re-seal stored secrets under NEXUS_MASTER_KEY
 
 Run "nexus <command> -h" for a command's flags.
 `
