@@ -45,6 +45,10 @@ const benchRateLimit = 100_000_000
 // OAuth access token through the OAuth service (the same steps as the
 // login, consent and token endpoints, without driving HTML forms).
 func setupDatabase(ctx context.Context, dbURL string) (*benchCreds, error) {
+	// Admin commands use a migrated database and never create one.
+	if err := cmdMigrate(ctx, []string{"up", "--database-url", dbURL}, io.Discard); err != nil {
+		return nil, fmt.Errorf("migrate up: %w", err)
+	}
 	var p struct {
 		ID string `json:"id"`
 	}
