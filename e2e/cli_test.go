@@ -42,22 +42,32 @@ func TestNewcomerDemo(t *testing.T) {
 
 type demoRun struct{ partner, key string }
 
-// runDemo starts `nexus serve --demo` in dir, follows the printed curl
-// command, checks older keys still work, and stops the server.
-func runDemo(t *testing.T, dir string, olderKeys ...string) demoRun {
-	t.Helper()
-	var s *Server
+// serveIn starts `nexus serve args...` in dir with env (no backend's
+// settings) on a free loopback port, retrying a port taken meanwhile.
+func serveIn(dir string, env []string, args ...string) (*Server, error) {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		var addr string
 		if addr, err = freeAddr(); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
-		s, err = launch(dir, processEnv(), addr, "serve", "--demo", "--listen", addr)
-		if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		var s *Server
+		s, err = launch(dir, env, addr, append(append([]string{"serve"}, args...), "--listen", addr)...)
+		if err == nil {
+			return s, nil
+		}
+		if !strings.Contains(err.Error(), "address already in use") {
 			break
 		}
 	}
+	return nil, err
+}
+
+// runDemo starts `nexus serve --demo` in dir, follows the printed curl
+// command, checks older keys still work, and stops the server.
+func runDemo(t *testing.T, dir string, olderKeys ...string) demoRun {
+	t.Helper()
+	s, err := serveIn(dir, processEnv(), "--demo")
 	if err != nil {
 		t.Fatalf("nexus serve --demo: %v", err)
 	}
@@ -527,21 +537,7 @@ func TestMasterKeyFileCheck(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "data", "master.key")
-	start := func() (*Server, error) {
-		var s *Server
-		var err error
-		for attempt := 0; attempt < 3; attempt++ {
-			var addr string
-			if addr, err = freeAddr(); err != nil {
-				t.Fatal(err)
-			}
-			s, err = launch(dir, processEnv("NEXUS_LOG_FORMAT=json"), addr, "serve", "--listen", addr)
-			if err == nil || !strings.Contains(err.Error(), "address already in use") {
-				break
-			}
-		}
-		return s, err
-	}
+	start := func() (*Server, error) { return serveIn(dir, processEnv("NEXUS_LOG_FORMAT=json")) }
 	stop := func(s *Server) {
 		t.Helper()
 		for _, p := range s.stopAndCheck() {
