@@ -75,7 +75,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	keys := apikey.NewService(db)
 	idem := idempotency.New(db)
 	tokens := servicetoken.NewService(db, box)
-	oauthSvc := oauth.NewService(db)
+	oauthSvc := oauth.New(db, oauth.Config{Environments: c.Environments})
 	authn := auth.New(auth.Config{
 		Keys: auth.NewKeyStore(keys, partners), Environments: c.Environments,
 		TrustedProxies: c.TrustedProxies, Logger: log,

@@ -24,6 +24,15 @@ const (
 	Public       = "public"
 )
 
+// Client statuses. A disabled client (by an operator) takes part in no flow
+// and its tokens are refused, like one whose owner is not approved; it can
+// be enabled again. A deleted one is gone, its grants revoked.
+const (
+	ClientActive   = "active"
+	ClientDisabled = "disabled"
+	ClientDeleted  = "deleted"
+)
+
 // Client is a registered third-party app.
 type Client struct {
 	bun.BaseModel `bun:"table:oauth_clients"`
@@ -40,6 +49,10 @@ type Client struct {
 	CreatedAt    time.Time         `bun:"created_at"`
 	UpdatedAt    time.Time         `bun:"updated_at"`
 	DeletedAt    *time.Time        `bun:"deleted_at"`
+
+	// OwnerStatus is the status of the partner that registered the client,
+	// read with it by clientState.
+	OwnerStatus nexus.PartnerStatus `bun:"owner_status,scanonly"`
 }
 
 // URIs returns the registered redirect URIs.
@@ -180,12 +193,45 @@ func (s *Service) ListClients(ctx context.Context, t nexus.Tenant, p store.Page)
 
 // DeleteClient deletes a client and revokes every token issued to it.
 func (s *Service) DeleteClient(ctx context.Context, t nexus.Tenant, id string) (*ClientView, error) {
+	return s.changeClient(ctx, t, id, []string{ClientActive, ClientDisabled}, ClientDeleted, "oauth_client.deleted",
+		func(ctx context.Context, tx bun.Tx, now time.Time) error {
+			if _, err := tx.NewUpdate().Model((*Grant)(nil)).Set("status = 'revoked'").Set("revoked_at = ?", now).
+				Set("updated_at = ?", now).Where("client_id = ?", id).Where("status = 'active'").Exec(ctx); err != nil {
+				return err
+			}
+			_, err := tx.NewUpdate().Model((*Token)(nil)).Set("revoked_at = ?", now).
+				Where("client_id = ?", id).Where("revoked_at IS NULL").Exec(ctx)
+			return err
+		})
+}
+
+// DisableClient stops a client without touching its grants: it takes part
+// in no flow and its tokens are refused on every instance, until
+// EnableClient.
+func (s *Service) DisableClient(ctx context.Context, t nexus.Tenant, id string) (*ClientView, error) {
+	return s.changeClient(ctx, t, id, []string{ClientActive}, ClientDisabled, "oauth_client.disabled", nil)
+}
+
+// EnableClient undoes DisableClient: the grants that were not revoked work
+// again.
+func (s *Service) EnableClient(ctx context.Context, t nexus.Tenant, id string) (*ClientView, error) {
+	return s.changeClient(ctx, t, id, []string{ClientDisabled}, ClientActive, "oauth_client.enabled", nil)
+}
+
+// changeClient moves one of the tenant's clients from one of the statuses
+// from to status to (a conditional update), runs also in the same
+// transaction, records event and tells every instance to drop the client's
+// cached tokens.
+func (s *Service) changeClient(ctx context.Context, t nexus.Tenant, id string, from []string, to, event string,
+	also func(ctx context.Context, tx bun.Tx, now time.Time) error) (*ClientView, error) {
 	c := new(Client)
 	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		now := store.Now()
-		res, err := store.Scoped(tx.NewUpdate().Model((*Client)(nil)), t).
-			Set("status = 'deleted'").Set("deleted_at = ?", now).Set("updated_at = ?", now).
-			Where("id = ?", id).Where("status = 'active'").Exec(ctx)
+		q := store.Scoped(tx.NewUpdate().Model((*Client)(nil)), t).Set("status = ?", to).Set("updated_at = ?", now)
+		if to == ClientDeleted {
+			q = q.Set("deleted_at = ?", now)
+		}
+		res, err := q.Where("id = ?", id).Where("status IN (?)", bun.In(from)).Exec(ctx)
 		if err != nil {
 			return err
 		}
@@ -196,17 +242,14 @@ func (s *Service) DeleteClient(ctx context.Context, t nexus.Tenant, id string) (
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return nexus.InvalidState("oauth client", c.Status, "deleted")
+			return nexus.InvalidState("oauth client", c.Status, to)
 		}
-		if _, err := tx.NewUpdate().Model((*Grant)(nil)).Set("status = 'revoked'").Set("revoked_at = ?", now).
-			Set("updated_at = ?", now).Where("client_id = ?", id).Where("status = 'active'").Exec(ctx); err != nil {
-			return err
+		if also != nil {
+			if err := also(ctx, tx, now); err != nil {
+				return err
+			}
 		}
-		if _, err := tx.NewUpdate().Model((*Token)(nil)).Set("revoked_at = ?", now).
-			Where("client_id = ?", id).Where("revoked_at IS NULL").Exec(ctx); err != nil {
-			return err
-		}
-		if err := audit.Record(ctx, tx, t, "oauth_client.deleted", id, nil); err != nil {
+		if err := audit.Record(ctx, tx, t, event, id, nil); err != nil {
 			return err
 		}
 		return s.db.Publish(ctx, tx, store.TopicKey(id))
@@ -217,14 +260,123 @@ func (s *Service) DeleteClient(ctx context.Context, t nexus.Tenant, id string) (
 	return c.view(), nil
 }
 
-// clientByID finds any active client (the token endpoint's lookup).
+// ClientTenant returns the tenant that owns client id, whatever its
+// partner: the operator's one door to a client (nexus admin client).
+func (s *Service) ClientTenant(ctx context.Context, id string) (nexus.Tenant, error) {
+	c, err := s.clientState(ctx, s.db.DB, id)
+	if err != nil {
+		return nexus.Tenant{}, err
+	}
+	if c == nil {
+		return nexus.Tenant{}, nexus.NotFound("oauth_client", id)
+	}
+	return nexus.Tenant{PartnerID: c.PartnerID, Environment: c.Environment}, nil
+}
+
+// OperatorClient is a client as an operator sees it: the API's object and
+// the partner that registered it.
+type OperatorClient struct {
+	*ClientView
+	PartnerID string `json:"partner_id"`
+}
+
+// AllClients lists every client of every partner (of partnerID alone when
+// it is not empty), newest first: what an operator sees.
+func (s *Service) AllClients(ctx context.Context, partnerID string) ([]OperatorClient, error) {
+	var rows []Client
+	q := s.db.NewSelect().Model(&rows).Order("id DESC")
+	if partnerID != "" {
+		q = q.Where("partner_id = ?", partnerID)
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, err
+	}
+	out := make([]OperatorClient, len(rows))
+	for i := range rows {
+		out[i] = OperatorClient{ClientView: rows[i].view(), PartnerID: rows[i].PartnerID}
+	}
+	return out, nil
+}
+
+// clientByID finds a client that is not deleted (the flows' lookup), with
+// its owner's status; nil when there is none.
 func (s *Service) clientByID(ctx context.Context, id string) (*Client, error) {
+	c, err := s.clientState(ctx, s.db.DB, id)
+	if c == nil || c.Status == ClientDeleted {
+		return nil, err
+	}
+	return c, err
+}
+
+// clientState reads client id in any status with its owner's status; nil
+// when there is none.
+func (s *Service) clientState(ctx context.Context, idb bun.IDB, id string) (*Client, error) {
 	c := new(Client)
-	err := s.db.NewSelect().Model(c).Where("id = ?", id).Where("status = 'active'").Scan(ctx)
+	err := idb.NewSelect().Model(c).ColumnExpr("?TableAlias.*").
+		ColumnExpr("(SELECT p.status FROM partners AS p WHERE p.id = ?TableAlias.partner_id) AS owner_status").
+		Where("?TableAlias.id = ?", id).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
-	return c, err
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// blocked says why client c may take no part in a flow now.
+type blocked int
+
+const (
+	notBlocked       blocked = iota
+	clientOff                // disabled (or deleted)
+	ownerNotApproved         // its owner may not use the client's environment
+	envNotServed             // this deployment does not serve that environment
+)
+
+// block checks c: an operator disabled it, the partner that registered it
+// may no longer use its environment (inactive, rejected, or pending for a
+// live client), or this deployment does not serve that environment. Nothing
+// is revoked for it: once the cause goes, the grants that were not revoked
+// work again.
+func (s *Service) block(c *Client) blocked {
+	switch {
+	case c.Status != ClientActive:
+		return clientOff
+	case !c.OwnerStatus.Allows(c.Environment):
+		return ownerNotApproved
+	case !s.served[c.Environment]:
+		return envNotServed
+	}
+	return notBlocked
+}
+
+// clientError is the token endpoint's answer for a blocked client: the
+// client no longer authenticates (RFC 6749 §5.2 invalid_client).
+func clientError(b blocked, env nexus.Environment) *Error {
+	switch b {
+	case clientOff:
+		return oerr("invalid_client", "the client is disabled")
+	case ownerNotApproved:
+		return oerr("invalid_client", "the client's owner is not approved for the "+string(env)+" environment")
+	case envNotServed:
+		return oerr("invalid_client", "this deployment does not serve the "+string(env)+" environment")
+	}
+	return nil
+}
+
+// clientPage is what the authorization page tells the member about a
+// blocked client, instead of redirecting to it.
+func clientPage(b blocked, env nexus.Environment) *FatalError {
+	switch b {
+	case clientOff:
+		return &FatalError{"The application has been disabled."}
+	case ownerNotApproved:
+		return &FatalError{"The application is not available: the organisation that registered it may not use the " + string(env) + " environment."}
+	case envNotServed:
+		return &FatalError{"This Nexus deployment does not serve the " + string(env) + " environment, for which the application is registered."}
+	}
+	return nil
 }
 
 // Grant is a partner's consent to a client.

@@ -42,6 +42,11 @@ func (s *Service) ValidateAuthorize(ctx context.Context, q url.Values) (*Authori
 	if c == nil {
 		return nil, &FatalError{"The application is unknown (client_id is missing or not registered)."}
 	}
+	// A blocked client gets no consent: its redirect URI is not trusted
+	// any more either.
+	if b := s.block(c); b != notBlocked {
+		return nil, clientPage(b, c.Environment)
+	}
 	uris := c.URIs()
 	redirect := q.Get("redirect_uri")
 	if redirect == "" && len(uris) == 1 {
@@ -80,6 +85,9 @@ func (s *Service) ValidateAuthorize(ctx context.Context, q url.Values) (*Authori
 // Approve records a member's consent and returns a single-use code bound
 // to the client, the redirect URI and the PKCE challenge.
 func (s *Service) Approve(ctx context.Context, sess *Session, r *AuthorizeRequest, partnerStatus nexus.PartnerStatus) (string, error) {
+	if !s.served[r.Client.Environment] {
+		return "", oerr("access_denied", "this deployment does not serve the "+string(r.Client.Environment)+" environment")
+	}
 	if !partnerStatus.Allows(r.Client.Environment) {
 		return "", oerr("access_denied", "your organisation cannot use the "+string(r.Client.Environment)+" environment")
 	}

@@ -51,7 +51,10 @@ type ClientAuth struct {
 }
 
 // AuthenticateClient applies RFC 6749 §2.3: confidential clients prove
-// their secret (basic or post); public clients send client_id only.
+// their secret (basic or post); public clients send client_id only. A
+// disabled client, or one whose owner is not approved, still authenticates
+// (it may revoke its tokens and learn they are inactive); the grants refuse
+// it.
 func (s *Service) AuthenticateClient(ctx context.Context, a ClientAuth) (*Client, error) {
 	if a.ID == "" {
 		return nil, oerr("invalid_client", "client authentication is required")
@@ -85,6 +88,9 @@ func (s *Service) AuthenticateClient(ctx context.Context, a ClientAuth) (*Client
 // ExchangeCode implements the authorization_code grant (RFC 6749 §4.1.3,
 // RFC 7636 §4.6). A code presented twice revokes what it issued.
 func (s *Service) ExchangeCode(ctx context.Context, c *Client, code, redirectURI, verifier string) (*TokenResponse, error) {
+	if b := s.block(c); b != notBlocked {
+		return nil, clientError(b, c.Environment)
+	}
 	if code == "" {
 		return nil, oerr("invalid_request", "code is required")
 	}
@@ -170,6 +176,9 @@ func activeGrant(ctx context.Context, tx bun.Tx, id string) (*Grant, error) {
 // every use returns a new refresh token; presenting a used one revokes the
 // whole grant (RFC 9700 §4.14.2). scope may narrow, never widen.
 func (s *Service) Refresh(ctx context.Context, c *Client, refresh, scope string) (*TokenResponse, error) {
+	if b := s.block(c); b != notBlocked {
+		return nil, clientError(b, c.Environment)
+	}
 	if refresh == "" {
 		return nil, oerr("invalid_request", "refresh_token is required")
 	}
@@ -308,6 +317,10 @@ func (s *Service) Introspect(ctx context.Context, tok, ownerOnly string) (*Intro
 	}
 	g := new(Grant)
 	if err := s.db.NewSelect().Model(g).Where("id = ?", t.GrantID).Scan(ctx); err != nil || g.Status != "active" {
+		return &Introspection{}, err
+	}
+	// A token of a blocked client is inactive while the cause lasts.
+	if c, err := s.clientState(ctx, s.db.DB, t.ClientID); err != nil || c == nil || s.block(c) != notBlocked {
 		return &Introspection{}, err
 	}
 	typ := "Bearer" // rfc7662#section-2.2: the RFC 6749 §5.1 token type

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"time"
 
+	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/store"
 )
 
@@ -41,13 +42,34 @@ func oerr(code, desc string) *Error {
 	return &Error{Code: code, Description: desc, Status: status}
 }
 
-// Service is the authorization server's storage and rules.
-type Service struct {
-	db *store.DB
+// Config configures the authorization server.
+type Config struct {
+	// Environments the deployment serves: no grant, code or token is issued
+	// for a client of another. Optional. Default: live and test.
+	Environments []nexus.Environment
 }
 
-// NewService returns the OAuth service on db.
-func NewService(db *store.DB) *Service { return &Service{db: db} }
+// Service is the authorization server's storage and rules.
+type Service struct {
+	db     *store.DB
+	served map[nexus.Environment]bool
+}
+
+// NewService returns the OAuth service on db with the default Config.
+func NewService(db *store.DB) *Service { return New(db, Config{}) }
+
+// New returns the OAuth service on db.
+func New(db *store.DB, cfg Config) *Service {
+	envs := cfg.Environments
+	if len(envs) == 0 {
+		envs = []nexus.Environment{nexus.Live, nexus.Test}
+	}
+	s := &Service{db: db, served: make(map[nexus.Environment]bool, len(envs))}
+	for _, e := range envs {
+		s.served[e] = true
+	}
+	return s
+}
 
 func digest(s string) string {
 	d := sha256.Sum256([]byte(s))

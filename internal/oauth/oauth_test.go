@@ -18,6 +18,7 @@ import (
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/partner"
 	"github.com/nexus-fintech/nexus/internal/store"
+	"github.com/nexus-fintech/nexus/internal/store/storetest"
 	"github.com/nexus-fintech/nexus/pkg/credential"
 )
 
@@ -41,12 +42,13 @@ const appRedirect = "https://app.example.com/cb"
 
 func newFx(t *testing.T) *fx {
 	t.Helper()
+	return newFxOn(t, storetest.OpenSQLite(t))
+}
+
+// newFxOn is newFx on a fresh database of storetest.ForEachDB.
+func newFxOn(t *testing.T, db *store.DB) *fx {
+	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite:"+t.TempDir()+"/t.db")
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() { db.Close() })
 	if _, err := db.MigrateUp(ctx); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}

@@ -29,10 +29,12 @@ type Verifier struct {
 }
 
 type atEntry struct {
-	p                 *nexus.Principal
-	exp               time.Time
-	revoked           bool
-	grantID, clientID string
+	p   *nexus.Principal
+	exp time.Time
+	// refuse is the answer while the token may not be used (revoked, or
+	// its client blocked), nil otherwise.
+	refuse                     *nexus.Error
+	grantID, clientID, ownerID string
 }
 
 // NewVerifier returns an access-token verifier.
@@ -44,6 +46,10 @@ var (
 	errUnknown = &nexus.Error{Code: nexus.CodeInvalidToken, Message: "invalid access token"}
 	errRevoked = &nexus.Error{Code: nexus.CodeTokenRevoked, Message: "the access token has been revoked"}
 	errExpired = &nexus.Error{Code: nexus.CodeTokenExpired, Message: "the access token has expired"}
+	// A blocked client's tokens are invalid_token, not partner_not_approved:
+	// the partner they act for is fine, the app holding them is not.
+	errClientOff    = &nexus.Error{Code: nexus.CodeInvalidToken, Message: "the OAuth client this access token was issued to is disabled"}
+	errOwnerBlocked = &nexus.Error{Code: nexus.CodeInvalidToken, Message: "the partner that registered this access token's OAuth client is not approved"}
 )
 
 // Verify implements auth.TokenVerifier.
@@ -73,8 +79,8 @@ func (v *Verifier) VerifyDigest(ctx context.Context, tok string, d [32]byte) (*n
 		}
 		v.mu.Unlock()
 	}
-	if e.revoked {
-		return nil, errRevoked
+	if e.refuse != nil {
+		return nil, e.refuse
 	}
 	if !time.Now().Before(e.exp) {
 		return nil, errExpired
@@ -91,13 +97,34 @@ func (v *Verifier) load(ctx context.Context, tok string) (*atEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &atEntry{exp: t.ExpiresAt, revoked: t.RevokedAt != nil, grantID: t.GrantID, clientID: t.ClientID}
-	if !e.revoked {
+	e := &atEntry{exp: t.ExpiresAt, grantID: t.GrantID, clientID: t.ClientID}
+	if t.RevokedAt != nil {
+		e.refuse = errRevoked
+	} else {
 		g := new(Grant)
 		if err := v.svc.db.NewSelect().Model(g).Where("id = ?", t.GrantID).Scan(ctx); err != nil {
 			return nil, err
 		}
-		e.revoked = g.Status != "active"
+		if g.Status != "active" {
+			e.refuse = errRevoked
+		}
+	}
+	c, err := v.svc.clientState(ctx, v.svc.db.DB, t.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case c == nil:
+		e.refuse = errRevoked
+	case e.refuse != nil:
+	case c.Status != ClientActive:
+		e.refuse = errClientOff
+	case !c.OwnerStatus.Allows(c.Environment):
+		e.refuse = errOwnerBlocked
+	}
+	if c != nil {
+		// The owner's status changes announce its partner topic.
+		e.ownerID = c.PartnerID
 	}
 	p, err := v.partners.Get(ctx, t.PartnerID)
 	if err != nil {
@@ -109,14 +136,16 @@ func (v *Verifier) load(ctx context.Context, tok string) (*atEntry, error) {
 	return e, nil
 }
 
-// Drop forgets cached tokens of a grant, a client or a partner.
+// Drop forgets cached tokens of a grant, a client, or a partner (the one
+// they act for or the one that registered their client).
 func (v *Verifier) Drop(topic string) {
 	kind, id, _ := strings.Cut(topic, ":")
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.gen++
 	for d, e := range v.cache {
-		if kind == "all" || (kind == "cred" && (e.grantID == id || e.clientID == id)) || (kind == "partner" && e.p.Partner.ID == id) {
+		if kind == "all" || (kind == "cred" && (e.grantID == id || e.clientID == id)) ||
+			(kind == "partner" && (e.p.Partner.ID == id || e.ownerID == id)) {
 			delete(v.cache, d)
 		}
 	}

@@ -61,6 +61,7 @@ func TestVerifierCacheUntilDrop(t *testing.T) {
 		{"grant topic", func(g, _ string) string { return store.TopicKey(g) }},
 		{"client topic", func(_, c string) string { return store.TopicKey(c) }},
 		{"partner topic", func(_, _ string) string { return store.TopicPartner(f.user.ID) }},
+		{"client owner's partner topic", func(_, _ string) string { return store.TopicPartner(f.dev.ID) }},
 		{"all", func(_, _ string) string { return store.TopicAll }},
 		{"unknown kind clears everything", func(_, _ string) string { return "something:else" }},
 	}
@@ -76,7 +77,7 @@ func TestVerifierCacheUntilDrop(t *testing.T) {
 				t.Fatal("second Verify did not come from the cache")
 			}
 			// Unrelated topics do not evict it.
-			for _, topic := range []string{store.TopicKey("grt_other"), store.TopicKey("cli_other"), store.TopicPartner(f.dev.ID)} {
+			for _, topic := range []string{store.TopicKey("grt_other"), store.TopicKey("cli_other"), store.TopicPartner("ptr_other")} {
 				v.Drop(topic)
 				wantVerify(t, v, tk.at, "")
 			}
