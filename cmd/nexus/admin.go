@@ -37,7 +37,7 @@ func viewPartner(p nexus.Partner) partnerJSON {
 	return partnerJSON{Object: "partner", ID: p.ID, Name: p.Name, Status: p.Status, RateLimit: rl, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
 }
 
-const adminUsage = "usage: nexus admin partner create|set-status|list|show | nexus admin key create|list|suspend|revoke | nexus admin member create|list | nexus admin service create | nexus admin rekey"
+const adminUsage = "usage: nexus admin partner create|set-status|list|show | nexus admin key create|list|suspend|revoke | nexus admin member create|list | nexus admin service create | nexus admin rekey | nexus admin client list|disable|enable|delete"
 
 func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "rekey" {
@@ -77,6 +77,8 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 		})
 	}
 	switch args[0] + " " + args[1] {
+	case "client list", "client disable", "client enable", "client delete":
+		return adminClient(ctx, args[1], fs, args[2:], withDB, ofPartner)
 	case "partner create":
 		name := fs.String("name", "", "partner name (required)")
 		status := fs.String("status", "pending", "pending, approved, inactive or rejected")

@@ -24,6 +24,7 @@ const usage = `usage: nexus <command> [flags]
   admin key create|list|suspend|revoke
   admin member create|list      (create: password as one line on stdin)
   admin service create
+  admin client list|disable|enable|delete
   admin rekey                   re-seal stored secrets under NEXUS_MASTER_KEY
 
 Run "nexus <command> -h" for a command's flags.
