@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/oauth"
 )
 
 // config is everything read from flags and NEXUS_* variables; a flag wins
@@ -29,6 +30,7 @@ type config struct {
 	LogLevel         string
 	IPLimit          int
 	FailedAuthLimit  int
+	PasswordChecks   int
 }
 
 // bindCommon declares the flags every subcommand shares.
@@ -48,6 +50,7 @@ func bindServe(fs *flag.FlagSet, c *config) (proxies, envs *string) {
 	c.MasterKeyPrev = os.Getenv("NEXUS_MASTER_KEY_PREVIOUS")
 	fs.IntVar(&c.IPLimit, "ip-rate-limit", envInt("NEXUS_IP_RATE_LIMIT", 100), "requests per minute per IP on /oauth/* and /login [NEXUS_IP_RATE_LIMIT]")
 	fs.IntVar(&c.FailedAuthLimit, "failed-auth-limit", envInt("NEXUS_FAILED_AUTH_LIMIT", 10), "failed authentications per minute per IP before lockout [NEXUS_FAILED_AUTH_LIMIT]")
+	fs.IntVar(&c.PasswordChecks, "password-checks", envInt("NEXUS_PASSWORD_CHECKS", oauth.DefaultPasswordChecks()), "password checks (argon2id, 19 MiB each) running at once at /login; more wait briefly, then get 503 [NEXUS_PASSWORD_CHECKS]")
 	proxies = fs.String("trusted-proxies", env("NEXUS_TRUSTED_PROXIES", ""), "comma-separated IPs/CIDRs whose X-Forwarded-For is trusted [NEXUS_TRUSTED_PROXIES]")
 	envs = fs.String("environments", env("NEXUS_ENVIRONMENTS", "live,test"), "environments served [NEXUS_ENVIRONMENTS]")
 	return proxies, envs

@@ -75,7 +75,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	keys := apikey.NewService(db)
 	idem := idempotency.New(db)
 	tokens := servicetoken.NewService(db, box)
-	oauthSvc := oauth.New(db, oauth.Config{Environments: c.Environments})
+	oauthSvc := oauth.New(db, oauth.Config{Environments: c.Environments,
+		PasswordSlots: oauth.NewPasswordSlots(c.PasswordChecks, oauth.DefaultPasswordWait)})
 	authn := auth.New(auth.Config{
 		Keys: auth.NewKeyStore(keys, partners), Environments: c.Environments,
 		TrustedProxies: c.TrustedProxies, Logger: log,

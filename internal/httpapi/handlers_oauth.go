@@ -124,6 +124,12 @@ func (s *Server) loginPost(c *fiber.Ctx) error {
 		return s.render(c, 429, "login.html", pageData{Title: "Sign in", Error: "Too many failed attempts. Wait a minute and try again.", CSRF: s.csrfToken(c), ReturnTo: ret, Email: email})
 	}
 	tok, err := s.cfg.OAuth.Login(c.UserContext(), email, c.FormValue("password"))
+	if errors.Is(err, oauth.ErrBusy) {
+		// Every password-check slot is taken: not the caller's fault, and
+		// not a failed attempt.
+		c.Set(fiber.HeaderRetryAfter, "1")
+		return s.render(c, 503, "login.html", pageData{Title: "Sign in", Error: "Too many people are signing in right now. Try again in a moment.", CSRF: s.csrfToken(c), ReturnTo: ret, Email: email})
+	}
 	if errors.Is(err, oauth.ErrLoginFailed) {
 		// Login failures count like failed authentications.
 		s.cfg.Limiter.Hit(c.UserContext(), "fail:"+ip, s.cfg.FailedAuthLimit)

@@ -50,7 +50,7 @@ type testEnv struct {
 	keys     *apikey.Service
 }
 
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, "sqlite:"+t.TempDir()+"/t.db")
@@ -63,7 +63,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	}
 	partners := partner.NewService(db)
 	keys := apikey.NewService(db)
-	srv := New(Config{
+	cfg := Config{
 		DB:            db,
 		Auth:          auth.New(auth.Config{Keys: auth.NewKeyStore(keys, partners)}),
 		Keys:          keys,
@@ -77,7 +77,11 @@ func newTestEnv(t *testing.T) *testEnv {
 		AccessLog:     audit.NewAccessLog(db.DB, 100, slog.New(slog.NewTextHandler(io.Discard, nil))),
 		Audit:         audit.NewReader(db),
 		OpenAPI:       openapi.Document,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv := New(cfg)
 	return &testEnv{srv: srv, db: db, partners: partners, keys: keys}
 }
 

@@ -47,12 +47,16 @@ type Config struct {
 	// Environments the deployment serves: no grant, code or token is issued
 	// for a client of another. Optional. Default: live and test.
 	Environments []nexus.Environment
+	// PasswordSlots bounds concurrent password checks at /login. Optional.
+	// Default: NewPasswordSlots(DefaultPasswordChecks(), DefaultPasswordWait).
+	PasswordSlots *PasswordSlots
 }
 
 // Service is the authorization server's storage and rules.
 type Service struct {
-	db     *store.DB
-	served map[nexus.Environment]bool
+	db        *store.DB
+	served    map[nexus.Environment]bool
+	passwords *PasswordSlots
 }
 
 // NewService returns the OAuth service on db with the default Config.
@@ -64,9 +68,12 @@ func New(db *store.DB, cfg Config) *Service {
 	if len(envs) == 0 {
 		envs = []nexus.Environment{nexus.Live, nexus.Test}
 	}
-	s := &Service{db: db, served: make(map[nexus.Environment]bool, len(envs))}
+	s := &Service{db: db, served: make(map[nexus.Environment]bool, len(envs)), passwords: cfg.PasswordSlots}
 	for _, e := range envs {
 		s.served[e] = true
+	}
+	if s.passwords == nil {
+		s.passwords = NewPasswordSlots(DefaultPasswordChecks(), DefaultPasswordWait)
 	}
 	return s
 }
