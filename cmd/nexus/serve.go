@@ -131,6 +131,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		OAuth: oauthSvc, Issuer: c.Issuer,
 		Limiter: limiter, AccessLog: accessLog, Audit: audit.NewReader(db),
 		IPLimit: c.IPLimit, FailedAuthLimit: c.FailedAuthLimit,
+		CSRFKey: box.Derive("csrf"),
 	})
 
 	ln, err := net.Listen("tcp", c.Listen)

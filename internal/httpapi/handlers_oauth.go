@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
 	"encoding/base64"
@@ -26,7 +28,16 @@ var pages = template.Must(template.ParseFS(templateFS, "templates/*.html"))
 
 const (
 	sessionCookie = "nexus_session"
-	csrfCookie    = "nexus_csrf"
+	// csrfCookie holds a browser's pre-session id: the login form's CSRF
+	// token is bound to it until there is a session.
+	csrfCookie = "nexus_csrf"
+)
+
+// Purposes of CSRF tokens: a token is good for one form only.
+const (
+	csrfLogin   = "login"   // bound to the pre-session cookie
+	csrfConsent = "consent" // bound to the session
+	csrfLogout  = "logout"  // bound to the session
 )
 
 // scopeWords names each scope in plain words on the consent page.
@@ -67,22 +78,45 @@ func htmlHeaders(c *fiber.Ctx) {
 
 func (s *Server) secureCookies() bool { return strings.HasPrefix(s.cfg.Issuer, "https://") }
 
-// csrfToken returns the double-submit token, setting its cookie when new.
+// csrfToken returns the login form's CSRF token, bound to the browser's
+// pre-session cookie (set when new).
 func (s *Server) csrfToken(c *fiber.Ctx) string {
-	if v := c.Cookies(csrfCookie); len(v) >= 32 {
-		return v
+	pre := c.Cookies(csrfCookie)
+	if len(pre) < 32 {
+		b := make([]byte, 32)
+		_, _ = rand.Read(b)
+		pre = base64.RawURLEncoding.EncodeToString(b)
+		c.Cookie(&fiber.Cookie{Name: csrfCookie, Value: pre, Path: "/", HTTPOnly: true, SameSite: "Lax", Secure: s.secureCookies()})
 	}
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	v := base64.RawURLEncoding.EncodeToString(b)
-	c.Cookie(&fiber.Cookie{Name: csrfCookie, Value: v, Path: "/", HTTPOnly: true, SameSite: "Lax", Secure: s.secureCookies()})
-	return v
+	return s.csrfMAC(csrfLogin, pre)
 }
 
-// csrfOK checks a form's token against its cookie in constant time.
-func csrfOK(c *fiber.Ctx) bool {
-	cookie, form := c.Cookies(csrfCookie), c.FormValue("csrf_token")
-	return len(cookie) >= 32 && subtle.ConstantTimeCompare([]byte(cookie), []byte(form)) == 1
+// csrfMAC is the CSRF token of a form of purpose for a browser known by
+// binding (its session cookie, or its pre-session cookie before login):
+// HMAC-SHA256 under the server's key. Unlike a bare double-submit value, a
+// cookie planted in the browser is useless without its token, which only
+// the server can make, and a token fits only its own session and form.
+func (s *Server) csrfMAC(purpose, binding string) string {
+	m := hmac.New(sha256.New, s.csrfKey)
+	m.Write([]byte(purpose))
+	m.Write([]byte{0})
+	m.Write([]byte(binding))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// csrfOK checks a form's token in constant time against the one its
+// purpose binds to: the pre-session cookie for login, the session for the
+// others. A form without its cookie fails.
+func (s *Server) csrfOK(c *fiber.Ctx, purpose string) bool {
+	binding := c.Cookies(sessionCookie)
+	if purpose == csrfLogin {
+		binding = c.Cookies(csrfCookie)
+	}
+	if len(binding) < 32 {
+		return false
+	}
+	want := s.csrfMAC(purpose, binding)
+	return subtle.ConstantTimeCompare([]byte(want), []byte(c.FormValue("csrf_token"))) == 1
 }
 
 func (s *Server) session(c *fiber.Ctx) (*oauth.Session, error) {
@@ -114,7 +148,7 @@ func (s *Server) loginPage(c *fiber.Ctx) error {
 
 func (s *Server) loginPost(c *fiber.Ctx) error {
 	ret := safeReturn(c.FormValue("return_to"))
-	if !csrfOK(c) {
+	if !s.csrfOK(c, csrfLogin) {
 		return s.render(c, 403, "login.html", pageData{Title: "Sign in", Error: "Your session expired. Please try again.", CSRF: s.csrfToken(c), ReturnTo: ret})
 	}
 	email := c.FormValue("email")
@@ -141,13 +175,17 @@ func (s *Server) loginPost(c *fiber.Ctx) error {
 	c.Cookie(&fiber.Cookie{Name: sessionCookie, Value: tok, Path: "/", HTTPOnly: true, SameSite: "Lax",
 		Secure: s.secureCookies(), MaxAge: int(oauth.SessionTTL.Seconds())})
 	if ret == "" {
-		return s.render(c, 200, "done.html", pageData{Title: "Signed in", Error: "You are signed in. You can close this page."})
+		return s.render(c, 200, "done.html", pageData{Title: "Signed in", Error: "You are signed in. You can close this page.",
+			CSRF: s.csrfMAC(csrfLogout, tok)})
 	}
 	return c.Redirect(ret, fiber.StatusSeeOther)
 }
 
 func (s *Server) logout(c *fiber.Ctx) error {
-	if !csrfOK(c) {
+	if c.Cookies(sessionCookie) == "" {
+		return c.Redirect("/login", fiber.StatusSeeOther) // nothing to end
+	}
+	if !s.csrfOK(c, csrfLogout) {
 		return s.render(c, 403, "error.html", pageData{Title: "Sign out", Error: "The request could not be verified."})
 	}
 	if err := s.cfg.OAuth.Logout(c.UserContext(), c.Cookies(sessionCookie)); err != nil {
@@ -197,10 +235,10 @@ func (s *Server) authorize(c *fiber.Ctx, q url.Values, post bool) error {
 		for _, n := range req.Scopes.Names() {
 			words = append(words, scopeWords[n])
 		}
-		return s.render(c, 200, "consent.html", pageData{Title: "Authorize " + req.Client.Name, CSRF: s.csrfToken(c),
+		return s.render(c, 200, "consent.html", pageData{Title: "Authorize " + req.Client.Name, CSRF: s.csrfMAC(csrfConsent, c.Cookies(sessionCookie)),
 			ClientName: req.Client.Name, Environment: string(req.Client.Environment), Scopes: words, Params: params})
 	}
-	if !csrfOK(c) {
+	if !s.csrfOK(c, csrfConsent) {
 		return s.render(c, 403, "error.html", pageData{Title: "Authorization failed", Error: "The request could not be verified (CSRF check failed). Start again from the application."})
 	}
 	if c.FormValue("decision") != "approve" {

@@ -5,6 +5,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/rand"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -66,6 +67,10 @@ type Config struct {
 	Docs fs.FS
 	// BodyLimit in bytes. Optional. Default: 1 MiB.
 	BodyLimit int
+	// CSRFKey signs the CSRF tokens of the sign-in, consent and sign-out
+	// forms; instances behind one load balancer need the same one.
+	// Optional. Default: a random key of this process.
+	CSRFKey []byte
 }
 
 // Server is the HTTP API.
@@ -78,6 +83,7 @@ type Server struct {
 	creds   credKeyCache
 	// partnerBodies are GET /v1/partner answers by principal.
 	partnerBodies bodyCache
+	csrfKey       []byte
 
 	// fresh holds connections that have not started a request yet: at
 	// shutdown they are closed at once instead of holding the server until
@@ -102,7 +108,11 @@ func New(cfg Config) *Server {
 	if cfg.FailedAuthLimit == 0 {
 		cfg.FailedAuthLimit = 10
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registry)}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registry), csrfKey: cfg.CSRFKey}
+	if len(s.csrfKey) == 0 {
+		s.csrfKey = make([]byte, 32)
+		_, _ = rand.Read(s.csrfKey)
+	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "nexus",
 		BodyLimit:             cfg.BodyLimit,

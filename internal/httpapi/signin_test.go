@@ -121,6 +121,105 @@ func newSignInFx(t *testing.T, opts ...func(*Config)) *signInFx {
 	return f
 }
 
+// signIn logs b in through the login form of the authorization request and
+// returns the consent page's form.
+func (f *signInFx) signIn(t *testing.T, b *browser) url.Values {
+	t.Helper()
+	lp := b.send("GET", f.authURL, nil)
+	p := b.send("POST", "/login", with(lp.form(), "email", f.email, "password", f.password))
+	if p.status != 303 || b.cookies[sessionCookie] == "" {
+		t.Fatalf("login: %d %s, cookies %v", p.status, p.body, b.cookies)
+	}
+	cp := b.send("GET", f.authURL, nil)
+	if cp.status != 200 || !strings.Contains(cp.body, `value="approve"`) {
+		t.Fatalf("consent page: %d %s", cp.status, cp.body)
+	}
+	return cp.form()
+}
+
+func wantRefused(t *testing.T, what string, p *page) {
+	t.Helper()
+	if p.status != 403 || p.header.Get("Location") != "" || strings.Contains(p.body, "code=") {
+		t.Errorf("%s: want 403 and no redirect, got %d Location %q", what, p.status, p.header.Get("Location"))
+	}
+}
+
+// The CSRF tokens of login, consent and logout are bound to the browser's
+// pre-session or session and to their form: a planted cookie with a value
+// of the attacker's choosing, another browser's token, another form's
+// token or a missing one are refused.
+func TestCSRFTokensBound(t *testing.T) {
+	t.Parallel()
+	f := newSignInFx(t)
+	srv := f.env.srv
+
+	t.Run("login", func(t *testing.T) {
+		a, b := newBrowser(t, srv), newBrowser(t, srv)
+		fa, fb := a.send("GET", "/login", nil).form(), b.send("GET", "/login", nil).form()
+		creds := []string{"email", f.email, "password", f.password}
+		wantRefused(t, "another browser's token", a.send("POST", "/login", with(fb, creds...)))
+		wantRefused(t, "no token", a.send("POST", "/login", with(fa, append(creds, "csrf_token", "")...)))
+		wantRefused(t, "no pre-session cookie", newBrowser(t, srv).send("POST", "/login", with(fa, creds...)))
+		// A double-submit pair made up by an attacker (cookie planted,
+		// form token equal to it) is no token at all.
+		planted := newBrowser(t, srv)
+		planted.cookies[csrfCookie] = strings.Repeat("x", 43)
+		wantRefused(t, "a planted cookie's value as token", planted.send("POST", "/login", with(fa, append(creds, "csrf_token", strings.Repeat("x", 43))...)))
+		if p := a.send("POST", "/login", with(fa, creds...)); p.status != 200 || a.cookies[sessionCookie] == "" {
+			t.Errorf("the genuine login form: %d, cookies %v", p.status, a.cookies)
+		}
+	})
+
+	t.Run("consent", func(t *testing.T) {
+		a := newBrowser(t, srv)
+		ca := f.signIn(t, a)
+		// A second session in a browser that shares a's pre-session cookie
+		// (planted, or the same browser before and after a re-login).
+		b := newBrowser(t, srv)
+		b.cookies[csrfCookie] = a.cookies[csrfCookie]
+		cb := f.signIn(t, b)
+		if cb.Get("csrf_token") == ca.Get("csrf_token") {
+			t.Fatal("two sessions got the same consent token")
+		}
+		wantRefused(t, "another session's token", a.send("POST", "/oauth/authorize", with(ca, "decision", "approve", "csrf_token", cb.Get("csrf_token"))))
+		login := a.send("GET", "/login", nil).form().Get("csrf_token")
+		wantRefused(t, "the login form's token", a.send("POST", "/oauth/authorize", with(ca, "decision", "approve", "csrf_token", login)))
+		wantRefused(t, "the pre-session cookie as token", a.send("POST", "/oauth/authorize", with(ca, "decision", "approve", "csrf_token", a.cookies[csrfCookie])))
+		wantRefused(t, "no token", a.send("POST", "/oauth/authorize", with(ca, "decision", "approve", "csrf_token", "")))
+		p := a.send("POST", "/oauth/authorize", with(ca, "decision", "approve"))
+		if loc, _ := url.Parse(p.header.Get("Location")); p.status != 303 || loc == nil || loc.Query().Get("code") == "" {
+			t.Errorf("the genuine consent form: %d Location %q", p.status, p.header.Get("Location"))
+		}
+	})
+
+	t.Run("logout", func(t *testing.T) {
+		a, b := newBrowser(t, srv), newBrowser(t, srv)
+		ca := f.signIn(t, a)
+		f.signIn(t, b)
+		// Signing in without return_to shows a page with a sign-out form.
+		done := func(br *browser) url.Values {
+			d := br.send("POST", "/login", with(br.send("GET", "/login", nil).form(), "email", f.email, "password", f.password))
+			if d.status != 200 || !strings.Contains(d.body, `action="/logout"`) {
+				t.Fatalf("signed-in page without a sign-out form: %d %s", d.status, d.body)
+			}
+			return d.form()
+		}
+		la, lb := done(a), done(b)
+		wantRefused(t, "another session's token", a.send("POST", "/logout", lb))
+		wantRefused(t, "the consent form's token", a.send("POST", "/logout", with(la, "csrf_token", ca.Get("csrf_token"))))
+		wantRefused(t, "no token", a.send("POST", "/logout", url.Values{}))
+		if a.cookies[sessionCookie] == "" {
+			t.Fatal("a refused logout ended the session")
+		}
+		if p := a.send("POST", "/logout", la); p.status != 303 || a.cookies[sessionCookie] != "" {
+			t.Errorf("the genuine logout form: %d, cookies %v", p.status, a.cookies)
+		}
+		if p := a.send("GET", f.authURL, nil); !strings.Contains(p.body, `action="/login"`) {
+			t.Errorf("after logout the authorization request does not ask to sign in: %s", p.body)
+		}
+	})
+}
+
 // When every password-check slot is held, POST /login answers 503 with
 // Retry-After and the form again, opens no session, and works once a slot
 // is free.

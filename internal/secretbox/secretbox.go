@@ -10,6 +10,7 @@ package secretbox
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -30,6 +31,7 @@ type Box struct {
 type key struct {
 	aead  cipher.AEAD
 	check string
+	raw   []byte // for Derive
 }
 
 // ErrNoKey is returned when no master key is configured where one is needed.
@@ -69,7 +71,7 @@ func newKey(encoded, name string) (key, error) {
 	if err != nil {
 		return key{}, err
 	}
-	return key{aead: aead, check: checkValue(raw)}, nil
+	return key{aead: aead, check: checkValue(raw), raw: raw}, nil
 }
 
 func decodeKey(s, name string) ([]byte, error) {
@@ -134,6 +136,18 @@ func (b *Box) PreviousCheck() string {
 		return ""
 	}
 	return b.keys[1].check
+}
+
+// Derive returns a 32-byte key for purpose, derived from the current master
+// key (HKDF-SHA256): another use (signing CSRF tokens) never handles the
+// master key itself, and every instance with the same master key derives
+// the same.
+func (b *Box) Derive(purpose string) []byte {
+	k, err := hkdf.Key(sha256.New, b.keys[0].raw, nil, "nexus "+purpose, 32)
+	if err != nil {
+		panic(err) // only for an output longer than HKDF allows
+	}
+	return k
 }
 
 // Seal encrypts plain for the object id under the current key.

@@ -1,6 +1,7 @@
 package secretbox
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -139,5 +140,29 @@ func TestPreviousKeyErrorsNameTheVariable(t *testing.T) {
 	}
 	if b, err := New(testKey('a'), ""); err != nil || b.PreviousCheck() != "" {
 		t.Fatalf("an empty previous key means none: %v", err)
+	}
+}
+
+// Derived keys are the same for the same master key and purpose (every
+// instance agrees), come from the current key while a rotation is under
+// way, and differ from each other and from the master key.
+func TestDerive(t *testing.T) {
+	master := []byte("0123456789abcdef0123456789abcdef")
+	a, _ := New(base64.StdEncoding.EncodeToString(master))
+	again, _ := New(hex.EncodeToString(master))
+	other, _ := New(testKey('f'))
+	k := a.Derive("csrf")
+	if len(k) != 32 || bytes.Equal(k, master) {
+		t.Fatalf("Derive = %x: want 32 bytes other than the master key", k)
+	}
+	if !bytes.Equal(again.Derive("csrf"), k) {
+		t.Error("the same master key (hex instead of base64) derived another key")
+	}
+	if bytes.Equal(a.Derive("other"), k) || bytes.Equal(other.Derive("csrf"), k) {
+		t.Error("another purpose or master key derived the same key")
+	}
+	rot, _ := New(testKey('f'), base64.StdEncoding.EncodeToString(master))
+	if !bytes.Equal(rot.Derive("csrf"), other.Derive("csrf")) {
+		t.Error("a rotating box did not derive from its current key")
 	}
 }
