@@ -222,15 +222,7 @@ func TestOAuthTestOnlyDeployment(t *testing.T) {
 		st := oaSetup(t, b) // serves live and test
 		sandbox := st.on(b.NewServer(t, oaTrustedProxies, "NEXUS_ENVIRONMENTS=test"))
 		redirect := "https://app.example/cb"
-		liveKey := b.CreateKey(t, st.owner.Partner.ID, "live", "secret")
-		r := st.api(t, "POST", "/v1/oauth_clients", liveKey.Key, map[string]any{"name": "Live app", "type": "confidential",
-			"redirect_uris": []string{redirect}, "scopes": []string{"read:balances"}})
-		wantStatus(t, r, 201)
-		var lc oaClient
-		r.Decode(t, &lc)
-		if lc.Environment != "live" {
-			t.Fatalf("a client registered with a live key: %s", r)
-		}
+		lc := st.createLiveClient(t, redirect)
 		ua := st.signedIn(t, lc, redirect)
 		verifier := oauth2.GenerateVerifier()
 		code := ua.code(t, oaAuthQuery(lc, redirect, "live", oauth2.S256ChallengeFromVerifier(verifier)))
@@ -259,4 +251,20 @@ func TestOAuthTestOnlyDeployment(t *testing.T) {
 		tk := sandbox.tokensFor(t, sua, tc, redirect)
 		wantStatus(t, sandbox.api(t, "GET", "/v1/balances", tk.Access, nil), 200)
 	})
+}
+
+// createLiveClient registers a confidential live app for partner A with a
+// live admin key of its own.
+func (st *oaStack) createLiveClient(t testing.TB, redirect string) oaClient {
+	t.Helper()
+	liveKey := st.b.CreateKey(t, st.owner.Partner.ID, "live", "secret")
+	r := st.api(t, "POST", "/v1/oauth_clients", liveKey.Key, map[string]any{"name": "Live app", "type": "confidential",
+		"redirect_uris": []string{redirect}, "scopes": []string{"read:balances"}})
+	wantStatus(t, r, 201)
+	var lc oaClient
+	r.Decode(t, &lc)
+	if lc.Environment != "live" || !strings.HasPrefix(lc.ClientSecret, "nx_live_cs_") {
+		t.Fatalf("a client registered with a live key: %s", r)
+	}
+	return lc
 }

@@ -915,15 +915,7 @@ func TestOAuthRefusals(t *testing.T) {
 			pending := b.CreatePartner(t, "pending")
 			st.member = oaCreateMember(t, b, pending.ID)
 			live := st
-			liveKey := b.CreateKey(t, st.owner.Partner.ID, "live", "secret")
-			r := st.api(t, "POST", "/v1/oauth_clients", liveKey.Key, map[string]any{"name": "Live app", "type": "confidential",
-				"redirect_uris": []string{appCB}, "scopes": []string{"read:balances"}})
-			wantStatus(t, r, 201)
-			var lc oaClient
-			r.Decode(t, &lc)
-			if lc.Environment != "live" || !strings.HasPrefix(lc.ClientSecret, "nx_live_cs_") {
-				t.Fatalf("a client registered with a live key: %s", r)
-			}
+			lc := st.createLiveClient(t, appCB)
 			a := live.signedIn(t, lc, appCB)
 			q := oaAuthQuery(lc, appCB, "st-p", oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier()))
 			page, f := a.consent(t, st.authURL(q))
