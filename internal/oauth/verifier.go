@@ -113,18 +113,21 @@ func (v *Verifier) load(ctx context.Context, tok string) (*atEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case c == nil:
+	if c == nil {
 		e.refuse = errRevoked
-	case e.refuse != nil:
-	case c.Status != ClientActive:
-		e.refuse = errClientOff
-	case !c.OwnerStatus.Allows(c.Environment):
-		e.refuse = errOwnerBlocked
-	}
-	if c != nil {
+	} else {
 		// The owner's status changes announce its partner topic.
 		e.ownerID = c.PartnerID
+		if e.refuse == nil {
+			// An environment not served is the authenticator's answer
+			// (environment_not_served), as for every credential.
+			switch v.svc.block(c) {
+			case clientOff:
+				e.refuse = errClientOff
+			case ownerNotApproved:
+				e.refuse = errOwnerBlocked
+			}
+		}
 	}
 	p, err := v.partners.Get(ctx, t.PartnerID)
 	if err != nil {
