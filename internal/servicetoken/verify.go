@@ -22,14 +22,6 @@ const (
 	Leeway              = 30 * time.Second
 )
 
-// Claims are the claims Nexus reads from a service token.
-type Claims struct {
-	jwt.RegisteredClaims
-	Service     string   `json:"service,omitempty"`
-	Permissions []string `json:"permissions,omitempty"`
-	Env         string   `json:"env,omitempty"`
-}
-
 // PartnerLookup finds the partner a token acts for.
 type PartnerLookup interface {
 	Get(ctx context.Context, id string) (nexus.Partner, error)
@@ -47,10 +39,10 @@ type VerifierConfig struct {
 
 // Verifier verifies service JWTs following RFC 8725: the key decides the
 // algorithm, kid/iss/aud/exp/iat are required, lifetimes are bounded and
-// permissions never exceed the credential's.
+// permissions never exceed the credential's; tokens are read strictly (see
+// jws.go).
 type Verifier struct {
-	cfg    VerifierConfig
-	parser *jwt.Parser
+	cfg VerifierConfig
 
 	mu       sync.RWMutex
 	gen      uint64                   // bumped by every Drop: a verification that raced one is not cached
@@ -61,6 +53,7 @@ type Verifier struct {
 
 type keyEntry struct {
 	id, alg   string
+	method    jwt.SigningMethod // of alg
 	key       any
 	internal  bool
 	revoked   bool
@@ -119,21 +112,14 @@ func NewVerifier(cfg VerifierConfig) *Verifier {
 		cfg.InternalAudience = "nexus-internal"
 	}
 	return &Verifier{
-		cfg: cfg,
-		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{HS256, ES256, EdDSA, RS256}),
-			jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(Leeway),
-		),
+		cfg:      cfg,
 		keys:     make(map[string]*keyEntry),
 		tokens:   make(map[uint64]*tokenEntry),
 		partners: make(map[string]nexus.Partner),
 	}
 }
 
-var (
-	errInvalid = &nexus.Error{Code: nexus.CodeInvalidToken, Message: "invalid token"}
-	errExpired = &nexus.Error{Code: nexus.CodeTokenExpired, Message: "the token has expired"}
-)
+var errExpired = &nexus.Error{Code: nexus.CodeTokenExpired, Message: "the token has expired"}
 
 func invalid(why string) *nexus.Error {
 	return &nexus.Error{Code: nexus.CodeInvalidToken, Message: "invalid token: " + why}
@@ -150,39 +136,32 @@ func (v *Verifier) Verify(ctx context.Context, tok string) (*nexus.Principal, er
 		return te.p, nil
 	}
 
-	var entry *keyEntry
-	var lookupErr error
-	claims := new(Claims)
-	_, err := v.parser.ParseWithClaims(tok, claims, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
-		if kid == "" {
-			lookupErr = invalid("kid header is required")
-			return nil, lookupErr
-		}
-		entry, lookupErr = v.key(ctx, kid)
-		if lookupErr != nil {
-			return nil, lookupErr
-		}
-		// The credential fixes the algorithm; a header naming another one
-		// (HS256 with a public key as the secret, say) is refused.
-		if t.Method.Alg() != entry.alg {
-			lookupErr = invalid("alg does not match the credential's algorithm")
-			return nil, lookupErr
-		}
-		return entry.key, nil
-	})
-	if lookupErr != nil {
-		var ne *nexus.Error
-		if errors.As(lookupErr, &ne) {
-			return nil, ne
-		}
-		return nil, lookupErr // storage failure: internal_error
-	}
+	t, err := parseJWS(tok)
 	if err != nil {
-		if errors.Is(err, jwt.ErrTokenExpired) {
-			return nil, errExpired
-		}
-		return nil, errInvalid
+		return nil, err
+	}
+	// Only the algorithms a credential can have; none is never one.
+	if methods[t.alg] == nil {
+		return nil, invalid("alg must be HS256, ES256, EdDSA or RS256")
+	}
+	entry, err := v.key(ctx, t.kid)
+	if err != nil {
+		return nil, err // a storage failure is internal_error
+	}
+	// The credential fixes the algorithm (RFC 8725 §3.1); a header naming
+	// another one (HS256 with a public key as the secret, say) is refused.
+	if t.alg != entry.alg {
+		return nil, invalid("alg does not match the credential's algorithm")
+	}
+	if entry.method.Verify(t.signingInput, t.sig, entry.key) != nil {
+		return nil, invalid("the signature does not verify")
+	}
+	claims, err := parseClaims(t.payload)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTimes(claims, now); err != nil {
+		return nil, err
 	}
 	p, err := v.check(ctx, entry, claims)
 	if err != nil {
@@ -194,36 +173,61 @@ func (v *Verifier) Verify(ctx context.Context, tok string) (*nexus.Principal, er
 	}
 	if v.gen == gen {
 		// A copy: the caller's token may alias a reused request buffer.
-		v.tokens[d] = &tokenEntry{tok: strings.Clone(tok), p: p, exp: claims.ExpiresAt.Time, kid: entry.id}
+		v.tokens[d] = &tokenEntry{tok: strings.Clone(tok), p: p, exp: claims.exp, kid: entry.id}
 	}
 	v.mu.Unlock()
 	return p, nil
 }
 
-// check applies the claim rules the parser options do not cover.
-func (v *Verifier) check(ctx context.Context, e *keyEntry, c *Claims) (*nexus.Principal, error) {
+// methods verify the algorithms a credential or platform service can have.
+var methods = map[string]jwt.SigningMethod{
+	HS256: jwt.SigningMethodHS256, ES256: jwt.SigningMethodES256,
+	EdDSA: jwt.SigningMethodEdDSA, RS256: jwt.SigningMethodRS256,
+}
+
+// checkTimes applies RFC 7519 §4.1.4–6 with Leeway: exp and iat required,
+// exp not passed, iat and nbf not ahead, and exp after iat (a token that
+// expires before it is issued is valid at no instant; the leeway must not
+// make it valid).
+func checkTimes(c *tokenClaims, now time.Time) error {
+	switch {
+	case c.exp.IsZero():
+		return invalid("exp is required")
+	case c.iat.IsZero():
+		return invalid("iat is required")
+	case !now.Before(c.exp.Add(Leeway)):
+		return errExpired
+	case now.Before(c.iat.Add(-Leeway)):
+		return invalid("iat is in the future")
+	case !c.nbf.IsZero() && now.Before(c.nbf.Add(-Leeway)):
+		return invalid("the token is not valid yet (nbf)")
+	case !c.exp.After(c.iat):
+		return invalid("exp must be after iat")
+	}
+	return nil
+}
+
+// check applies the rules that depend on the credential.
+func (v *Verifier) check(ctx context.Context, e *keyEntry, c *tokenClaims) (*nexus.Principal, error) {
 	if e.revoked {
 		return nil, invalid("the credential has been revoked")
 	}
-	if c.Issuer != e.id {
+	if c.iss != e.id {
 		return nil, invalid("iss must equal the credential id")
-	}
-	if c.IssuedAt == nil {
-		return nil, invalid("iat is required")
 	}
 	aud, maxLife := v.cfg.Audience, MaxPartnerLifetime
 	if e.internal {
 		aud, maxLife = v.cfg.InternalAudience, MaxInternalLifetime
 	}
-	if !slices.Contains(c.Audience, aud) {
+	if !slices.Contains(c.aud, aud) {
 		return nil, invalid("aud must be " + aud)
 	}
-	if c.ExpiresAt.Sub(c.IssuedAt.Time) > maxLife {
+	if c.exp.Sub(c.iat) > maxLife {
 		return nil, invalid("exp - iat exceeds the maximum lifetime of " + maxLife.String())
 	}
 	scopes := e.scopes
-	if len(c.Permissions) > 0 {
-		asked, _, ok := nexus.ParseScopes(c.Permissions)
+	if len(c.permissions) > 0 {
+		asked, _, ok := nexus.ParseScopes(c.permissions)
 		if !ok || !e.scopes.Contains(asked) {
 			return nil, invalid("permissions exceed the credential's")
 		}
@@ -232,23 +236,23 @@ func (v *Verifier) check(ctx context.Context, e *keyEntry, c *Claims) (*nexus.Pr
 	p := &nexus.Principal{Scopes: scopes, CredentialID: e.id}
 	partnerID := e.partnerID
 	if e.internal {
-		if c.Subject == "" {
+		if c.sub == "" {
 			return nil, invalid("sub (the partner acted for) is required")
 		}
-		env := nexus.Environment(c.Env)
+		env := nexus.Environment(c.env)
 		if !env.Valid() {
 			return nil, invalid("env must be live or test")
 		}
-		partnerID, p.Environment = c.Subject, env
+		partnerID, p.Environment = c.sub, env
 		p.CredentialType, p.Actor = nexus.CredentialInternalService, e.name
 	} else {
-		if c.Env != "" && nexus.Environment(c.Env) != e.env {
+		if c.env != "" && nexus.Environment(c.env) != e.env {
 			return nil, invalid("env does not match the credential's environment")
 		}
 		p.Environment = e.env
 		p.CredentialType, p.Actor = nexus.CredentialServiceToken, e.id
-		if c.Service != "" {
-			p.Actor = c.Service
+		if c.service != "" {
+			p.Actor = c.service
 		}
 	}
 	partner, err := v.partner(ctx, partnerID)
@@ -320,7 +324,7 @@ func (v *Verifier) load(ctx context.Context, kid string) (*keyEntry, error) {
 			return nil, err
 		}
 		scopes, _ := nexus.ParseScopeString(c.Scopes)
-		e := &keyEntry{id: c.ID, alg: c.Algorithm, partnerID: c.PartnerID, env: c.Environment, scopes: scopes,
+		e := &keyEntry{id: c.ID, alg: c.Algorithm, method: methods[c.Algorithm], partnerID: c.PartnerID, env: c.Environment, scopes: scopes,
 			revoked: c.Status != "active", name: c.Name}
 		switch {
 		case c.Algorithm == HS256 && c.SecretEnc != nil:
@@ -355,7 +359,7 @@ func (v *Verifier) load(ctx context.Context, kid string) (*keyEntry, error) {
 			return nil, err
 		}
 		perms, _ := nexus.ParseScopeString(p.Permissions)
-		return &keyEntry{id: p.ID, alg: p.Algorithm, key: k, internal: true, revoked: p.Status != "active",
+		return &keyEntry{id: p.ID, alg: p.Algorithm, method: methods[p.Algorithm], key: k, internal: true, revoked: p.Status != "active",
 			scopes: perms, name: p.Name}, nil
 	}
 	return nil, errUnknownKid
