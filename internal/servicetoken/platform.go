@@ -16,16 +16,24 @@ import (
 type Platform struct {
 	bun.BaseModel `bun:"table:platform_services"`
 
-	ID          string    `bun:"id,pk" json:"id"`
-	Object      string    `bun:"-" json:"object"`
-	Name        string    `bun:"name" json:"name"`
-	Algorithm   string    `bun:"algorithm" json:"algorithm"`
-	PublicKey   string    `bun:"public_key" json:"public_key"`
-	Permissions string    `bun:"permissions" json:"-"`
-	Perms       []string  `bun:"-" json:"permissions"`
-	Status      string    `bun:"status" json:"status"`
-	CreatedAt   time.Time `bun:"created_at" json:"created_at"`
-	UpdatedAt   time.Time `bun:"updated_at" json:"-"`
+	ID          string     `bun:"id,pk" json:"id"`
+	Object      string     `bun:"-" json:"object"`
+	Name        string     `bun:"name" json:"name"`
+	Algorithm   string     `bun:"algorithm" json:"algorithm"`
+	PublicKey   string     `bun:"public_key" json:"public_key"`
+	Permissions string     `bun:"permissions" json:"-"`
+	Perms       []string   `bun:"-" json:"permissions"`
+	Status      string     `bun:"status" json:"status"` // active or revoked
+	CreatedAt   time.Time  `bun:"created_at" json:"created_at"`
+	UpdatedAt   time.Time  `bun:"updated_at" json:"-"`
+	RevokedAt   *time.Time `bun:"revoked_at" json:"revoked_at"`
+}
+
+// fill sets the fields the object shows but does not store.
+func (p *Platform) fill() *Platform {
+	perms, _ := nexus.ParseScopeString(p.Permissions)
+	p.Object, p.Perms = "platform_service", perms.Names()
+	return p
 }
 
 // CreatePlatform registers an internal service with its public key and
@@ -52,6 +60,45 @@ func (s *Service) CreatePlatform(ctx context.Context, name, publicKeyPEM string,
 		}
 		return nil, err
 	}
-	p.Object, p.Perms = "platform_service", perms.Names()
-	return p, nil
+	return p.fill(), nil
+}
+
+// ListPlatforms returns every platform service, newest first, revoked ones
+// included (their status and revoked_at are the record of the revocation).
+func (s *Service) ListPlatforms(ctx context.Context) ([]*Platform, error) {
+	ps := make([]*Platform, 0)
+	if err := s.db.NewSelect().Model(&ps).Order("id DESC").Scan(ctx); err != nil {
+		return nil, err
+	}
+	for _, p := range ps {
+		p.fill()
+	}
+	return ps, nil
+}
+
+// RevokePlatform ends a platform service for good: every instance refuses
+// its tokens, cached ones included, once it hears the invalidation
+// published with the change (within a second).
+func (s *Service) RevokePlatform(ctx context.Context, id string) (*Platform, error) {
+	p := new(Platform)
+	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		now := store.Now()
+		res, err := tx.NewUpdate().Model((*Platform)(nil)).
+			Set("status = 'revoked'").Set("revoked_at = ?", now).Set("updated_at = ?", now).
+			Where("id = ?", id).Where("status = 'active'").Exec(ctx)
+		if err != nil {
+			return err
+		}
+		if err := tx.NewSelect().Model(p).Where("id = ?", id).Scan(ctx); err != nil {
+			return store.NotFound(err, "platform_service", id)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nexus.InvalidState("platform service", p.Status, "revoked")
+		}
+		return s.db.Publish(ctx, tx, store.TopicKey(id))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p.fill(), nil
 }

@@ -1,0 +1,1 @@
+ALTER TABLE platform_services DROP COLUMN revoked_at;

@@ -1,0 +1,1 @@
+ALTER TABLE platform_services ADD COLUMN revoked_at TIMESTAMP;
