@@ -23,7 +23,7 @@ const usage = `usage: nexus <command> [flags]
   admin partner create|set-status|list|show
   admin key create|list|suspend|revoke
   admin member create|list      (create: password as one line on stdin)
-  admin service create
+  admin service create|list|revoke
   admin client list|disable|enable|delete
   admin rekey                   re-seal stored secrets under NEXUS_MASTER_KEY
 
