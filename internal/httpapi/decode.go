@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,11 +69,22 @@ func fieldIndex(t reflect.Type, tag string) map[string][]int {
 	return m
 }
 
+// Limits of one request. Nexus bodies are small flat objects (the largest
+// has a few dozen members); the limits leave ample room, and they bound
+// what a hostile request can make the decoder and the validator do.
+const (
+	maxBodyFields  = 1000 // object members in a body, at any depth
+	maxBodyDepth   = 16   // objects and arrays inside one another
+	maxArrayItems  = 1000 // items of one array
+	maxQueryParams = 100
+)
+
 // decodeBody reads a strict JSON object into dst (a pointer to a struct):
 // unknown fields are parameter_unknown and a field of the wrong type is
 // parameter_invalid, each naming the field, then dst is validated. Fields
 // are decoded one by one so every failure knows its parameter without
-// reading the decoder's message text.
+// reading the decoder's message text. Its cost is linear in the body's
+// size.
 func decodeBody(c *fiber.Ctx, dst any) error {
 	body := bytes.TrimSpace(c.Body())
 	if len(body) == 0 {
@@ -81,43 +93,126 @@ func decodeBody(c *fiber.Ctx, dst any) error {
 	if !isJSON(c) {
 		return nexus.Errorf(nexus.CodeUnsupportedMediaType, "request bodies must be sent as Content-Type: application/json")
 	}
+	if err := checkBody(body); err != nil {
+		return err
+	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(body, &raw); err != nil || raw == nil {
 		return nexus.Errorf(nexus.CodeBodyInvalidJSON, "the request body is not a JSON object")
 	}
 	v := reflect.ValueOf(dst).Elem()
 	idx := fieldIndex(v.Type(), "json")
-	for _, name := range sortedKeys(raw) {
-		path, ok := idx[name]
-		if !ok {
-			return nexus.ParamError(nexus.CodeParameterUnknown, name, "unknown parameter: %s", name)
+	// The first bad field in byte order is reported, so the answer is the
+	// same every time. Unknown names are found in one pass (sorting them
+	// all would cost more than the rest); only the known ones, no more
+	// than dst has fields, are sorted.
+	var unknown string
+	hasUnknown := false
+	known := make([]string, 0, min(len(raw), len(idx)))
+	for name := range raw {
+		if _, ok := idx[name]; ok {
+			known = append(known, name)
+		} else if !hasUnknown || name < unknown {
+			unknown, hasUnknown = name, true
 		}
-		f := v.FieldByIndex(path)
+	}
+	slices.Sort(known)
+	for _, name := range known {
+		if hasUnknown && unknown < name {
+			break
+		}
+		f := v.FieldByIndex(idx[name])
 		if err := json.Unmarshal(raw[name], f.Addr().Interface()); err != nil {
 			return nexus.ParamError(nexus.CodeParameterInvalid, name, "invalid value for %s: expected %s", name, typeName(f.Type()))
 		}
 	}
+	if hasUnknown {
+		return nexus.ParamError(nexus.CodeParameterUnknown, unknown, "unknown parameter: %s", unknown)
+	}
 	return validateStruct(dst, raw)
+}
+
+// checkBody walks a JSON body once, before it is decoded, and refuses what
+// no Nexus request holds: more members, deeper nesting or longer arrays
+// than the limits, and NUL characters in strings (PostgreSQL cannot store
+// them in text). The grammar is left to json.Unmarshal.
+func checkBody(body []byte) error {
+	var (
+		depth, fields int
+		// commas counts the commas of the array open at each depth (its
+		// items less one); -1 marks an object.
+		commas [maxBodyDepth + 1]int
+		// field is the name, as written, of the top-level member being
+		// read; inValue says its name has been read.
+		field   []byte
+		inValue bool
+	)
+	for i := 0; i < len(body); i++ {
+		switch body[i] {
+		case '"':
+			start, nul := i+1, false
+			for i++; i < len(body) && body[i] != '"'; i++ {
+				switch body[i] {
+				case '\\':
+					nul = nul || bytes.HasPrefix(body[i+1:], []byte("u0000"))
+					i++
+				case 0:
+					nul = true
+				}
+			}
+			if depth == 1 && commas[1] < 0 && !inValue {
+				field = body[start:min(i, len(body))]
+			}
+			if nul {
+				return bodyError(field, "must not contain NUL characters (\\u0000)")
+			}
+		case '{', '[':
+			if depth++; depth > maxBodyDepth {
+				return bodyError(field, fmt.Sprintf("nests objects and arrays more than %d deep", maxBodyDepth))
+			}
+			commas[depth] = -1
+			if body[i] == '[' {
+				commas[depth] = 0
+			}
+			if depth == 1 {
+				inValue = false
+			}
+		case '}', ']':
+			depth = max(depth-1, 0)
+		case ':':
+			if fields++; fields > maxBodyFields {
+				return nexus.Errorf(nexus.CodeBodyInvalidJSON, "the request body has more than %d fields; no Nexus request needs that many", maxBodyFields)
+			}
+			if depth == 1 {
+				inValue = true
+			}
+		case ',':
+			if depth == 1 && commas[1] < 0 {
+				inValue = false
+			} else if depth > 0 && commas[depth] >= 0 {
+				if commas[depth]++; commas[depth] >= maxArrayItems {
+					return bodyError(field, fmt.Sprintf("has an array of more than %d items", maxArrayItems))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// bodyError says what is wrong with a top-level field of the body (its
+// name as written), or with the body itself when there is no field.
+func bodyError(field []byte, what string) error {
+	if len(field) == 0 {
+		return nexus.Errorf(nexus.CodeBodyInvalidJSON, "the request body %s", what)
+	}
+	name := string(field)
+	return nexus.ParamError(nexus.CodeParameterInvalid, name, "%s %s", name, what)
 }
 
 func isJSON(c *fiber.Ctx) bool {
 	ct := strings.ToLower(string(c.Request().Header.ContentType()))
 	mt, _, _ := strings.Cut(ct, ";")
 	return strings.TrimSpace(mt) == fiber.MIMEApplicationJSON
-}
-
-func sortedKeys(m map[string]json.RawMessage) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	// Deterministic: the first bad field reported is the same every time.
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
-	return keys
 }
 
 func typeName(t reflect.Type) string {
@@ -153,10 +248,14 @@ func decodeQuery(c *fiber.Ctx, dst any) error {
 	if d, ok := dst.(interface{ SetDefaults() }); ok {
 		d.SetDefaults()
 	}
+	args := c.Context().QueryArgs()
+	if n := args.Len(); n > maxQueryParams {
+		return nexus.Errorf(nexus.CodeParameterInvalid, "the query string has %d parameters; at most %d are accepted", n, maxQueryParams)
+	}
 	v := reflect.ValueOf(dst).Elem()
 	idx := fieldIndex(v.Type(), "query")
 	var err error
-	c.Context().QueryArgs().VisitAll(func(k, val []byte) {
+	args.VisitAll(func(k, val []byte) {
 		if err != nil {
 			return
 		}
