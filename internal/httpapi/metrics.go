@@ -15,6 +15,7 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 	auth     *prometheus.CounterVec
 	limited  *prometheus.CounterVec
+	panics   prometheus.Counter
 
 	// routes holds each registered route's children, resolved on first use:
 	// WithLabelValues hashes and checks its label values on every call.
@@ -39,9 +40,12 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nexus_rate_limited_total", Help: "Requests refused by a limit, by limit (credential, ip, failed_auth).",
 		}, []string{"limit"}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nexus_http_panics_total", Help: "Requests whose handling panicked (answered 500 internal_error; the log has the stack).",
+		}),
 		routes: make(map[*fiber.Route]*routeMetrics),
 	}
-	reg.MustRegister(m.requests, m.duration, m.auth, m.limited)
+	reg.MustRegister(m.requests, m.duration, m.auth, m.limited, m.panics)
 	return m
 }
 

@@ -47,6 +47,7 @@ func TestRequestMetrics(t *testing.T) {
 		"nexus_http_request_duration_seconds{GET,unmatched}":    1,
 		"nexus_http_request_duration_seconds{GET,/}":            1,
 		"nexus_auth_results_total{unknown,missing_credentials}": 1,
+		"nexus_http_panics_total{}":                             0,
 	}
 	for k, v := range want {
 		if got[k] != v {

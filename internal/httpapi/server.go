@@ -153,7 +153,7 @@ func New(cfg Config) *Server {
 		if r.Method == fiber.MethodPost && r.Access.kind != public {
 			handlers = append(handlers, s.idempotent(r))
 		}
-		s.app.Add(r.Method, r.Path, append(handlers, r.Handler)...)
+		s.app.Add(r.Method, r.Path, append(handlers, s.recovering(r.Handler))...)
 	}
 	s.app.Use(func(c *fiber.Ctx) error {
 		return nexus.Errorf(nexus.CodeRouteNotFound, "no route for %s %s", c.Method(), c.Path())
@@ -234,7 +234,13 @@ type reqMeta struct {
 // normalizing it again on every request.
 var headerRequestID = []byte("X-Request-Id")
 
-// requestMeta gives every response a request id and counts it.
+// answerHeaders writes the headers every answer carries.
+func (s *Server) answerHeaders(c *fiber.Ctx, m *reqMeta) {
+	c.Response().Header.SetCanonical(headerRequestID, utils.UnsafeBytes(m.id))
+}
+
+// requestMeta gives every answer a request id, counts the request, and ends
+// a panic in it with a 500.
 func (s *Server) requestMeta(c *fiber.Ctx) error {
 	// fasthttp reads the clock as a request starts; a handler driven
 	// without its server (tests) reads it here.
@@ -245,7 +251,15 @@ func (s *Server) requestMeta(c *fiber.Ctx) error {
 	s.fresh.Delete(c.Context().Conn())
 	m := &reqMeta{id: nexus.NewIDAt("req", start), start: start}
 	c.Locals(reqKey{}, m)
-	c.Response().Header.SetCanonical(headerRequestID, utils.UnsafeBytes(m.id))
+	defer func() {
+		if v := recover(); v != nil {
+			if herr := s.app.ErrorHandler(c, s.panicked(c, v)); herr != nil {
+				s.log.Error("rendering error failed", "err", herr)
+			}
+			s.metrics.observe(c, time.Since(start))
+		}
+	}()
+	s.answerHeaders(c, m)
 	err := c.Next()
 	if err != nil {
 		// Render now so the metrics see the real status.
