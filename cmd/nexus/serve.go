@@ -130,7 +130,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Ledger: ledgerSvc, Idempotency: idem, ServiceTokens: tokens,
 		OAuth: oauthSvc, Issuer: c.Issuer,
 		Limiter: limiter, AccessLog: accessLog, Audit: audit.NewReader(db),
-		IPLimit: c.IPLimit, FailedAuthLimit: c.FailedAuthLimit,
+		IPLimit: c.IPLimit, FailedAuthLimit: c.FailedAuthLimit, HSTS: c.HSTS,
 		CSRFKey: box.Derive("csrf"),
 	})
 

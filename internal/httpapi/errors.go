@@ -117,6 +117,7 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="nexus", error="insufficient_scope", scope="`+ne.Scope+`"`)
 		}
 		c.Set(fiber.HeaderCacheControl, "no-store")
+		c.Response().Header.SetCanonical(headerNoSniff, valueNoSniff)
 		return c.Status(status).JSON(errorBody{Error: errorDetail{
 			Type: errorType(status), Code: ne.Code, Message: ne.Message, Param: ne.Param, RequestID: rid,
 		}})

@@ -137,8 +137,8 @@ func wantInternalError(t *testing.T, a httpAnswer) string {
 	if env.Error.Type != "api_error" || strings.Contains(string(a.body), "nil pointer") || strings.Contains(string(a.body), "goroutine") {
 		t.Errorf("the answer shows internals or the wrong type: %s", a.body)
 	}
-	if a.header.Get("Cache-Control") != "no-store" {
-		t.Errorf("headers %v: want Cache-Control no-store", a.header)
+	if a.header.Get("Cache-Control") != "no-store" || a.header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("headers %v: want Cache-Control no-store and X-Content-Type-Options nosniff", a.header)
 	}
 	return rid
 }

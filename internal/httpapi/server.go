@@ -71,6 +71,10 @@ type Config struct {
 	// forms; instances behind one load balancer need the same one.
 	// Optional. Default: a random key of this process.
 	CSRFKey []byte
+	// HSTS sends Strict-Transport-Security on every answer: set it when
+	// clients reach Nexus over TLS only (served over TLS, or behind a TLS
+	// proxy: NEXUS_HSTS=1). Optional. Default: off.
+	HSTS bool
 }
 
 // Server is the HTTP API.
@@ -230,17 +234,30 @@ type reqMeta struct {
 	start time.Time
 }
 
-// X-Request-Id as fasthttp's header normalization writes it, set without
-// normalizing it again on every request.
-var headerRequestID = []byte("X-Request-Id")
+// Header names as fasthttp's normalization writes them, and values, set
+// without normalizing or allocating on every request.
+var (
+	headerRequestID    = []byte("X-Request-Id")
+	headerNoSniff      = []byte("X-Content-Type-Options")
+	headerHSTS         = []byte("Strict-Transport-Security")
+	headerCacheControl = []byte(fiber.HeaderCacheControl)
+	valueNoSniff       = []byte("nosniff")
+	valueHSTS          = []byte("max-age=63072000; includeSubDomains")
+	valueNoStore       = []byte("no-store")
+)
 
 // answerHeaders writes the headers every answer carries.
 func (s *Server) answerHeaders(c *fiber.Ctx, m *reqMeta) {
-	c.Response().Header.SetCanonical(headerRequestID, utils.UnsafeBytes(m.id))
+	h := &c.Response().Header
+	h.SetCanonical(headerRequestID, utils.UnsafeBytes(m.id))
+	h.SetCanonical(headerNoSniff, valueNoSniff)
+	if s.cfg.HSTS {
+		h.SetCanonical(headerHSTS, valueHSTS)
+	}
 }
 
-// requestMeta gives every answer a request id, counts the request, and ends
-// a panic in it with a 500.
+// requestMeta gives every answer a request id and the headers every answer
+// carries, counts the request, and ends a panic in it with a 500.
 func (s *Server) requestMeta(c *fiber.Ctx) error {
 	// fasthttp reads the clock as a request starts; a handler driven
 	// without its server (tests) reads it here.
@@ -394,10 +411,9 @@ func (s *Server) permit(c *fiber.Ctx, r Route, p *nexus.Principal, ip string) er
 		name := r.Access.scope.String()
 		return &nexus.Error{Code: nexus.CodeInsufficientScope, Scope: name, Message: "credential missing required scope: " + name}
 	}
-	if r.Secret {
-		// The answer holds a secret shown once: no cache may keep it.
-		c.Set(fiber.HeaderCacheControl, "no-store")
-	}
+	// The answer is the tenant's (and may hold a secret shown once): no
+	// cache may keep it.
+	c.Response().Header.SetCanonical(headerCacheControl, valueNoStore)
 	if r.TestOnly && p.Environment != nexus.Test {
 		return nexus.Errorf(nexus.CodeTestModeOnly, "test helpers work with test-environment credentials only")
 	}
