@@ -3,6 +3,7 @@ package nexus
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"strings"
 	"sync"
 	"time"
 )
@@ -57,4 +58,19 @@ func NewIDAt(prefix string, now time.Time) string {
 		hi >>= 5
 	}
 	return string(append(out, digits[:]...))
+}
+
+// IsID reports whether s has the shape of an id NewID makes for prefix: the
+// prefix, "_" and 26 characters of its alphabet. Input that cannot name an
+// object is known not to without a query.
+func IsID(prefix, s string) bool {
+	if len(s) != len(prefix)+27 || s[:len(prefix)] != prefix || s[len(prefix)] != '_' {
+		return false
+	}
+	for i := len(prefix) + 1; i < len(s); i++ {
+		if strings.IndexByte(idAlphabet, s[i]) < 0 {
+			return false
+		}
+	}
+	return true
 }

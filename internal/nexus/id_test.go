@@ -109,6 +109,29 @@ func TestNewIDConcurrentUnique(t *testing.T) {
 	}
 }
 
+func TestIsID(t *testing.T) {
+	id := NewID("sc")
+	for _, tc := range []struct {
+		prefix, s string
+		want      bool
+	}{
+		{"sc", id, true},
+		{"sc", "sc_0000000000000000000000000", false}, // 25 characters
+		{"sc", "sc_00000000000000000000000000", true},
+		{"svc", id, false},
+		{"sc", "sc-" + id[3:], false},
+		{"sc", id[:len(id)-1] + "\x00", false},
+		{"sc", id[:len(id)-1] + "u", false}, // not in the alphabet
+		{"sc", id[:len(id)-1] + "Z", false},
+		{"sc", id + "0", false},
+		{"sc", "", false},
+	} {
+		if got := IsID(tc.prefix, tc.s); got != tc.want {
+			t.Errorf("IsID(%q, %q) = %v, want %v", tc.prefix, tc.s, got, tc.want)
+		}
+	}
+}
+
 func BenchmarkNewID(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {

@@ -313,6 +313,11 @@ func (v *Verifier) key(ctx context.Context, kid string) (*keyEntry, error) {
 var errUnknownKid = invalid("unknown kid")
 
 func (v *Verifier) load(ctx context.Context, kid string) (*keyEntry, error) {
+	// Only a credential or service id names a key. Anything else is unknown
+	// without a query (PostgreSQL would fail on a NUL in it: a 500).
+	if !nexus.IsID("sc", kid) && !nexus.IsID("svc", kid) {
+		return nil, errUnknownKid
+	}
 	db := v.cfg.Service.db
 	switch {
 	case strings.HasPrefix(kid, "sc_"):
