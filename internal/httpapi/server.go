@@ -257,7 +257,8 @@ func (s *Server) answerHeaders(c *fiber.Ctx, m *reqMeta) {
 }
 
 // requestMeta gives every answer a request id and the headers every answer
-// carries, counts the request, and ends a panic in it with a 500.
+// carries, refuses input no route accepts, counts the request, and ends a
+// panic in it with a 500.
 func (s *Server) requestMeta(c *fiber.Ctx) error {
 	// fasthttp reads the clock as a request starts; a handler driven
 	// without its server (tests) reads it here.
@@ -277,7 +278,12 @@ func (s *Server) requestMeta(c *fiber.Ctx) error {
 		}
 	}()
 	s.answerHeaders(c, m)
-	err := c.Next()
+	var err error
+	if e := s.refusedInput(c); e != nil {
+		err = s.refuseInput(c, e)
+	} else {
+		err = c.Next()
+	}
 	if err != nil {
 		// Render now so the metrics see the real status.
 		if herr := s.app.ErrorHandler(c, err); herr != nil {
