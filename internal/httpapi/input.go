@@ -12,7 +12,8 @@ import (
 	"github.com/nexus-fintech/nexus/internal/oauth"
 )
 
-// What no request may carry is refused here, before routing.
+// What no request may carry is refused here, before routing: a compressed
+// body, and a NUL byte.
 //
 // No Nexus input may hold a NUL byte: PostgreSQL refuses it in text (the
 // query fails, which was a 500), SQLite would store what PostgreSQL
@@ -36,9 +37,23 @@ func readsForm(path string) bool {
 	return strings.HasPrefix(path, "/oauth/") || path == "/login" || path == "/logout"
 }
 
+var (
+	headerContentEncoding = []byte(fiber.HeaderContentEncoding)
+	errEncodedBody        = nexus.Errorf(nexus.CodeUnsupportedMediaType, "request bodies must not be compressed: send them without Content-Encoding")
+)
+
 // refusedInput returns why the request is refused before routing, nil when
 // it is not. The common case is a few byte scans.
-func (s *Server) refusedInput(c *fiber.Ctx) *nexus.Error { return s.findNUL(c) }
+func (s *Server) refusedInput(c *fiber.Ctx) *nexus.Error {
+	// Fiber inflates a body as its Content-Encoding says, without a bound:
+	// 1 MiB of gzip is a gigabyte in memory.
+	if len(c.Request().Body()) > 0 {
+		if ce := c.Request().Header.PeekBytes(headerContentEncoding); len(ce) > 0 && !bytes.EqualFold(ce, []byte("identity")) {
+			return errEncodedBody
+		}
+	}
+	return s.findNUL(c)
+}
 
 // findNUL returns the error for the first NUL in the request, nil when it
 // has none.
