@@ -45,6 +45,11 @@ const defaultGrace = 24 * time.Hour
 // Create issues a key for tenant t. The returned key carries Plain, the only
 // time the secret exists outside the caller's hands.
 func (s *Service) Create(ctx context.Context, t nexus.Tenant, p CreateParams) (*Key, error) {
+	if p.Type == Publishable && t.Environment == nexus.Live && len(p.AllowedOrigins) == 0 {
+		// A live publishable key lives in web pages: without origins any
+		// page could spend its rate limit and read what its scopes allow.
+		return nil, nexus.ParamError(nexus.CodeParameterMissing, "allowed_origins", "live publishable keys must list the allowed_origins of the pages that use them")
+	}
 	row, plain, err := newRow(t, p)
 	if err != nil {
 		return nil, err
@@ -107,7 +112,8 @@ func newRow(t nexus.Tenant, p CreateParams) (*Row, string, error) {
 }
 
 // checkScopes applies CONTRACT §2: a secret key without scopes has
-// admin:all; a publishable key holds read scopes only (default all of them).
+// admin:all; a publishable key holds read scopes only, read:balances unless
+// others are asked for (what a page shows most, and nothing more).
 func checkScopes(typ Type, names []string) (nexus.ScopeSet, error) {
 	set, bad, ok := nexus.ParseScopes(names)
 	if !ok {
@@ -119,7 +125,7 @@ func checkScopes(typ Type, names []string) (nexus.ScopeSet, error) {
 	switch typ {
 	case Publishable:
 		if len(names) == 0 {
-			return nexus.ReadScopes, nil
+			return nexus.ScopeSet(nexus.ScopeReadBalances), nil
 		}
 		if set&^nexus.ReadScopes != 0 {
 			return 0, &nexus.Error{Code: nexus.CodeInvalidScopes, Param: "scopes", Message: "publishable keys may hold read scopes only"}
@@ -261,8 +267,9 @@ func (s *Service) Revoke(ctx context.Context, t nexus.Tenant, id string) (*Key, 
 	return s.transition(ctx, t, id, Revoked, "api_key.revoked", "revoked", Active, Suspended)
 }
 
-// Rotate issues a successor with the same type, name, scopes and allowlists;
-// the old key keeps working for the grace period and then expires.
+// Rotate issues a successor with the same type, name, scopes, allowlists
+// and expires_at (a rotation is no way to outlive an expiry); the old key
+// keeps working for the grace period and then expires.
 func (s *Service) Rotate(ctx context.Context, t nexus.Tenant, id string, p RotateParams) (*Key, error) {
 	grace := defaultGrace
 	if p.GracePeriodSeconds != nil {
@@ -284,7 +291,7 @@ func (s *Service) Rotate(ctx context.Context, t nexus.Tenant, id string, p Rotat
 		}
 		newRowV, plain, err = newRow(t, CreateParams{
 			Type: old.Type, Name: old.Name, Scopes: old.ScopeSet().Names(),
-			AllowedIPs: old.ipList(), AllowedOrigins: old.Origins(),
+			AllowedIPs: old.ipList(), AllowedOrigins: old.Origins(), ExpiresAt: old.ExpiresAt,
 		})
 		if err != nil {
 			return err

@@ -1,0 +1,125 @@
+package apikey_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nexus-fintech/nexus/internal/apikey"
+	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/partner"
+	"github.com/nexus-fintech/nexus/internal/store"
+	"github.com/nexus-fintech/nexus/internal/store/storetest"
+)
+
+// newKeys migrates db and returns a key service with an approved partner's
+// tenant in env.
+func newKeys(t *testing.T, db *store.DB, env nexus.Environment) (*apikey.Service, nexus.Tenant) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := db.MigrateUp(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	p, err := partner.NewService(db).Create(ctx, partner.CreateParams{Name: "apikey test", Status: nexus.PartnerApproved})
+	if err != nil {
+		t.Fatalf("create partner: %v", err)
+	}
+	return apikey.NewService(db), nexus.Tenant{PartnerID: p.ID, Environment: env}
+}
+
+func wantErr(t *testing.T, err error, code nexus.Code, param string) {
+	t.Helper()
+	if got := nexus.CodeOf(err); got != code {
+		t.Fatalf("error %v: code %q, want %q", err, got, code)
+	}
+	var ne *nexus.Error
+	if errors.As(err, &ne) && ne.Param != param {
+		t.Errorf("error %v: param %q, want %q", err, ne.Param, param)
+	}
+}
+
+// A successor inherits its predecessor's expires_at: rotating must never
+// turn an expiring key into one that never expires.
+func TestRotateKeepsExpiry(t *testing.T) {
+	storetest.ForEachDB(t, func(t *testing.T, db *store.DB) {
+		keys, tn := newKeys(t, db, nexus.Test)
+		ctx := context.Background()
+		expires := time.Now().Add(30 * 24 * time.Hour).UTC().Truncate(time.Second)
+		for _, c := range []struct {
+			name    string
+			expires *time.Time
+		}{{"expiring", &expires}, {"never expiring", nil}} {
+			t.Run(c.name, func(t *testing.T) {
+				old, err := keys.Create(ctx, tn, apikey.CreateParams{Name: c.name, ExpiresAt: c.expires})
+				if err != nil {
+					t.Fatal(err)
+				}
+				grace := 60
+				next, err := keys.Rotate(ctx, tn, old.ID, apikey.RotateParams{GracePeriodSeconds: &grace})
+				if err != nil {
+					t.Fatal(err)
+				}
+				switch {
+				case c.expires == nil && next.ExpiresAt != nil:
+					t.Errorf("successor of a key that never expires has expires_at %v", next.ExpiresAt)
+				case c.expires != nil && (next.ExpiresAt == nil || !next.ExpiresAt.Equal(expires)):
+					t.Errorf("successor expires_at %v, want the predecessor's %v", next.ExpiresAt, expires)
+				}
+				// Stored, not only answered.
+				got, err := keys.Get(ctx, tn, next.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if (got.ExpiresAt == nil) != (c.expires == nil) || (c.expires != nil && !got.ExpiresAt.Equal(expires)) {
+					t.Errorf("stored successor expires_at %v, want %v", got.ExpiresAt, c.expires)
+				}
+			})
+		}
+	})
+}
+
+// Publishable keys: read:balances unless other read scopes are asked for,
+// never a write scope, and a live one must name its allowed_origins.
+func TestCreatePublishable(t *testing.T) {
+	storetest.ForEachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		keys, test := newKeys(t, db, nexus.Test)
+		live := nexus.Tenant{PartnerID: test.PartnerID, Environment: nexus.Live}
+		origins := func() []string { return []string{"https://shop.example"} }
+
+		k, err := keys.Create(ctx, test, apikey.CreateParams{Type: apikey.Publishable})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(k.Scopes, []string{"read:balances"}) {
+			t.Errorf("default publishable scopes %v, want [read:balances]", k.Scopes)
+		}
+		k, err = keys.Create(ctx, test, apikey.CreateParams{Type: apikey.Publishable, Scopes: []string{"read:balances", "read:funding"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(k.Scopes, []string{"read:balances", "read:funding"}) {
+			t.Errorf("asked-for publishable scopes %v", k.Scopes)
+		}
+		_, err = keys.Create(ctx, test, apikey.CreateParams{Type: apikey.Publishable, Scopes: []string{"write:requests"}})
+		wantErr(t, err, nexus.CodeInvalidScopes, "scopes")
+
+		_, err = keys.Create(ctx, live, apikey.CreateParams{Type: apikey.Publishable})
+		wantErr(t, err, nexus.CodeParameterMissing, "allowed_origins")
+		_, err = keys.Create(ctx, live, apikey.CreateParams{Type: apikey.Publishable, AllowedOrigins: []string{}})
+		wantErr(t, err, nexus.CodeParameterMissing, "allowed_origins")
+		k, err = keys.Create(ctx, live, apikey.CreateParams{Type: apikey.Publishable, AllowedOrigins: origins()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(k.AllowedOrigins, origins()) || !slices.Equal(k.Scopes, []string{"read:balances"}) {
+			t.Errorf("live publishable key %+v", k)
+		}
+		// A live secret key needs no origins; a test publishable key may go without.
+		if _, err := keys.Create(ctx, live, apikey.CreateParams{}); err != nil {
+			t.Errorf("live secret key: %v", err)
+		}
+	})
+}
