@@ -236,17 +236,24 @@ func TestScopes(t *testing.T) {
 		})
 
 		t.Run("publishable", func(t *testing.T) {
+			// By default a publishable key reads balances and nothing else.
 			pk := b.CreateKey(t, tn.Partner.ID, "test", "publishable")
-			if !sameSet(pk.Scopes, readScopes) {
-				t.Errorf("default publishable scopes %v, want %v", pk.Scopes, readScopes)
+			if !sameSet(pk.Scopes, []string{"read:balances"}) {
+				t.Errorf("default publishable scopes %v, want [read:balances]", pk.Scopes)
 			}
 			wantStatus(t, partnerAs(t, s, bearer(pk.Key)), 200)
+			wantStatus(t, do(t, "GET", s.URL+"/v1/balances", bearer(pk.Key), nil), 200)
+			wantError(t, do(t, "GET", s.URL+"/v1/funding", bearer(pk.Key), nil), 403, "insufficient_scope")
 			r := do(t, "POST", s.URL+"/v1/api_keys", bearer(pk.Key), map[string]any{})
 			wantError(t, r, 403, "insufficient_scope")
 
 			apiPK := apiCreateKey(t, s, tn.Admin.Key, map[string]any{"type": "publishable"})
-			if !strings.HasPrefix(apiPK.Key, "nx_test_pk_") || !sameSet(apiPK.Scopes, readScopes) || apiPK.Type != "publishable" {
+			if !strings.HasPrefix(apiPK.Key, "nx_test_pk_") || !sameSet(apiPK.Scopes, []string{"read:balances"}) || apiPK.Type != "publishable" {
 				t.Errorf("publishable key created by the API: %+v", apiPK)
+			}
+			// Other read scopes are there for the asking.
+			if k := apiCreateKey(t, s, tn.Admin.Key, map[string]any{"type": "publishable", "scopes": []string{"read"}}); !sameSet(k.Scopes, readScopes) {
+				t.Errorf("publishable key with scopes [read]: %v, want %v", k.Scopes, readScopes)
 			}
 
 			count := func() int {

@@ -227,10 +227,18 @@ func (b *Backend) SetPartnerStatus(t testing.TB, id, status string) {
 // with its plaintext.
 func (b *Backend) CreateKey(t testing.TB, partnerID, env, typ string, scopes ...string) Key {
 	t.Helper()
-	args := []string{"admin", "key", "create", "--partner", partnerID, "--environment", env, "--type", typ, "--name", "e2e"}
+	var flags []string
 	if len(scopes) > 0 {
-		args = append(args, "--scopes", strings.Join(scopes, ","))
+		flags = []string{"--scopes", strings.Join(scopes, ",")}
 	}
+	return b.CreateKeyWith(t, partnerID, env, typ, flags...)
+}
+
+// CreateKeyWith is CreateKey with more flags of `nexus admin key create`
+// (--allowed-origins, --scopes).
+func (b *Backend) CreateKeyWith(t testing.TB, partnerID, env, typ string, flags ...string) Key {
+	t.Helper()
+	args := append([]string{"admin", "key", "create", "--partner", partnerID, "--environment", env, "--type", typ, "--name", "e2e"}, flags...)
 	out := b.CLI(t, args...)
 	var k Key
 	decodeJSON(t, "admin key create", out, &k)

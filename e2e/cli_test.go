@@ -378,11 +378,12 @@ func TestAdminCLI(t *testing.T) {
 			t.Errorf("admin partner list lacks %s or %s: %v", p.ID, dflt.ID, ids)
 		}
 
-		pk := b.CreateKey(t, p.ID, "live", "publishable", "read:balances")
-		if !strings.HasPrefix(pk.Key, "nx_live_pk_") || !sameSet(pk.Scopes, []string{"read:balances"}) {
+		pk := b.CreateKeyWith(t, p.ID, "live", "publishable", "--scopes", "read:balances,read:funding", "--allowed-origins", "https://shop.example, http://localhost:3000")
+		if !strings.HasPrefix(pk.Key, "nx_live_pk_") || !sameSet(pk.Scopes, []string{"read:balances", "read:funding"}) ||
+			!sameSet(pk.AllowedOrigins, []string{"https://shop.example", "http://localhost:3000"}) {
 			t.Errorf("admin key create --type publishable: %+v", pk)
 		}
-		wantStatus(t, partnerAs(t, b.Server(t), bearer(pk.Key)), 200)
+		wantStatus(t, partnerAs(t, b.Server(t), bearer(pk.Key).with("Origin", "http://localhost:3000")), 200)
 
 		for _, c := range []struct {
 			args []string
@@ -394,6 +395,8 @@ func TestAdminCLI(t *testing.T) {
 			{[]string{"admin", "key", "create", "--partner", "ptr_00000000000000000000000000", "--environment", "test"}, "resource_missing"},
 			{[]string{"admin", "key", "create", "--partner", p.ID, "--environment", "staging"}, "parameter_invalid"},
 			{[]string{"admin", "key", "create", "--partner", p.ID, "--environment", "test", "--type", "publishable", "--scopes", "write"}, "invalid_scopes"},
+			{[]string{"admin", "key", "create", "--partner", p.ID, "--environment", "live", "--type", "publishable"}, "parameter_missing"},
+			{[]string{"admin", "key", "create", "--partner", p.ID, "--environment", "live", "--type", "publishable", "--allowed-origins", "shop.example"}, "parameter_invalid"},
 		} {
 			stdout, stderr, err := b.RunCLI(c.args...)
 			if err == nil {

@@ -403,7 +403,7 @@ func TestTenancy(t *testing.T) {
 
 		t.Run("environments", func(t *testing.T) {
 			live := b.CreateKey(t, a.Partner.ID, "live", "secret")
-			liveOther := b.CreateKey(t, a.Partner.ID, "live", "publishable")
+			liveOther := b.CreateKeyWith(t, a.Partner.ID, "live", "publishable", "--allowed-origins", "https://shop.example")
 			asLive := bearer(live.Key)
 			wantError(t, do(t, "GET", keysURL+"/"+target.ID, asLive, nil), 404, "resource_missing")
 			wantError(t, do(t, "POST", keysURL+"/"+target.ID+"/revoke", asLive, nil), 404, "resource_missing")

@@ -127,8 +127,9 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 		pid := fs.String("partner", "", "partner id (required)")
 		envName := fs.String("environment", "", "test or live (required)")
 		typ := fs.String("type", "secret", "secret or publishable")
-		scopes := fs.String("scopes", "", "comma-separated scopes (default: admin:all for secret keys, read scopes for publishable)")
+		scopes := fs.String("scopes", "", "comma-separated scopes (default: admin:all for secret keys, read:balances for publishable)")
 		name := fs.String("name", "", "a name to recognise the key by")
+		origins := fs.String("allowed-origins", "", "comma-separated origins (scheme://host[:port]) a publishable key may be used from (required for live publishable keys)")
 		if err := fs.Parse(args[2:]); err != nil {
 			return err
 		}
@@ -141,7 +142,7 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 		}
 		return ofPartner(*pid, func(db *store.DB) (any, error) {
 			return apikey.NewService(db).Create(ctx, nexus.Tenant{PartnerID: *pid, Environment: e},
-				apikey.CreateParams{Type: apikey.Type(*typ), Name: *name, Scopes: splitList(*scopes)})
+				apikey.CreateParams{Type: apikey.Type(*typ), Name: *name, Scopes: splitList(*scopes), AllowedOrigins: splitList(*origins)})
 		})
 	case "member create":
 		pid := fs.String("partner", "", "partner id (required)")

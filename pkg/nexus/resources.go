@@ -259,12 +259,14 @@ type APIKeyCreateParams struct {
 	// Type is secret (default) or publishable.
 	Type string `json:"type,omitempty"`
 	Name string `json:"name,omitempty"`
-	// Scopes: none is full access for a secret key (admin:all), every read
-	// scope for a publishable one.
-	Scopes         []string   `json:"scopes,omitempty"`
-	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
-	AllowedIPs     []string   `json:"allowed_ips,omitempty"`
-	AllowedOrigins []string   `json:"allowed_origins,omitempty"`
+	// Scopes: none is full access for a secret key (admin:all), read:balances
+	// for a publishable one.
+	Scopes     []string   `json:"scopes,omitempty"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+	AllowedIPs []string   `json:"allowed_ips,omitempty"`
+	// AllowedOrigins are the web origins a publishable key may be used
+	// from (required for a live one).
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
 }
 
 // APIKeyRotateParams rotate an API key.
