@@ -72,6 +72,24 @@ func TestAuthHeaderForms(t *testing.T) {
 				t.Errorf("credential.id: %s", r)
 			}
 		})
+		// A header may come on several lines: each is a credential.
+		t.Run("two different keys on repeated lines are ambiguous", func(t *testing.T) {
+			other := b.CreateKey(t, p.ID, "test", "secret")
+			for _, h := range []H{
+				{"Authorization": lines("Bearer "+testKey.Key, "Bearer "+other.Key)},
+				{"Authorization": lines("ApiKey "+testKey.Key, "Bearer "+liveKey.Key)},
+				{"X-API-Key": lines(testKey.Key, other.Key)},
+				{"X-Partner-API-Key": lines(testKey.Key, other.Key)},
+				{"X-API-Key": lines(testKey.Key, testKey.Key, other.Key)},
+			} {
+				wantError(t, partnerAs(t, s, h), 400, "ambiguous_credentials")
+			}
+			r := partnerAs(t, s, H{"Authorization": lines("Bearer "+testKey.Key, "Bearer "+testKey.Key), "X-API-Key": lines(testKey.Key, testKey.Key)})
+			wantStatus(t, r, 200)
+			if r.Str("credential.id") != testKey.ID {
+				t.Errorf("credential.id: %s", r)
+			}
+		})
 	})
 }
 
@@ -400,8 +418,9 @@ func TestAllowlists(t *testing.T) {
 			wantStatus(t, partnerAs(t, s, bearer(pk.Key).with("Origin", "https://shop.example")), 200)
 			wantError(t, partnerAs(t, s, bearer(pk.Key).with("Origin", "https://evil.example")), 403, "origin_not_allowed")
 			wantError(t, partnerAs(t, s, bearer(pk.Key).with("Origin", "http://shop.example")), 403, "origin_not_allowed")
-			// Without an Origin header (a server-side call) the list does not apply.
-			wantStatus(t, partnerAs(t, s, bearer(pk.Key)), 200)
+			// Without an Origin header (no browser's call) an origin-bound
+			// publishable key is refused too.
+			wantError(t, partnerAs(t, s, bearer(pk.Key)), 403, "origin_not_allowed")
 		})
 
 		t.Run("invalid entries", func(t *testing.T) {

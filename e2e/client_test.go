@@ -111,6 +111,10 @@ type H map[string]string
 // bearer is the usual credential header.
 func bearer(key string) H { return H{"Authorization": "Bearer " + key} }
 
+// lines is a header value sent as one header line per value: HTTP lets a
+// header repeat, and proxies add lines of their own.
+func lines(values ...string) string { return strings.Join(values, "\n") }
+
 // with returns h plus more headers.
 func (h H) with(kv ...string) H {
 	out := H{}
@@ -222,7 +226,11 @@ func do(t testing.TB, method, url string, h H, body any) *Response {
 		req.Header.Set("Content-Type", ctype)
 	}
 	for k, v := range h {
-		req.Header.Set(k, v)
+		// A value of several lines (see lines) is one header line each.
+		req.Header.Del(k)
+		for _, line := range strings.Split(v, "\n") {
+			req.Header.Add(k, line)
+		}
 	}
 	resp, err := sourceFor(t).client.Do(req)
 	if err != nil {

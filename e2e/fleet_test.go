@@ -645,6 +645,28 @@ func TestLockoutFailedAuth(t *testing.T) {
 	})
 }
 
+// The lockout counts the address a trusted proxy saw, also when the proxy
+// put it on an X-Forwarded-For line of its own below the client's.
+func TestLockoutForwardedForLines(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b *Backend) {
+		s := flNewServer(t, b, "NEXUS_FAILED_AUTH_LIMIT=3", "NEXUS_TRUSTED_PROXIES="+sourceIP(t).String())
+		tn := b.NewTenant(t, "approved")
+		real, claimed := flRandomIP(), flRandomIP()
+		for claimed == real {
+			claimed = flRandomIP()
+		}
+		flWaitWindow(t, 10*time.Second)
+		for i := 0; i < 3; i++ {
+			h := bearer(flFakeKey("test", "sk")).with("X-Forwarded-For", lines(claimed, real))
+			wantError(t, partnerAs(t, s, h), 401, "invalid_api_key")
+		}
+		wantError(t, partnerAs(t, s, bearer(tn.Admin.Key).with("X-Forwarded-For", real)), 429, "too_many_failed_attempts")
+		wantError(t, partnerAs(t, s, bearer(tn.Admin.Key).with("X-Forwarded-For", lines(claimed, real))), 429, "too_many_failed_attempts")
+		wantStatus(t, partnerAs(t, s, bearer(tn.Admin.Key).with("X-Forwarded-For", claimed)), 200)
+	})
+}
+
 var flCSRFField = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
 
 // Login failures count like failed authentications: after 10 wrong

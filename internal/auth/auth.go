@@ -20,15 +20,32 @@ import (
 // Request is what the authenticator reads of an HTTP request. The HTTP
 // layer fills it without copying header values.
 type Request struct {
+	// The first line of each credential header.
 	Authorization  string
 	XAPIKey        string
 	XPartnerAPIKey string
-	Origin         string
-	RemoteIP       netip.Addr
-	XForwardedFor  string
+	// Repeated holds the credential header lines after the first of their
+	// name: HTTP lets a client repeat a header, and every line is as much a
+	// credential as the first. Nil on nearly every request.
+	Repeated []Header
+	Origin   string
+	RemoteIP netip.Addr
+	// XForwardedFor is every X-Forwarded-For line, joined in order by
+	// commas (RFC 9110 §5.3): a proxy may append its own line.
+	XForwardedFor string
 	// At is when the request arrived. Optional. Default: time.Now().
 	At time.Time
 }
+
+// Header is one header line; Name is one of the credential headers.
+type Header struct{ Name, Value string }
+
+// The credential headers of CONTRACT §2, as Header names them.
+const (
+	HeaderAuthorization  = "Authorization"
+	HeaderXAPIKey        = "X-API-Key"
+	HeaderXPartnerAPIKey = "X-Partner-API-Key"
+)
 
 // TokenVerifier verifies a bearer token of one kind (service JWTs, OAuth
 // access tokens). Implementations live in their capability packages.
@@ -203,46 +220,74 @@ func (a *Authenticator) checkPrincipal(p *nexus.Principal, err error) (*nexus.Pr
 }
 
 // extract finds the one credential among the four equivalent headers of
-// CONTRACT §2. apiKeyOnly is set when it came from a header meant for API
-// keys, where a token is out of place.
+// CONTRACT §2, on every line of them. apiKeyOnly is set when it came from a
+// header meant for API keys only, where a token is out of place.
 func extract(r *Request) (tok string, apiKeyOnly bool, err error) {
-	var n int
-	add := func(v string, keyOnly bool) {
-		if v == "" {
-			return
-		}
-		if n > 0 && v != tok {
-			err = errAmbiguous
-		}
-		if n == 0 || !keyOnly {
-			apiKeyOnly = keyOnly
-		}
-		tok = v
-		n++
-	}
+	var f found
 	if h := r.Authorization; h != "" {
-		scheme, v, ok := strings.Cut(h, " ")
-		v = strings.TrimSpace(v)
-		switch {
-		case !ok || v == "":
-			return "", false, errScheme
-		case strings.EqualFold(scheme, "Bearer"):
-			add(v, false)
-		case strings.EqualFold(scheme, "ApiKey"):
-			add(v, true)
-		default:
-			return "", false, errScheme
+		if err := f.authorization(h); err != nil {
+			return "", false, err
 		}
 	}
-	add(strings.TrimSpace(r.XAPIKey), true)
-	add(strings.TrimSpace(r.XPartnerAPIKey), true)
-	if err != nil {
-		return "", false, err
+	f.add(strings.TrimSpace(r.XAPIKey), true)
+	f.add(strings.TrimSpace(r.XPartnerAPIKey), true)
+	for _, h := range r.Repeated {
+		switch {
+		case h.Value == "":
+		case strings.EqualFold(h.Name, HeaderAuthorization):
+			if err := f.authorization(h.Value); err != nil {
+				return "", false, err
+			}
+		default:
+			f.add(strings.TrimSpace(h.Value), true)
+		}
 	}
-	if n == 0 {
+	if f.ambiguous {
+		return "", false, errAmbiguous
+	}
+	if f.n == 0 {
 		return "", false, errMissing
 	}
-	return tok, apiKeyOnly, nil
+	return f.tok, f.keyOnly, nil
+}
+
+// found collects the credentials of a request's header lines.
+type found struct {
+	tok       string
+	n         int
+	keyOnly   bool // every line was of a header for API keys only
+	ambiguous bool // two different credentials
+}
+
+func (f *found) add(v string, keyOnly bool) {
+	if v == "" {
+		return
+	}
+	if f.n > 0 && v != f.tok {
+		f.ambiguous = true
+	}
+	if f.n == 0 || !keyOnly {
+		f.keyOnly = keyOnly
+	}
+	f.tok = v
+	f.n++
+}
+
+// authorization adds the credential of one Authorization line.
+func (f *found) authorization(h string) error {
+	scheme, v, ok := strings.Cut(h, " ")
+	v = strings.TrimSpace(v)
+	switch {
+	case !ok || v == "":
+		return errScheme
+	case strings.EqualFold(scheme, "Bearer"):
+		f.add(v, false)
+	case strings.EqualFold(scheme, "ApiKey"):
+		f.add(v, true)
+	default:
+		return errScheme
+	}
+	return nil
 }
 
 // verifyKey verifies a key Authenticate did not find in the cache (or

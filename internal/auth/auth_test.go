@@ -104,6 +104,17 @@ func TestAuthenticateHeaders(t *testing.T) {
 		{name: "ambiguous jwt and key", req: auth.Request{Authorization: "Bearer " + jwtLike, XAPIKey: e.key}, want: nexus.CodeAmbiguousCredentials},
 		{name: "ambiguous even when one is garbage", req: auth.Request{XAPIKey: e.key, XPartnerAPIKey: "garbage"}, want: nexus.CodeAmbiguousCredentials},
 
+		// HTTP lets a header repeat: every line is a credential.
+		{name: "ambiguous two authorization lines", req: auth.Request{Authorization: "Bearer " + e.key, Repeated: []auth.Header{{auth.HeaderAuthorization, "Bearer " + other}}}, want: nexus.CodeAmbiguousCredentials},
+		{name: "ambiguous two x-api-key lines", req: auth.Request{XAPIKey: e.key, Repeated: []auth.Header{{auth.HeaderXAPIKey, other}}}, want: nexus.CodeAmbiguousCredentials},
+		{name: "ambiguous two x-partner-api-key lines", req: auth.Request{XPartnerAPIKey: e.key, Repeated: []auth.Header{{auth.HeaderXPartnerAPIKey, other}}}, want: nexus.CodeAmbiguousCredentials},
+		{name: "ambiguous third authorization line", req: auth.Request{Authorization: "ApiKey " + e.key, Repeated: []auth.Header{{"authorization", "Bearer " + e.key}, {"authorization", "Bearer " + jwtLike}}}, want: nexus.CodeAmbiguousCredentials},
+		{name: "ambiguous repeated line with garbage", req: auth.Request{XAPIKey: e.key, Repeated: []auth.Header{{auth.HeaderXAPIKey, "garbage"}}}, want: nexus.CodeAmbiguousCredentials},
+		{name: "bad scheme on a repeated authorization line", req: auth.Request{Authorization: "Bearer " + e.key, Repeated: []auth.Header{{auth.HeaderAuthorization, "Basic abc"}}}, want: nexus.CodeMalformedCredentials},
+		{name: "same key on two authorization lines", req: auth.Request{Authorization: "Bearer " + e.key, Repeated: []auth.Header{{auth.HeaderAuthorization, "Bearer  " + e.key}}}, store: true},
+		{name: "same key on two x-api-key lines", req: auth.Request{XAPIKey: e.key, Repeated: []auth.Header{{auth.HeaderXAPIKey, e.key + " "}, {auth.HeaderXAPIKey, ""}}}, store: true},
+		{name: "jwt on a repeated x-api-key line", req: auth.Request{XAPIKey: jwtLike, Repeated: []auth.Header{{auth.HeaderXAPIKey, jwtLike}}}, want: nexus.CodeMalformedCredentials},
+
 		{name: "unsupported scheme basic", req: auth.Request{Authorization: "Basic dXNlcjpwYXNz"}, want: nexus.CodeMalformedCredentials},
 		{name: "unsupported scheme token", req: auth.Request{Authorization: "Token " + e.key}, want: nexus.CodeMalformedCredentials},
 		{name: "scheme without value", req: auth.Request{Authorization: "Bearer"}, want: nexus.CodeMalformedCredentials},

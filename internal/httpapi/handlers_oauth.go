@@ -152,7 +152,7 @@ func (s *Server) loginPost(c *fiber.Ctx) error {
 		return s.render(c, 403, "login.html", pageData{Title: "Sign in", Error: "Your session expired. Please try again.", CSRF: s.csrfToken(c), ReturnTo: ret})
 	}
 	email := c.FormValue("email")
-	ip := s.cfg.Auth.ClientIP(&auth.Request{RemoteIP: remoteIP(c), XForwardedFor: c.Get(fiber.HeaderXForwardedFor)}).String()
+	ip := s.cfg.Auth.ClientIP(&auth.Request{RemoteIP: remoteIP(c), XForwardedFor: forwardedFor(&c.Request().Header)}).String()
 	if res := s.cfg.Limiter.Peek(c.UserContext(), "fail:"+ip, s.cfg.FailedAuthLimit); !res.Allowed {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retryAfter(res)))
 		return s.render(c, 429, "login.html", pageData{Title: "Sign in", Error: "Too many failed attempts. Wait a minute and try again.", CSRF: s.csrfToken(c), ReturnTo: ret, Email: email})

@@ -345,14 +345,14 @@ func (s *Server) guard(r Route) fiber.Handler {
 		// The header values alias fasthttp's request buffer: they are valid
 		// during this request, and nothing keeps them beyond it.
 		ar := auth.Request{
-			Authorization:  utils.UnsafeString(h.Peek(fiber.HeaderAuthorization)),
-			XAPIKey:        utils.UnsafeString(h.Peek("X-API-Key")),
-			XPartnerAPIKey: utils.UnsafeString(h.Peek("X-Partner-API-Key")),
-			Origin:         utils.UnsafeString(h.Peek(fiber.HeaderOrigin)),
-			XForwardedFor:  utils.UnsafeString(h.Peek(fiber.HeaderXForwardedFor)),
-			RemoteIP:       remoteIP(c),
-			At:             m.start,
+			Origin:        utils.UnsafeString(h.Peek(fiber.HeaderOrigin)),
+			XForwardedFor: forwardedFor(h),
+			RemoteIP:      remoteIP(c),
+			At:            m.start,
 		}
+		ar.Authorization = credentialHeader(h, auth.HeaderAuthorization, &ar.Repeated)
+		ar.XAPIKey = credentialHeader(h, auth.HeaderXAPIKey, &ar.Repeated)
+		ar.XPartnerAPIKey = credentialHeader(h, auth.HeaderXPartnerAPIKey, &ar.Repeated)
 		ctx := c.UserContext()
 		if r.Access.kind == public {
 			if ipLimited {
