@@ -443,7 +443,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 		pk := apiCreateKey(t, s, tn.Admin.Key, map[string]any{"type": "publishable", "allowed_origins": []string{"https://shop.example"}})
 		secrets["publishable key"] = pk.Key
 		wantError(t, partnerAs(t, s, bearer(pk.Key).with("Origin", "https://evil.example")), 403, "origin_not_allowed")
-		wantError(t, do(t, "POST", s.URL+"/v1/addresses", bearer(pk.Key), map[string]any{"network": "ethereum", "address": "0x" + randomHex(20)}), 403, "insufficient_scope")
+		wantError(t, do(t, "POST", s.URL+"/v1/addresses", bearer(pk.Key).with("Origin", "https://shop.example"), map[string]any{"network": "ethereum", "address": "0x" + randomHex(20)}), 403, "insufficient_scope")
 		// Two credentials at once.
 		wantError(t, partnerAs(t, s, bearer(tn.Admin.Key).with("X-API-Key", pk.Key)), 400, "ambiguous_credentials")
 

@@ -408,6 +408,12 @@ func TestAllowlists(t *testing.T) {
 			// address the trusted proxy appended counts.
 			wantError(t, partnerAs(t, proxied, bearer(k.Key).with("X-Forwarded-For", "203.0.113.7, 198.51.100.1")), 403, "ip_not_allowed")
 			wantError(t, partnerAs(t, proxied, bearer(k.Key)), 403, "ip_not_allowed")
+			// A proxy may add a line of its own (HAProxy does): the
+			// client's line above it counts no more than a claim on the
+			// left of one line.
+			wantError(t, partnerAs(t, proxied, bearer(k.Key).with("X-Forwarded-For", lines("203.0.113.7", "198.51.100.1"))), 403, "ip_not_allowed")
+			wantStatus(t, partnerAs(t, proxied, bearer(k.Key).with("X-Forwarded-For", lines("198.51.100.1", "203.0.113.7"))), 200)
+			wantStatus(t, partnerAs(t, proxied, bearer(k.Key).with("X-Forwarded-For", lines("198.51.100.1, 10.1.1.1", "203.0.113.7"))), 200)
 		})
 
 		t.Run("origins", func(t *testing.T) {

@@ -467,7 +467,8 @@ func TestNoPlaintextKeysStored(t *testing.T) {
 		// Use every key (last_used_at, access records), fail some on purpose,
 		// and revoke one, so that every write path has run.
 		for _, k := range keys {
-			partnerAs(t, s, bearer(k.Key))
+			// From the page the publishable key is bound to (other keys ignore Origin).
+			partnerAs(t, s, bearer(k.Key).with("Origin", "https://shop.example"))
 			partnerAs(t, s, H{"X-API-Key": k.Key[:len(k.Key)-1] + "x"})
 		}
 		wantStatus(t, do(t, "POST", s.URL+"/v1/api_keys/"+keys[1].ID+"/revoke", H{"Authorization": "Bearer " + b.CreateKey(t, tn.Partner.ID, "live", "secret").Key}, nil), 200)

@@ -326,7 +326,9 @@ func (a *Authenticator) checkKey(e *entry, now time.Time, r *Request) (*nexus.Pr
 	if len(e.ips) > 0 && !allowedIP(a.ClientIP(r), e.ips) {
 		return nil, errIP
 	}
-	if len(e.origins) > 0 && r.Origin != "" && !allowedOrigin(r.Origin, e.origins) {
+	// A publishable key bound to origins is for their pages only: a
+	// request without Origin is no browser's, so not one of those pages'.
+	if len(e.origins) > 0 && (r.Origin != "" || p.OriginBound) && !allowedOrigin(r.Origin, e.origins) {
 		return nil, errOrigin
 	}
 	a.touch(e, now)

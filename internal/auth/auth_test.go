@@ -464,7 +464,8 @@ func TestAllowedOrigins(t *testing.T) {
 	fs := newFakeStore()
 	fs.addPartner("ptr_a", nexus.PartnerApproved)
 	a := auth.New(auth.Config{Keys: fs})
-	pk, _ := fs.addKey(t, "ptr_a", keyOpts{kind: credential.KindPublishableKey, scopes: "read:balances", origins: []string{"https://shop.example", "http://localhost:3000"}})
+	origins := []string{"https://shop.example", "http://localhost:3000"}
+	pk, _ := fs.addKey(t, "ptr_a", keyOpts{kind: credential.KindPublishableKey, scopes: "read:balances", origins: origins})
 	open, _ := fs.addKey(t, "ptr_a", keyOpts{kind: credential.KindPublishableKey, scopes: "read:balances"})
 	tests := []struct {
 		origin string
@@ -473,7 +474,8 @@ func TestAllowedOrigins(t *testing.T) {
 		{"https://shop.example", ""},
 		{"HTTPS://SHOP.EXAMPLE", ""},
 		{"http://localhost:3000", ""},
-		{"", ""}, // no Origin header: not a browser request
+		// No Origin: not a browser, so not one of the key's pages.
+		{"", nexus.CodeOriginNotAllowed},
 		{"https://evil.example", nexus.CodeOriginNotAllowed},
 		{"http://shop.example", nexus.CodeOriginNotAllowed},
 		{"https://shop.example:8443", nexus.CodeOriginNotAllowed},
@@ -483,12 +485,28 @@ func TestAllowedOrigins(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.origin, func(t *testing.T) {
-			_, err := a.Authenticate(context.Background(), &auth.Request{XAPIKey: pk, Origin: tt.origin})
+			p, err := a.Authenticate(context.Background(), &auth.Request{XAPIKey: pk, Origin: tt.origin})
 			wantCode(t, err, tt.want)
-			_, err = a.Authenticate(context.Background(), &auth.Request{XAPIKey: open, Origin: tt.origin})
+			if err == nil && !p.OriginBound {
+				t.Error("a publishable key with allowed_origins is not OriginBound: it would get no CORS grant")
+			}
+			p, err = a.Authenticate(context.Background(), &auth.Request{XAPIKey: open, Origin: tt.origin})
 			wantCode(t, err, "")
+			if err == nil && p.OriginBound {
+				t.Error("a publishable key without allowed_origins is OriginBound")
+			}
 		})
 	}
+	// A secret key with allowed_origins is for servers: a request without
+	// Origin passes, and it never gets a CORS grant.
+	sk, _ := fs.addKey(t, "ptr_a", keyOpts{origins: origins})
+	p, err := a.Authenticate(context.Background(), &auth.Request{XAPIKey: sk})
+	wantCode(t, err, "")
+	if err == nil && p.OriginBound {
+		t.Error("a secret key is OriginBound")
+	}
+	_, err = a.Authenticate(context.Background(), &auth.Request{XAPIKey: sk, Origin: "https://evil.example"})
+	wantCode(t, err, nexus.CodeOriginNotAllowed)
 }
 
 func TestClientIP(t *testing.T) {

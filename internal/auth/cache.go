@@ -162,13 +162,15 @@ func (a *Authenticator) load(ctx context.Context, d [32]byte) (*entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	origins := row.Origins()
 	e := &entry{
 		principal: &nexus.Principal{
 			Partner: p, Environment: row.Environment, Scopes: row.ScopeSet(),
 			CredentialID: row.ID, CredentialType: nexus.CredentialAPIKey, Actor: row.ID,
+			OriginBound: row.Type == apikey.Publishable && len(origins) > 0,
 		},
 		ips:      row.IPs(),
-		origins:  row.Origins(),
+		origins:  origins,
 		loadedAt: time.Now().UnixNano(),
 	}
 	if raw, err := hex.DecodeString(row.KeyHash); err == nil && len(raw) == 32 {

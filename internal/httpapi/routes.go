@@ -71,6 +71,8 @@ func (s *Server) Routes() []Route {
 	)
 	return []Route{
 		{Method: "GET", Path: "/v1/partner", Access: Authenticated, Handler: s.getPartner},
+		// Browsers ask before sending a credential across origins (cors.go).
+		{Method: "OPTIONS", Path: "/v1/*", Access: Public, Handler: preflight},
 
 		{Method: "POST", Path: "/v1/api_keys", Access: admin, Secret: true, Handler: s.createKey},
 		{Method: "GET", Path: "/v1/api_keys", Access: admin, Handler: listOf(keys.List)},

@@ -166,8 +166,11 @@ func loadDoc(t *testing.T) (*oasDoc, map[string]op) {
 
 var fiberParam = regexp.MustCompile(`:([A-Za-z_][A-Za-z0-9_]*)`)
 
-// oasPath turns a Fiber path into the document's form: /v1/x/:id -> /v1/x/{id}.
-func oasPath(p string) string { return fiberParam.ReplaceAllString(p, "{$1}") }
+// oasPath turns a Fiber path into the document's form: /v1/x/:id -> /v1/x/{id},
+// /v1/* -> /v1/{path}.
+func oasPath(p string) string {
+	return strings.Replace(fiberParam.ReplaceAllString(p, "{$1}"), "/*", "/{path}", 1)
+}
 
 // compareRoutes lists every disagreement between the route table (plus the
 // infrastructure endpoints) and the documented operations.

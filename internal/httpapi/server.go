@@ -335,6 +335,7 @@ func meta(c *fiber.Ctx) *reqMeta {
 // decision, then logs the request for the access log.
 func (s *Server) guard(r Route) fiber.Handler {
 	ipLimited := strings.HasPrefix(r.Path, "/oauth/") || r.Path == "/login"
+	cors := strings.HasPrefix(r.Path, "/v1/")
 	// The access log keeps the method and path after fasthttp reuses its
 	// buffers: for a route without parameters the path is usually the
 	// route's own pattern, which needs no copy.
@@ -353,6 +354,10 @@ func (s *Server) guard(r Route) fiber.Handler {
 		ar.Authorization = credentialHeader(h, auth.HeaderAuthorization, &ar.Repeated)
 		ar.XAPIKey = credentialHeader(h, auth.HeaderXAPIKey, &ar.Repeated)
 		ar.XPartnerAPIKey = credentialHeader(h, auth.HeaderXPartnerAPIKey, &ar.Repeated)
+		if cors && ar.Origin != "" {
+			// Whether this answer grants the origin depends on it.
+			c.Response().Header.SetCanonical(headerVary, varyOrigin)
+		}
 		ctx := c.UserContext()
 		if r.Access.kind == public {
 			if ipLimited {
@@ -389,6 +394,10 @@ func (s *Server) guard(r Route) fiber.Handler {
 			return err
 		}
 		s.metrics.authOKFor(string(p.CredentialType)).Inc()
+		if p.OriginBound && cors {
+			// Authenticate matched ar.Origin against the key's origins.
+			corsGrant(c, ar.Origin)
+		}
 		limit := p.Partner.RateLimit
 		if limit <= 0 {
 			limit = nexus.DefaultRateLimit

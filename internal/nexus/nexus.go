@@ -94,6 +94,10 @@ type Principal struct {
 	// Actor is what the audit log shows: the key id, the service name or
 	// the OAuth client id.
 	Actor string
+	// OriginBound is set for a publishable key with allowed_origins: the
+	// authenticator has matched the request's Origin against them, and
+	// only such a credential gets a CORS grant.
+	OriginBound bool
 }
 
 // Tenant is the partition the principal may see.
