@@ -171,21 +171,7 @@ func TestCORSBrowser(t *testing.T) {
 		shop, other := corsPage(t), corsPage(t)
 		pk := apiCreateKey(t, s, tn.Admin.Key, map[string]any{"type": "publishable", "allowed_origins": []string{shop}})
 
-		allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-			chromedp.ExecPath(chromium),
-			chromedp.Flag("headless", true),
-			chromedp.Flag("no-sandbox", true),
-			chromedp.Flag("disable-gpu", true),
-			chromedp.Flag("disable-quic", true),
-			chromedp.Flag("no-first-run", true),
-			chromedp.Flag("disable-background-networking", true),
-			chromedp.Flag("disable-component-update", true),
-			chromedp.Flag("disable-sync", true),
-			chromedp.UserDataDir(t.TempDir()),
-		)
-		defer cancelAlloc() // waits for the browser to exit, before the profile is removed
-		bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-		defer cancelBrowser()
+		bctx := headlessChromium(t, chromium)
 		ctx, cancel := context.WithTimeout(bctx, 90*time.Second)
 		defer cancel()
 

@@ -41,6 +41,29 @@ func oaChromium(t *testing.T) string {
 	return ""
 }
 
+// headlessChromium starts Chromium with a fresh profile; it stops when t
+// ends (waiting for the browser to exit), before the profile is removed.
+func headlessChromium(t *testing.T, chromium string) context.Context {
+	t.Helper()
+	profile := t.TempDir()
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(profile),
+	)
+	t.Cleanup(cancelAlloc)
+	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancelBrowser)
+	return bctx
+}
+
 // oaCallback is the app's redirect URI: a loopback server that records
 // the query of every hit.
 type oaCallback struct {
@@ -112,23 +135,8 @@ func TestOAuthBrowser(t *testing.T) {
 			Scopes:   []string{"read:balances", "read:funding", "read:requests"},
 		}
 
-		profile := t.TempDir()
 		shots := t.TempDir()
-		allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-			chromedp.ExecPath(chromium),
-			chromedp.Flag("headless", true),
-			chromedp.Flag("no-sandbox", true),
-			chromedp.Flag("disable-gpu", true),
-			chromedp.Flag("disable-quic", true),
-			chromedp.Flag("no-first-run", true),
-			chromedp.Flag("disable-background-networking", true),
-			chromedp.Flag("disable-component-update", true),
-			chromedp.Flag("disable-sync", true),
-			chromedp.UserDataDir(profile),
-		)
-		defer cancelAlloc() // waits for the browser to exit, before the profile is removed
-		bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-		defer cancelBrowser()
+		bctx := headlessChromium(t, chromium)
 		if err := chromedp.Do(bctx, oaExtraHeaders(st.ip)); err != nil {
 			t.Fatalf("starting Chromium (%s): %v", chromium, err)
 		}
