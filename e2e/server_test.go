@@ -18,8 +18,11 @@ import (
 
 // Server is one `nexus serve` subprocess.
 type Server struct {
-	URL  string // http://127.0.0.1:PORT
+	URL  string // http://127.0.0.1:PORT (https:// when it serves TLS)
 	Addr string // 127.0.0.1:PORT
+
+	// client reaches it (trusting its certificate when it serves TLS).
+	client *http.Client
 
 	cmd    *exec.Cmd
 	stdout *syncBuffer
@@ -63,7 +66,14 @@ func startServer(b *Backend, name string, extra []string, args ...string) (*Serv
 
 // launch starts the binary with args and waits for GET /healthz on addr.
 func launch(dir string, env []string, addr string, args ...string) (*Server, error) {
-	s := &Server{URL: "http://" + addr, Addr: addr, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	return launchWith(dir, env, "http://"+addr, &http.Client{Timeout: time.Second}, args...)
+}
+
+// launchWith starts the binary with args and waits for GET base/healthz
+// through client.
+func launchWith(dir string, env []string, base string, client *http.Client, args ...string) (*Server, error) {
+	addr := strings.TrimPrefix(strings.TrimPrefix(base, "http://"), "https://")
+	s := &Server{URL: base, Addr: addr, client: client, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
 	s.cmd = exec.Command(nexusBin, args...)
 	s.cmd.Dir = dir
 	s.cmd.Env = env
@@ -84,7 +94,7 @@ func launch(dir string, env []string, addr string, args ...string) (*Server, err
 }
 
 func (s *Server) waitHealthy(timeout time.Duration) error {
-	c := &http.Client{Timeout: time.Second}
+	c := s.client
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		select {

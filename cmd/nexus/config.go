@@ -32,6 +32,7 @@ type config struct {
 	FailedAuthLimit  int
 	PasswordChecks   int
 	HSTS             bool
+	TLSCert, TLSKey  string // PEM files: serve HTTPS directly
 }
 
 // bindCommon declares the flags every subcommand shares.
@@ -52,7 +53,9 @@ func bindServe(fs *flag.FlagSet, c *config) (proxies, envs *string) {
 	fs.IntVar(&c.IPLimit, "ip-rate-limit", envInt("NEXUS_IP_RATE_LIMIT", 100), "requests per minute per IP on /oauth/* and /login [NEXUS_IP_RATE_LIMIT]")
 	fs.IntVar(&c.FailedAuthLimit, "failed-auth-limit", envInt("NEXUS_FAILED_AUTH_LIMIT", 10), "failed authentications per minute per IP before lockout [NEXUS_FAILED_AUTH_LIMIT]")
 	fs.IntVar(&c.PasswordChecks, "password-checks", envInt("NEXUS_PASSWORD_CHECKS", oauth.DefaultPasswordChecks()), "password checks (argon2id, 19 MiB each) running at once at /login; more wait briefly, then get 503 [NEXUS_PASSWORD_CHECKS]")
-	fs.BoolVar(&c.HSTS, "hsts", envBool("NEXUS_HSTS"), "send Strict-Transport-Security: clients reach Nexus over TLS only, through a TLS proxy [NEXUS_HSTS=1]")
+	fs.BoolVar(&c.HSTS, "hsts", envBool("NEXUS_HSTS"), "send Strict-Transport-Security: clients reach Nexus over TLS only, through a TLS proxy (always on with --tls-cert) [NEXUS_HSTS=1]")
+	fs.StringVar(&c.TLSCert, "tls-cert", env("NEXUS_TLS_CERT", ""), "PEM certificate (chain) file: serve HTTPS, TLS 1.2 or later; reloaded on SIGHUP and when the file changes [NEXUS_TLS_CERT]")
+	fs.StringVar(&c.TLSKey, "tls-key", env("NEXUS_TLS_KEY", ""), "PEM private key file of --tls-cert [NEXUS_TLS_KEY]")
 	proxies = fs.String("trusted-proxies", env("NEXUS_TRUSTED_PROXIES", ""), "comma-separated IPs/CIDRs whose X-Forwarded-For is trusted [NEXUS_TRUSTED_PROXIES]")
 	envs = fs.String("environments", env("NEXUS_ENVIRONMENTS", "live,test"), "environments served [NEXUS_ENVIRONMENTS]")
 	return proxies, envs
@@ -76,11 +79,26 @@ func (c *config) finishServe(proxies, envs string) error {
 	if len(c.Environments) == 0 {
 		return fmt.Errorf("NEXUS_ENVIRONMENTS: serve at least one of live, test")
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("NEXUS_TLS_CERT and NEXUS_TLS_KEY: set both (to serve HTTPS) or neither")
+	}
+	if c.TLSCert != "" {
+		// Every answer goes over TLS: browsers may insist on it from now on.
+		c.HSTS = true
+	}
 	if c.Issuer == "" {
-		c.Issuer = "http://" + c.Listen
+		c.Issuer = c.scheme() + "://" + c.Listen
 	}
 	c.Issuer = strings.TrimRight(c.Issuer, "/")
 	return nil
+}
+
+// scheme is how clients reach this server directly.
+func (c *config) scheme() string {
+	if c.TLSCert != "" {
+		return "https"
+	}
+	return "http"
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {

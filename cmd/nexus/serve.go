@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/signal"
 	"strings"
 	"sync"
@@ -30,6 +32,7 @@ import (
 	"github.com/nexus-fintech/nexus/internal/redisbus"
 	"github.com/nexus-fintech/nexus/internal/servicetoken"
 	"github.com/nexus-fintech/nexus/internal/store"
+	"github.com/nexus-fintech/nexus/internal/tlscert"
 	"github.com/nexus-fintech/nexus/openapi"
 )
 
@@ -134,12 +137,21 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		CSRFKey: box.Derive("csrf"),
 	})
 
+	var certs *tlscert.Reloader
+	if c.TLSCert != "" {
+		if certs, err = tlscert.New(c.TLSCert, c.TLSKey, log); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return err
 	}
+	if certs != nil {
+		ln = tls.NewListener(ln, certs.Config())
+	}
 	if *demo {
-		if err := printDemo(ctx, stdout, partners, keys, "http://"+ln.Addr().String()); err != nil {
+		if err := printDemo(ctx, stdout, partners, keys, c.scheme()+"://"+ln.Addr().String()); err != nil {
 			ln.Close()
 			return err
 		}
@@ -151,6 +163,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	go func() { defer wg.Done(); authn.Run(bg, db) }()
 	go func() { defer wg.Done(); ledgerSvc.Run(bg, log) }()
 	go func() { defer wg.Done(); accessLog.Run(bg, time.Second) }()
+	if certs != nil {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		wg.Add(1)
+		go func() { defer wg.Done(); certs.Watch(bg, hup, 2*time.Second) }()
+	}
 	if rdb != nil {
 		wg.Add(1)
 		go func() {
@@ -179,7 +198,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Listen(ln) }()
-	log.Info("nexus listening", "addr", ln.Addr().String(), "database", string(db.Dialect), "environments", c.Environments)
+	log.Info("nexus listening", "addr", ln.Addr().String(), "tls", certs != nil, "database", string(db.Dialect), "environments", c.Environments)
 
 	select {
 	case err := <-errc:
