@@ -33,6 +33,7 @@ type config struct {
 	PasswordChecks   int
 	HSTS             bool
 	TLSCert, TLSKey  string // PEM files: serve HTTPS directly
+	AccessLog        string // on or off: a log line per request
 }
 
 // bindCommon declares the flags every subcommand shares.
@@ -56,6 +57,7 @@ func bindServe(fs *flag.FlagSet, c *config) (proxies, envs *string) {
 	fs.BoolVar(&c.HSTS, "hsts", envBool("NEXUS_HSTS"), "send Strict-Transport-Security: clients reach Nexus over TLS only, through a TLS proxy (always on with --tls-cert) [NEXUS_HSTS=1]")
 	fs.StringVar(&c.TLSCert, "tls-cert", env("NEXUS_TLS_CERT", ""), "PEM certificate (chain) file: serve HTTPS, TLS 1.2 or later; reloaded on SIGHUP and when the file changes [NEXUS_TLS_CERT]")
 	fs.StringVar(&c.TLSKey, "tls-key", env("NEXUS_TLS_KEY", ""), "PEM private key file of --tls-cert [NEXUS_TLS_KEY]")
+	fs.StringVar(&c.AccessLog, "access-log", env("NEXUS_ACCESS_LOG", "on"), "on or off: log a line per request at info (method, route, status, duration, request and credential id) [NEXUS_ACCESS_LOG]")
 	proxies = fs.String("trusted-proxies", env("NEXUS_TRUSTED_PROXIES", ""), "comma-separated IPs/CIDRs whose X-Forwarded-For is trusted [NEXUS_TRUSTED_PROXIES]")
 	envs = fs.String("environments", env("NEXUS_ENVIRONMENTS", "live,test"), "environments served [NEXUS_ENVIRONMENTS]")
 	return proxies, envs
@@ -78,6 +80,9 @@ func (c *config) finishServe(proxies, envs string) error {
 	}
 	if len(c.Environments) == 0 {
 		return fmt.Errorf("NEXUS_ENVIRONMENTS: serve at least one of live, test")
+	}
+	if c.AccessLog != "on" && c.AccessLog != "off" {
+		return fmt.Errorf("NEXUS_ACCESS_LOG (--access-log): %q is not on or off", c.AccessLog)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("NEXUS_TLS_CERT and NEXUS_TLS_KEY: set both (to serve HTTPS) or neither")

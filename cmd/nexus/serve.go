@@ -134,7 +134,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		OAuth: oauthSvc, Issuer: c.Issuer,
 		Limiter: limiter, AccessLog: accessLog, Audit: audit.NewReader(db),
 		IPLimit: c.IPLimit, FailedAuthLimit: c.FailedAuthLimit, HSTS: c.HSTS,
-		CSRFKey: box.Derive("csrf"),
+		LogRequests: c.AccessLog == "on",
+		CSRFKey:     box.Derive("csrf"),
 	})
 
 	var certs *tlscert.Reloader

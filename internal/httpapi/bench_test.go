@@ -37,6 +37,10 @@ import (
 // is measured in internal/audit).
 var benchAccessLog = flag.Bool("bench.accesslog", true, "write access-log rows in the background during BenchmarkServe")
 
+// benchRequestLog turns on the per-request log line (serve's default), in
+// JSON, to io.Discard: ns/op then includes formatting it, not writing it.
+var benchRequestLog = flag.Bool("bench.requestlog", false, "log a JSON line per request (to io.Discard) during BenchmarkServe")
+
 // benchEnv is the server as cmd/nexus wires it (all three verifiers), on a
 // temporary SQLite store, with the access log written in the background.
 type benchEnv struct {
@@ -84,8 +88,11 @@ func newBenchEnv(b *testing.B) *benchEnv {
 		Ledger: ledger.NewService(db), Idempotency: idempotency.New(db), ServiceTokens: tokens,
 		OAuth: oauthSvc, Issuer: "http://nexus.test",
 		Limiter: ratelimit.New(ratelimit.Config{}), AccessLog: accessLog, Audit: audit.NewReader(db),
-		OpenAPI: openapi.Document,
+		OpenAPI: openapi.Document, LogRequests: *benchRequestLog,
 	})
+	if *benchRequestLog {
+		srv.log = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
 
 	p, err := partners.Create(ctx, partner.CreateParams{Name: "Bench partner", Status: nexus.PartnerApproved, RateLimit: 1 << 30})
 	if err != nil {

@@ -74,10 +74,7 @@ func (m *metrics) observe(c *fiber.Ctx, d time.Duration) {
 	// registry keeps them): the method is mapped to a constant and the
 	// route is the registered pattern.
 	method := stableMethod(c.Method())
-	route := c.Route().Path
-	if route == "/" && c.Path() != "/" {
-		route = "unmatched"
-	}
+	route := routeLabel(c)
 	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(method, route).Observe(d.Seconds())
 }

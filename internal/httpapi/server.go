@@ -75,6 +75,11 @@ type Config struct {
 	// clients reach Nexus over TLS only (served over TLS, or behind a TLS
 	// proxy: NEXUS_HSTS=1). Optional. Default: off.
 	HSTS bool
+	// LogRequests writes one line per request to Logger at info: method,
+	// route pattern, status, duration, request id and credential id (never
+	// the path, query, headers or body, which may hold secrets).
+	// Optional. Default: off (serve turns it on; NEXUS_ACCESS_LOG=off).
+	LogRequests bool
 }
 
 // Server is the HTTP API.
@@ -232,6 +237,7 @@ type reqKey struct{}
 type reqMeta struct {
 	id    string
 	start time.Time
+	cred  string // the credential's id, once guard has identified it
 }
 
 // Header names as fasthttp's normalization writes them, and values, set
@@ -274,7 +280,7 @@ func (s *Server) requestMeta(c *fiber.Ctx) error {
 			if herr := s.app.ErrorHandler(c, s.panicked(c, v)); herr != nil {
 				s.log.Error("rendering error failed", "err", herr)
 			}
-			s.metrics.observe(c, time.Since(start))
+			s.finished(c, m, time.Since(start))
 		}
 	}()
 	s.answerHeaders(c, m)
@@ -290,8 +296,36 @@ func (s *Server) requestMeta(c *fiber.Ctx) error {
 			s.log.Error("rendering error failed", "err", herr)
 		}
 	}
-	s.metrics.observe(c, time.Since(start))
+	s.finished(c, m, time.Since(start))
 	return nil
+}
+
+// finished counts and logs an answered request.
+func (s *Server) finished(c *fiber.Ctx, m *reqMeta, d time.Duration) {
+	s.metrics.observe(c, d)
+	if !s.cfg.LogRequests || !s.log.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
+	// Written before the handler returns, so strings that alias fasthttp's
+	// buffers are safe here. Only the route's pattern: a path or query
+	// could carry what must not reach a log.
+	s.log.LogAttrs(context.Background(), slog.LevelInfo, "request",
+		slog.String("method", stableMethod(c.Method())),
+		slog.String("route", routeLabel(c)),
+		slog.Int("status", c.Response().StatusCode()),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+		slog.String("request_id", m.id),
+		slog.String("credential_id", m.cred),
+	)
+}
+
+// routeLabel is the pattern of the route that answered, or "unmatched".
+func routeLabel(c *fiber.Ctx) string {
+	route := c.Route().Path
+	if route == "/" && c.Path() != "/" {
+		return "unmatched"
+	}
+	return route
 }
 
 func stableMethod(m string) string {
@@ -381,6 +415,9 @@ func (s *Server) guard(r Route) fiber.Handler {
 			}
 		}
 		p, err := s.cfg.Auth.Authenticate(ctx, &ar)
+		if p != nil {
+			m.cred = p.CredentialID
+		}
 		if err != nil {
 			code := nexus.CodeOf(err)
 			s.metrics.auth.WithLabelValues(credentialKind(p), string(code)).Inc()
