@@ -113,7 +113,7 @@ func bcCheckFleet(t *testing.T, serverA, serverB *Server, tn Tenant) {
 // bcAuthMisses reads nexus_auth_cache_misses_total from s's /metrics.
 func bcAuthMisses(t *testing.T, s *Server) int64 {
 	t.Helper()
-	r := do(t, "GET", s.URL+"/metrics", nil, nil)
+	r := scrape(t, s)
 	wantStatus(t, r, 200)
 	sc := bufio.NewScanner(bytes.NewReader(r.Body))
 	for sc.Scan() {

@@ -209,7 +209,7 @@ func TestKeyAPI(t *testing.T) {
 				wantStatus(t, r, 200)
 			}
 			wantStatus(t, partnerAs(t, s, admin), 200)
-			r := do(t, "GET", s.URL+"/metrics", nil, nil)
+			r := scrape(t, s)
 			wantStatus(t, r, 200)
 			for _, want := range []string{"nexus_http_requests_total", `route="/v1/partner"`} {
 				if !strings.Contains(string(r.Body), want) {
@@ -234,7 +234,7 @@ func TestMetricsAfterMixedTraffic(t *testing.T) {
 			partnerAs(t, s, nil)
 			do(t, "DELETE", s.URL+"/v1/api_keys/key_nothing", bearer(tn.Admin.Key), nil)
 		}
-		r := do(t, "GET", s.URL+"/metrics", nil, nil)
+		r := scrape(t, s)
 		if r.Status != 200 {
 			t.Fatalf("GET /metrics after mixed traffic: %s", tail(r.String(), 600))
 		}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -48,7 +49,7 @@ func startServer(b *Backend, name string, extra []string, args ...string) (*Serv
 		if err != nil {
 			return nil, err
 		}
-		env := []string{"NEXUS_LISTEN=" + addr, "NEXUS_LOG_FORMAT=json"}
+		env := []string{"NEXUS_LISTEN=" + addr, "NEXUS_LOG_FORMAT=json", "NEXUS_METRICS_TOKEN=" + metricsToken}
 		if b.RedisURL != "" {
 			env = append(env, "NEXUS_REDIS_URL="+b.RedisURL)
 		}
@@ -62,6 +63,15 @@ func startServer(b *Backend, name string, extra []string, args ...string) (*Serv
 		}
 	}
 	return nil, lastErr
+}
+
+// metricsToken opens /metrics of every server startServer starts.
+const metricsToken = "e2e-metrics-token-0123456789"
+
+// scrape reads s's /metrics.
+func scrape(t testing.TB, s *Server) *Response {
+	t.Helper()
+	return do(t, "GET", s.URL+"/metrics", bearer(metricsToken), nil)
 }
 
 // launch starts the binary with args and waits for GET /healthz on addr.

@@ -27,6 +27,10 @@ import (
 // bench databases are throw-away and hold nothing secret.
 const benchMasterKey = "bmV4dXMtYmVuY2gtbWFzdGVyLWtleS0wMDAwMDAwMDA=" // "nexus-bench-master-key-000000000"
 
+// benchMetricsToken lets the bench read the server's /metrics (a loopback
+// server of its own: a public value is harmless).
+const benchMetricsToken = "nexus-bench-metrics-token"
+
 // benchServer is a running `nexus serve` on a loopback port.
 type benchServer struct {
 	Addr string // 127.0.0.1:PORT
@@ -77,6 +81,7 @@ func startSubprocess(ctx context.Context, dbURL string, logw io.Writer) (*benchS
 	cmd := exec.Command(exe, append([]string{"serve"}, serveArgs(dbURL, addr)...)...)
 	cmd.Env = append(withoutNexusEnv(os.Environ()),
 		"NEXUS_MASTER_KEY="+benchMasterKey,
+		"NEXUS_METRICS_TOKEN="+benchMetricsToken,
 		"NEXUS_LISTEN="+addr,
 		"NEXUS_DATABASE_URL="+dbURL,
 		"NEXUS_LOG_LEVEL=warn",
@@ -127,6 +132,9 @@ func startInProcess(ctx context.Context, dbURL string, logw io.Writer) (*benchSe
 	// The master key is never a flag of serve; the bench's own key is a
 	// public test key, so setting it in this process is harmless.
 	if err := os.Setenv("NEXUS_MASTER_KEY", benchMasterKey); err != nil {
+		return nil, err
+	}
+	if err := os.Setenv("NEXUS_METRICS_TOKEN", benchMetricsToken); err != nil {
 		return nil, err
 	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))

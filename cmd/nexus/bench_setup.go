@@ -286,6 +286,7 @@ func accessDrops(ctx context.Context, addr string) (float64, bool) {
 	if err != nil {
 		return 0, false
 	}
+	req.Header.Set("Authorization", "Bearer "+benchMetricsToken)
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		return 0, false

@@ -34,6 +34,8 @@ type config struct {
 	HSTS             bool
 	TLSCert, TLSKey  string // PEM files: serve HTTPS directly
 	AccessLog        string // on or off: a log line per request
+	MetricsListen    string // /metrics on a listener of its own
+	MetricsToken     string // or on the API's, to this bearer token
 }
 
 // bindCommon declares the flags every subcommand shares.
@@ -51,6 +53,8 @@ func bindServe(fs *flag.FlagSet, c *config) (proxies, envs *string) {
 	fs.StringVar(&c.InternalAudience, "internal-audience", env("NEXUS_INTERNAL_AUDIENCE", "nexus-internal"), "aud of platform service tokens [NEXUS_INTERNAL_AUDIENCE]")
 	c.MasterKey = os.Getenv("NEXUS_MASTER_KEY") // never a flag: flags show in ps
 	c.MasterKeyPrev = os.Getenv("NEXUS_MASTER_KEY_PREVIOUS")
+	c.MetricsToken = os.Getenv("NEXUS_METRICS_TOKEN") // never a flag either
+	fs.StringVar(&c.MetricsListen, "metrics-listen", env("NEXUS_METRICS_LISTEN", ""), "serve /metrics on this address of its own, not on --listen [NEXUS_METRICS_LISTEN]")
 	fs.IntVar(&c.IPLimit, "ip-rate-limit", envInt("NEXUS_IP_RATE_LIMIT", 100), "requests per minute per IP on /oauth/* and /login [NEXUS_IP_RATE_LIMIT]")
 	fs.IntVar(&c.FailedAuthLimit, "failed-auth-limit", envInt("NEXUS_FAILED_AUTH_LIMIT", 10), "failed authentications per minute per IP before lockout [NEXUS_FAILED_AUTH_LIMIT]")
 	fs.IntVar(&c.PasswordChecks, "password-checks", envInt("NEXUS_PASSWORD_CHECKS", oauth.DefaultPasswordChecks()), "password checks (argon2id, 19 MiB each) running at once at /login; more wait briefly, then get 503 [NEXUS_PASSWORD_CHECKS]")
@@ -83,6 +87,9 @@ func (c *config) finishServe(proxies, envs string) error {
 	}
 	if c.AccessLog != "on" && c.AccessLog != "off" {
 		return fmt.Errorf("NEXUS_ACCESS_LOG (--access-log): %q is not on or off", c.AccessLog)
+	}
+	if c.MetricsToken != "" && len(c.MetricsToken) < 16 {
+		return fmt.Errorf("NEXUS_METRICS_TOKEN: at least 16 characters (a random one: head -c24 /dev/urandom | base64)")
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("NEXUS_TLS_CERT and NEXUS_TLS_KEY: set both (to serve HTTPS) or neither")

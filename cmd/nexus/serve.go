@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -127,6 +129,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	apiMetricsToken := c.MetricsToken
+	if c.MetricsListen != "" {
+		apiMetricsToken = "" // with a listener of its own, /metrics leaves the API's
+	}
 	srv := httpapi.New(httpapi.Config{
 		OpenAPIJSON: oasJSON, Docs: openapi.Docs,
 		DB: db, Auth: authn, Keys: keys, Partners: partners, Logger: log, Registry: reg, OpenAPI: openapi.Document,
@@ -134,8 +140,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		OAuth: oauthSvc, Issuer: c.Issuer,
 		Limiter: limiter, AccessLog: accessLog, Audit: audit.NewReader(db),
 		IPLimit: c.IPLimit, FailedAuthLimit: c.FailedAuthLimit, HSTS: c.HSTS,
-		LogRequests: c.AccessLog == "on",
-		CSRFKey:     box.Derive("csrf"),
+		LogRequests:  c.AccessLog == "on",
+		MetricsToken: apiMetricsToken,
+		CSRFKey:      box.Derive("csrf"),
 	})
 
 	var certs *tlscert.Reloader
@@ -150,6 +157,26 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if certs != nil {
 		ln = tls.NewListener(ln, certs.Config())
+	}
+	var metricsSrv *http.Server
+	switch {
+	case c.MetricsListen != "":
+		mln, err := net.Listen("tcp", c.MetricsListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("NEXUS_METRICS_LISTEN: %w", err)
+		}
+		metricsSrv = &http.Server{Handler: httpapi.MetricsHandler(reg, c.MetricsToken), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := metricsSrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics listener stopped", "err", err)
+			}
+		}()
+		log.Info("metrics listening", "addr", mln.Addr().String(), "token", c.MetricsToken != "")
+	case c.MetricsToken != "":
+		log.Info("metrics served on the API's listener to NEXUS_METRICS_TOKEN")
+	default:
+		log.Info("metrics not served: set NEXUS_METRICS_LISTEN or NEXUS_METRICS_TOKEN")
 	}
 	if *demo {
 		if err := printDemo(ctx, stdout, partners, keys, c.scheme()+"://"+ln.Addr().String()); err != nil {
@@ -213,6 +240,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown", "err", err)
+	}
+	if metricsSrv != nil {
+		if err := metricsSrv.Shutdown(sctx); err != nil {
+			log.Warn("metrics shutdown", "err", err)
+		}
 	}
 	log.Info("requests finished; flushing background writers")
 	cancelBG() // background writers flush on the way out

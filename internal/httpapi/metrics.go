@@ -1,14 +1,56 @@
 package httpapi
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
+
+// metricsToken checks the bearer token of a /metrics scrape.
+type metricsToken struct{ digest [32]byte }
+
+func newMetricsToken(token string) metricsToken {
+	return metricsToken{sha256.Sum256([]byte(token))}
+}
+
+// matches tells whether an Authorization header carries the token. Digests
+// are compared, in constant time, so neither the content nor the length of
+// the token leaks through timing.
+func (t metricsToken) matches(authorization string) bool {
+	scheme, tok, ok := strings.Cut(authorization, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	d := sha256.Sum256([]byte(tok))
+	return subtle.ConstantTimeCompare(d[:], t.digest[:]) == 1
+}
+
+// MetricsHandler serves reg's metrics at /metrics, for a listener of their
+// own (NEXUS_METRICS_LISTEN), asking for token when it is not empty.
+func MetricsHandler(reg *prometheus.Registry, token string) http.Handler {
+	prom := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	want := newMetricsToken(token)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if token != "" && !want.matches(r.Header.Get("Authorization")) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="nexus-metrics"`)
+			http.Error(w, "401 unauthorized: /metrics needs Authorization: Bearer <NEXUS_METRICS_TOKEN>", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		prom.ServeHTTP(w, r)
+	})
+	return mux
+}
 
 type metrics struct {
 	requests *prometheus.CounterVec

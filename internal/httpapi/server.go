@@ -80,6 +80,11 @@ type Config struct {
 	// the path, query, headers or body, which may hold secrets).
 	// Optional. Default: off (serve turns it on; NEXUS_ACCESS_LOG=off).
 	LogRequests bool
+	// MetricsToken serves /metrics on the API's listener to requests that
+	// carry "Authorization: Bearer <MetricsToken>". Optional. Default: no
+	// /metrics on the API's listener (MetricsHandler serves it on one of
+	// its own).
+	MetricsToken string
 }
 
 // Server is the HTTP API.
@@ -137,7 +142,21 @@ func New(cfg Config) *Server {
 	s.app.Use(s.requestMeta)
 	s.app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	s.app.Get("/readyz", s.readyz)
-	s.app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
+	if cfg.MetricsToken != "" {
+		prom := adaptor.HTTPHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+		token := newMetricsToken(cfg.MetricsToken)
+		s.app.Get("/metrics", func(c *fiber.Ctx) error {
+			h := c.Get(fiber.HeaderAuthorization)
+			if h == "" {
+				return nexus.Errorf(nexus.CodeMissingCredentials, "/metrics needs Authorization: Bearer <NEXUS_METRICS_TOKEN>")
+			}
+			if !token.matches(h) {
+				return nexus.Errorf(nexus.CodeInvalidToken, "invalid metrics token")
+			}
+			c.Response().Header.SetCanonical(headerCacheControl, valueNoStore)
+			return prom(c)
+		})
+	}
 	s.app.Get("/openapi.yaml", func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, "application/yaml")
 		return c.Send(cfg.OpenAPI)
