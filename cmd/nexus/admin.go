@@ -43,8 +43,12 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 	if len(args) > 0 && args[0] == "rekey" {
 		return cmdAdminRekey(ctx, args[1:], stdout)
 	}
+	if len(args) > 0 && isHelp(args[0]) || len(args) > 1 && isHelp(args[1]) {
+		fmt.Fprintln(stdout, adminUsage+"\n\nRun \"nexus admin <object> <verb> -h\" for a command's flags.")
+		return nil
+	}
 	if len(args) < 2 {
-		return fmt.Errorf(adminUsage)
+		return usageError{msg: adminUsage}
 	}
 	fs := flag.NewFlagSet("admin "+args[0]+" "+args[1], flag.ContinueOnError)
 	var c config
@@ -83,7 +87,7 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 		name := fs.String("name", "", "partner name (required)")
 		status := fs.String("status", "pending", "pending, approved, inactive or rejected")
 		rate := fs.Int("rate-limit", 0, "requests per minute per credential (default 6000)")
-		if err := fs.Parse(args[2:]); err != nil {
+		if err := parseFlags(fs, args[2:]); err != nil {
 			return err
 		}
 		return withDB(func(db *store.DB) (any, error) {
@@ -93,7 +97,7 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 	case "partner set-status":
 		id := fs.String("id", "", "partner id (required)")
 		status := fs.String("status", "", "pending, approved, inactive or rejected (required)")
-		if err := fs.Parse(args[2:]); err != nil {
+		if err := parseFlags(fs, args[2:]); err != nil {
 			return err
 		}
 		if *id == "" {
@@ -112,7 +116,7 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 	case "member list":
 		return adminMemberList(ctx, fs, args[2:], ofPartner)
 	case "partner list":
-		if err := fs.Parse(args[2:]); err != nil {
+		if err := parseFlags(fs, args[2:]); err != nil {
 			return err
 		}
 		return withDB(func(db *store.DB) (any, error) {
@@ -130,7 +134,7 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 		scopes := fs.String("scopes", "", "comma-separated scopes (default: admin:all for secret keys, read:balances for publishable)")
 		name := fs.String("name", "", "a name to recognise the key by")
 		origins := fs.String("allowed-origins", "", "comma-separated origins (scheme://host[:port]) a publishable key may be used from (required for live publishable keys)")
-		if err := fs.Parse(args[2:]); err != nil {
+		if err := parseFlags(fs, args[2:]); err != nil {
 			return err
 		}
 		e := nexus.Environment(*envName)
@@ -147,7 +151,7 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 	case "member create":
 		pid := fs.String("partner", "", "partner id (required)")
 		email := fs.String("email", "", "the member's email, used to log in (required)")
-		if err := fs.Parse(args[2:]); err != nil {
+		if err := parseFlags(fs, args[2:]); err != nil {
 			return err
 		}
 		// The password comes on stdin, never as a flag (flags show in ps).
@@ -162,7 +166,7 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 		name := fs.String("name", "", "service name, shown in the audit log (required)")
 		keyFile := fs.String("public-key", "", "PEM file with the service's public key: Ed25519, P-256 or RSA >= 2048 (required)")
 		perms := fs.String("permissions", "", "comma-separated: internal:funding,internal:requests (required)")
-		if err := fs.Parse(args[2:]); err != nil {
+		if err := parseFlags(fs, args[2:]); err != nil {
 			return err
 		}
 		if *keyFile == "" {
@@ -178,5 +182,5 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 	case "service list", "service revoke":
 		return adminService(ctx, args[1], fs, args[2:], withDB)
 	}
-	return fmt.Errorf(adminUsage)
+	return usageError{msg: fmt.Sprintf("unknown command \"admin %s %s\"\n%s", args[0], args[1], adminUsage)}
 }

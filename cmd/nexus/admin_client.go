@@ -17,7 +17,7 @@ func adminClient(ctx context.Context, verb string, fs *flag.FlagSet, args []stri
 	switch verb {
 	case "list":
 		pid := fs.String("partner", "", "only the clients this partner registered (ptr_…)")
-		if err := fs.Parse(args); err != nil {
+		if err := parseFlags(fs, args); err != nil {
 			return err
 		}
 		list := func(db *store.DB) (any, error) {
@@ -30,7 +30,7 @@ func adminClient(ctx context.Context, verb string, fs *flag.FlagSet, args []stri
 		return withDB(list)
 	case "disable", "enable", "delete":
 		id := fs.String("id", "", "client id, cli_… (required)")
-		if err := fs.Parse(args); err != nil {
+		if err := parseFlags(fs, args); err != nil {
 			return err
 		}
 		if *id == "" {

@@ -86,7 +86,7 @@ func findKey(ctx context.Context, keys *apikey.Service, ts []nexus.Tenant, id st
 func adminKeyList(ctx context.Context, fs *flag.FlagSet, args []string, ofPartner partnerRunner) error {
 	f := bindKeyFlags(fs)
 	status := fs.String("status", "", "active, suspended, revoked or expired (default: all)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	ts, err := f.tenants()
@@ -137,7 +137,7 @@ func adminKeyList(ctx context.Context, fs *flag.FlagSet, args []string, ofPartne
 // adminKeyChange suspends or revokes key --id.
 func adminKeyChange(ctx context.Context, verb string, fs *flag.FlagSet, args []string, ofPartner partnerRunner) error {
 	f := bindKeyFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	ts, err := f.tenants()
@@ -163,7 +163,7 @@ func adminKeyChange(ctx context.Context, verb string, fs *flag.FlagSet, args []s
 // adminPartnerShow prints one partner.
 func adminPartnerShow(ctx context.Context, fs *flag.FlagSet, args []string, withDB dbRunner) error {
 	id := fs.String("id", "", "partner id (required)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *id == "" {
@@ -181,7 +181,7 @@ func adminPartnerShow(ctx context.Context, fs *flag.FlagSet, args []string, with
 // adminMemberList prints the partner's members.
 func adminMemberList(ctx context.Context, fs *flag.FlagSet, args []string, ofPartner partnerRunner) error {
 	pid := fs.String("partner", "", "partner id (required)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	return ofPartner(*pid, func(db *store.DB) (any, error) {

@@ -15,7 +15,7 @@ import (
 func adminService(ctx context.Context, verb string, fs *flag.FlagSet, args []string, withDB func(func(db *store.DB) (any, error)) error) error {
 	switch verb {
 	case "list":
-		if err := fs.Parse(args); err != nil {
+		if err := parseFlags(fs, args); err != nil {
 			return err
 		}
 		return withDB(func(db *store.DB) (any, error) {
@@ -24,7 +24,7 @@ func adminService(ctx context.Context, verb string, fs *flag.FlagSet, args []str
 		})
 	case "revoke":
 		id := fs.String("id", "", "platform service id, svc_… (required)")
-		if err := fs.Parse(args); err != nil {
+		if err := parseFlags(fs, args); err != nil {
 			return err
 		}
 		if *id == "" {

@@ -55,7 +55,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	serverMode := fs.String("server", "subprocess", "subprocess (this binary's serve in a child process) or inprocess")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process to FILE (with --server inprocess it covers the server too)")
 	check := fs.Bool("check", false, "exit 1 also when a target is missed")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

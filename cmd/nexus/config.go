@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -41,8 +43,117 @@ type config struct {
 // bindCommon declares the flags every subcommand shares.
 func bindCommon(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&c.DatabaseURL, "database-url", env("NEXUS_DATABASE_URL", ""), "postgres://… or sqlite:PATH (default: embedded SQLite at data/nexus.db) [NEXUS_DATABASE_URL]")
-	fs.StringVar(&c.LogFormat, "log-format", env("NEXUS_LOG_FORMAT", "text"), "text or json [NEXUS_LOG_FORMAT]")
-	fs.StringVar(&c.LogLevel, "log-level", env("NEXUS_LOG_LEVEL", "info"), "debug, info, warn or error [NEXUS_LOG_LEVEL]")
+	c.LogFormat, c.LogLevel = env("NEXUS_LOG_FORMAT", "text"), env("NEXUS_LOG_LEVEL", "info")
+	fs.Var(oneOf(&c.LogFormat, logFormats), "log-format", "log `format`: text or json [NEXUS_LOG_FORMAT]")
+	fs.Var(oneOf(&c.LogLevel, logLevels), "log-level", "log `level`: debug, info, warn or error [NEXUS_LOG_LEVEL]")
+}
+
+// Accepted values of the enumerated settings.
+var (
+	logFormats = []string{"text", "json"}
+	logLevels  = []string{"debug", "info", "warn", "error"}
+	onOff      = []string{"on", "off"}
+)
+
+// commonEnv checks the variables every command reads; serveEnv those serve
+// adds. A variable set to what its setting does not accept stops the command
+// before it does anything, naming the variable and what it accepts: a typo
+// must not quietly become the default.
+var (
+	commonEnv = []envCheck{
+		{"NEXUS_LOG_FORMAT", choiceCheck(logFormats)},
+		{"NEXUS_LOG_LEVEL", choiceCheck(logLevels)},
+	}
+	serveEnv = []envCheck{
+		{"NEXUS_ACCESS_LOG", choiceCheck(onOff)},
+		{"NEXUS_HSTS", boolCheck},
+		{"NEXUS_IP_RATE_LIMIT", positiveCheck},
+		{"NEXUS_FAILED_AUTH_LIMIT", positiveCheck},
+		{"NEXUS_PASSWORD_CHECKS", positiveCheck},
+	}
+)
+
+type envCheck struct {
+	name  string
+	check func(string) error
+}
+
+// checkEnv checks the variables of checks that are set and reports every
+// invalid one.
+func checkEnv(checks []envCheck) error {
+	var errs []error
+	for _, c := range checks {
+		if v, ok := os.LookupEnv(c.name); ok && v != "" {
+			if err := c.check(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func choiceCheck(allowed []string) func(string) error {
+	return func(v string) error {
+		if !slices.Contains(allowed, v) {
+			return fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", "))
+		}
+		return nil
+	}
+}
+
+func positiveCheck(v string) error {
+	if n, err := strconv.Atoi(v); err != nil || n <= 0 {
+		return fmt.Errorf("%q is not a whole number of at least 1", v)
+	}
+	return nil
+}
+
+func boolCheck(v string) error {
+	if _, err := strconv.ParseBool(v); err != nil {
+		return fmt.Errorf("%q is not one of 1, 0, true, false", v)
+	}
+	return nil
+}
+
+// choice is a string flag that accepts only some values.
+type choice struct {
+	p       *string
+	allowed []string
+}
+
+func oneOf(p *string, allowed []string) *choice { return &choice{p, allowed} }
+
+func (c *choice) String() string {
+	if c == nil || c.p == nil {
+		return ""
+	}
+	return *c.p
+}
+
+func (c *choice) Set(v string) error {
+	if err := choiceCheck(c.allowed)(v); err != nil {
+		return err
+	}
+	*c.p = v
+	return nil
+}
+
+// positive is an int flag of at least 1.
+type positive struct{ p *int }
+
+func (n *positive) String() string {
+	if n == nil || n.p == nil {
+		return ""
+	}
+	return strconv.Itoa(*n.p)
+}
+
+func (n *positive) Set(v string) error {
+	if err := positiveCheck(v); err != nil {
+		return err
+	}
+	*n.p, _ = strconv.Atoi(v)
+	return nil
 }
 
 func bindServe(fs *flag.FlagSet, c *config) (proxies, envs *string) {
@@ -55,13 +166,17 @@ func bindServe(fs *flag.FlagSet, c *config) (proxies, envs *string) {
 	c.MasterKeyPrev = os.Getenv("NEXUS_MASTER_KEY_PREVIOUS")
 	c.MetricsToken = os.Getenv("NEXUS_METRICS_TOKEN") // never a flag either
 	fs.StringVar(&c.MetricsListen, "metrics-listen", env("NEXUS_METRICS_LISTEN", ""), "serve /metrics on this address of its own, not on --listen [NEXUS_METRICS_LISTEN]")
-	fs.IntVar(&c.IPLimit, "ip-rate-limit", envInt("NEXUS_IP_RATE_LIMIT", 100), "requests per minute per IP on /oauth/* and /login [NEXUS_IP_RATE_LIMIT]")
-	fs.IntVar(&c.FailedAuthLimit, "failed-auth-limit", envInt("NEXUS_FAILED_AUTH_LIMIT", 10), "failed authentications per minute per IP before lockout [NEXUS_FAILED_AUTH_LIMIT]")
-	fs.IntVar(&c.PasswordChecks, "password-checks", envInt("NEXUS_PASSWORD_CHECKS", oauth.DefaultPasswordChecks()), "password checks (argon2id, 19 MiB each) running at once at /login; more wait briefly, then get 503 [NEXUS_PASSWORD_CHECKS]")
+	c.IPLimit = envInt("NEXUS_IP_RATE_LIMIT", 100)
+	c.FailedAuthLimit = envInt("NEXUS_FAILED_AUTH_LIMIT", 10)
+	c.PasswordChecks = envInt("NEXUS_PASSWORD_CHECKS", oauth.DefaultPasswordChecks())
+	fs.Var(&positive{&c.IPLimit}, "ip-rate-limit", "`n` requests per minute per IP on /oauth/* and /login [NEXUS_IP_RATE_LIMIT]")
+	fs.Var(&positive{&c.FailedAuthLimit}, "failed-auth-limit", "`n` failed authentications per minute per IP before lockout [NEXUS_FAILED_AUTH_LIMIT]")
+	fs.Var(&positive{&c.PasswordChecks}, "password-checks", "`n` password checks (argon2id, 19 MiB each) running at once at /login; more wait briefly, then get 503 [NEXUS_PASSWORD_CHECKS]")
 	fs.BoolVar(&c.HSTS, "hsts", envBool("NEXUS_HSTS"), "send Strict-Transport-Security: clients reach Nexus over TLS only, through a TLS proxy (always on with --tls-cert) [NEXUS_HSTS=1]")
 	fs.StringVar(&c.TLSCert, "tls-cert", env("NEXUS_TLS_CERT", ""), "PEM certificate (chain) file: serve HTTPS, TLS 1.2 or later; reloaded on SIGHUP and when the file changes [NEXUS_TLS_CERT]")
 	fs.StringVar(&c.TLSKey, "tls-key", env("NEXUS_TLS_KEY", ""), "PEM private key file of --tls-cert [NEXUS_TLS_KEY]")
-	fs.StringVar(&c.AccessLog, "access-log", env("NEXUS_ACCESS_LOG", "on"), "on or off: log a line per request at info (method, route, status, duration, request and credential id) [NEXUS_ACCESS_LOG]")
+	c.AccessLog = env("NEXUS_ACCESS_LOG", "on")
+	fs.Var(oneOf(&c.AccessLog, onOff), "access-log", "`on|off`: log a line per request at info (method, route, status, duration, request and credential id) [NEXUS_ACCESS_LOG]")
 	proxies = fs.String("trusted-proxies", env("NEXUS_TRUSTED_PROXIES", ""), "comma-separated IPs/CIDRs whose X-Forwarded-For is trusted [NEXUS_TRUSTED_PROXIES]")
 	envs = fs.String("environments", env("NEXUS_ENVIRONMENTS", "live,test"), "environments served [NEXUS_ENVIRONMENTS]")
 	return proxies, envs
@@ -84,9 +199,6 @@ func (c *config) finishServe(proxies, envs string) error {
 	}
 	if len(c.Environments) == 0 {
 		return fmt.Errorf("NEXUS_ENVIRONMENTS: serve at least one of live, test")
-	}
-	if c.AccessLog != "on" && c.AccessLog != "off" {
-		return fmt.Errorf("NEXUS_ACCESS_LOG (--access-log): %q is not on or off", c.AccessLog)
 	}
 	if c.MetricsToken != "" && len(c.MetricsToken) < 16 {
 		return fmt.Errorf("NEXUS_METRICS_TOKEN: at least 16 characters (a random one: head -c24 /dev/urandom | base64)")
@@ -146,6 +258,7 @@ func env(name, def string) string {
 	return def
 }
 
+// envInt reads a whole-number variable (checkEnv has refused invalid ones).
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
 		return v
@@ -153,8 +266,8 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// envBool reads a boolean variable (1, true, ...); unset or anything else is
-// false.
+// envBool reads a boolean variable (1, true, ...; checkEnv has refused
+// invalid ones); unset is false.
 func envBool(name string) bool {
 	v, _ := strconv.ParseBool(os.Getenv(name))
 	return v
@@ -162,9 +275,7 @@ func envBool(name string) bool {
 
 func (c *config) logger() *slog.Logger {
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		level = slog.LevelInfo
-	}
+	_ = level.UnmarshalText([]byte(c.LogLevel)) // one of logLevels
 	opts := &slog.HandlerOptions{Level: level}
 	if c.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))

@@ -102,7 +102,7 @@ func cmdAdminRekey(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("admin rekey", flag.ContinueOnError)
 	var c config
 	bindCommon(fs, &c)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {

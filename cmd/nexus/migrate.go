@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 
 	"github.com/nexus-fintech/nexus/internal/store"
@@ -19,20 +18,20 @@ func cmdMigrate(ctx context.Context, args []string, stdout io.Writer) error {
 	all := fs.Bool("all", false, "down: roll back every migration, dropping all tables and data (needs --yes)")
 	yes := fs.Bool("yes", false, "down --all: confirm dropping everything")
 	// Flags may come before or after the subcommand.
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	sub := fs.Arg(0)
 	if fs.NArg() > 0 {
-		if err := fs.Parse(fs.Args()[1:]); err != nil {
+		if err := parseFlags(fs, fs.Args()[1:]); err != nil {
 			return err
 		}
 	}
 	if (sub != "up" && sub != "down" && sub != "status") || fs.NArg() != 0 {
-		return errors.New(migrateUsage)
+		return usageError{msg: migrateUsage}
 	}
 	if *all && sub != "down" {
-		return fmt.Errorf("--all is a flag of migrate down; %s", migrateUsage)
+		return usageError{msg: "--all is a flag of migrate down; " + migrateUsage}
 	}
 	if *all && !*yes {
 		return errors.New("migrate down --all rolls back every migration: it drops every table and all their data. " +

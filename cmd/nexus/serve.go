@@ -39,6 +39,9 @@ import (
 )
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if err := checkEnv(serveEnv); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var c config
@@ -46,7 +49,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	proxies, envs := bindServe(fs, &c)
 	noMigrate := fs.Bool("no-migrate", false, "do not apply pending migrations at start")
 	demo := fs.Bool("demo", false, "create a demo partner and print a fresh test secret key (for trying Nexus locally)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := c.finishServe(*proxies, *envs); err != nil {
