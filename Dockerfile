@@ -22,9 +22,15 @@ COPY --from=build /out/nexus /nexus
 # Pre-create /data owned by the distroless "nonroot" user (65532) so a fresh
 # named volume mounted there is writable for the SQLite database.
 COPY --from=build --chown=65532:65532 /out/data /data
+# NEXUS_ISSUER: the URL clients use; http://localhost:8080 suits a local
+# run with -p 8080:8080, a deployment sets its public https:// URL.
 ENV NEXUS_LISTEN=:8080 \
+    NEXUS_ISSUER=http://localhost:8080 \
     NEXUS_DATABASE_URL=sqlite:/data/nexus.db
 VOLUME /data
 EXPOSE 8080
+# The image has no shell or curl: the binary probes its own /readyz.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["/nexus", "healthcheck"]
 ENTRYPOINT ["/nexus"]
 CMD ["serve"]

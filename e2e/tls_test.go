@@ -140,6 +140,11 @@ func TestTLS(t *testing.T) {
 			t.Errorf("issuer %q, want %q (https by default when serving TLS)", meta.Issuer, s.URL)
 		}
 
+		// The image's HEALTHCHECK probes it over TLS.
+		if out, errOut, err := runNexus(dir, processEnv("NEXUS_LISTEN="+s.Addr, "NEXUS_TLS_CERT="+certFile), "healthcheck"); err != nil {
+			t.Errorf("nexus healthcheck of the TLS server: %v\n%s%s", err, out, errOut)
+		}
+
 		// A renewed pair is served after SIGHUP.
 		tlscerttest.New(t, "second").Write(t, certFile, keyFile)
 		if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -211,10 +212,25 @@ func (c *config) finishServe(proxies, envs string) error {
 		c.HSTS = true
 	}
 	if c.Issuer == "" {
-		c.Issuer = c.scheme() + "://" + c.Listen
+		c.Issuer = defaultIssuer(c.scheme(), c.Listen)
 	}
 	c.Issuer = strings.TrimRight(c.Issuer, "/")
 	return nil
+}
+
+// defaultIssuer is the base URL of a server listening on listen, for
+// clients on the same machine: an unspecified host (":8080", "0.0.0.0:8080",
+// as in a container) becomes localhost, never "http://:8080". Deployments
+// set NEXUS_ISSUER to their public URL.
+func defaultIssuer(scheme, listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return scheme + "://" + listen
+	}
+	if a, err := netip.ParseAddr(host); host == "" || err == nil && a.IsUnspecified() {
+		host = "localhost"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // scheme is how clients reach this server directly.

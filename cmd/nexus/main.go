@@ -27,6 +27,7 @@ const usage = `usage: nexus <command> [flags]
   admin service create|list|revoke
   admin client list|disable|enable|delete
   admin rekey                   re-seal stored secrets under NEXUS_MASTER_KEY
+  healthcheck                   exit 0 if the server on NEXUS_LISTEN is ready (GET /readyz)
   version, --version            the module version and VCS revision of this binary
 
 Run "nexus <command> -h" for a command's flags.
@@ -61,6 +62,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdMigrate(ctx, args[1:], stdout)
 	case "admin":
 		err = cmdAdmin(ctx, args[1:], stdin, stdout)
+	case "healthcheck":
+		err = cmdHealthcheck(ctx, args[1:], stdout, stderr)
 	case "bench":
 		err = cmdBench(ctx, args[1:], stdout, stderr)
 	default:
