@@ -23,7 +23,11 @@ import (
 
 // Defaults of a Client.
 const (
-	DefaultBaseURL    = "http://localhost:8080"
+	// DefaultTimeout bounds each attempt of a call (connecting, sending,
+	// waiting for and reading the answer) when the Client makes its own
+	// HTTP client; see WithTimeout. A call's retries each get their own, and
+	// the call's context bounds the whole.
+	DefaultTimeout    = 30 * time.Second
 	DefaultMaxRetries = 3
 	DefaultMinBackoff = 500 * time.Millisecond
 	DefaultMaxBackoff = 30 * time.Second
@@ -53,7 +57,9 @@ type Client struct {
 	TestHelpers        *TestHelperService
 
 	baseURL     string
+	baseErr     error // why baseURL cannot be used; every call returns it
 	credential  string
+	timeout     time.Duration
 	tokenSource oauth2.TokenSource
 	httpClient  *http.Client
 	maxRetries  int
@@ -70,14 +76,25 @@ type Client struct {
 // Option configures a Client.
 type Option func(*Client)
 
-// WithBaseURL sets the API's base URL (default http://localhost:8080).
+// WithBaseURL sets the API's base URL, such as "https://nexus.example.com"
+// (an absolute http or https URL; a trailing slash is ignored). It is
+// required: there is no default, so that a client never sends a credential
+// to a server nobody chose.
 func WithBaseURL(u string) Option {
 	return func(c *Client) { c.baseURL = strings.TrimRight(u, "/") }
 }
 
+// WithTimeout bounds each attempt of a call (default DefaultTimeout; 0 for
+// none, leaving only the context's deadline). It applies to the Client's
+// own HTTP client: one given with WithHTTPClient keeps its own Timeout.
+func WithTimeout(d time.Duration) Option {
+	return func(c *Client) { c.timeout = max(d, 0) }
+}
+
 // WithHTTPClient sets the HTTP client the Client sends requests with
-// (default http.DefaultClient). An *http.Client from oauth2.Config.Client
-// works too, with an empty credential.
+// (default: a client with DefaultTimeout over http.DefaultTransport). An
+// *http.Client from oauth2.Config.Client works too, with an empty
+// credential. Give it a Timeout: a call waits as long as it lets it.
 func WithHTTPClient(h *http.Client) Option {
 	return func(c *Client) {
 		if h != nil {
@@ -116,15 +133,19 @@ func WithTokenSource(ts oauth2.TokenSource) Option {
 	return func(c *Client) { c.tokenSource = ts }
 }
 
-// NewClient returns a client authenticating with credential, sent as
-// "Authorization: Bearer <credential>": an API key (nx_<env>_sk_…), an OAuth
-// access token or a service JWT. An empty credential sends no Authorization
-// header (for an HTTP client that adds its own, or WithTokenSource).
+// NewClient returns a client of the Nexus at WithBaseURL (required)
+// authenticating with credential, sent as "Authorization: Bearer
+// <credential>": an API key (nx_<env>_sk_…), an OAuth access token or a
+// service JWT. An empty credential sends no Authorization header (for an
+// HTTP client that adds its own, or WithTokenSource).
+//
+// Without WithBaseURL, or with one that is not an absolute http or https
+// URL, every call fails with an error saying so (ErrBaseURL), before
+// sending anything.
 func NewClient(credential string, opts ...Option) *Client {
 	c := &Client{
-		baseURL:    DefaultBaseURL,
 		credential: credential,
-		httpClient: http.DefaultClient,
+		timeout:    DefaultTimeout,
 		maxRetries: DefaultMaxRetries,
 		minBackoff: DefaultMinBackoff,
 		maxBackoff: DefaultMaxBackoff,
@@ -135,6 +156,10 @@ func NewClient(credential string, opts ...Option) *Client {
 	for _, o := range opts {
 		o(c)
 	}
+	if c.httpClient == nil {
+		c.httpClient = &http.Client{Timeout: c.timeout}
+	}
+	c.baseErr = checkBaseURL(c.baseURL)
 	c.Partner = &PartnerService{c}
 	c.Balances = &BalanceService{c}
 	c.Funding = &FundingService{c}
@@ -147,6 +172,21 @@ func NewClient(credential string, opts ...Option) *Client {
 	c.AuditEvents = &AuditEventService{c}
 	c.TestHelpers = &TestHelperService{c}
 	return c
+}
+
+// ErrBaseURL is the error of every call of a Client without a usable base
+// URL (see WithBaseURL); errors.Is finds it.
+var ErrBaseURL = errors.New("nexus: the client needs a base URL: NewClient(key, nexus.WithBaseURL(\"https://…\"))")
+
+func checkBaseURL(base string) error {
+	if base == "" {
+		return ErrBaseURL
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%w (%q is not an absolute http or https URL)", ErrBaseURL, base)
+	}
+	return nil
 }
 
 // NewClientWithTokenSource returns a client authenticating every request
@@ -205,6 +245,9 @@ type call struct {
 
 // do runs a call with its retries.
 func (c *Client) do(ctx context.Context, k call, opts []RequestOption) error {
+	if c.baseErr != nil {
+		return c.baseErr
+	}
 	var o callOptions
 	for _, opt := range opts {
 		opt(&o)

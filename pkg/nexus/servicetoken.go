@@ -1,6 +1,6 @@
-// Package nexus is the Go SDK for partners integrating with Nexus. This file
-// mints service tokens: the short-lived JWTs a partner's microservices (and
-// the platform's internal services) authenticate with.
+// Service tokens: the short-lived JWTs a partner's microservices (and the
+// platform's internal services) authenticate with.
+
 package nexus
 
 import (
