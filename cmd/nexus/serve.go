@@ -56,6 +56,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	log := c.logger()
+	// Before anything changes (migrations): a bad pair fails the start.
+	var certs *tlscert.Reloader
+	if c.TLSCert != "" {
+		var err error
+		if certs, err = tlscert.New(c.TLSCert, c.TLSKey, log); err != nil {
+			return err
+		}
+	}
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -148,12 +156,6 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		CSRFKey:      box.Derive("csrf"),
 	})
 
-	var certs *tlscert.Reloader
-	if c.TLSCert != "" {
-		if certs, err = tlscert.New(c.TLSCert, c.TLSKey, log); err != nil {
-			return err
-		}
-	}
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return err
