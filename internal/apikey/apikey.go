@@ -11,6 +11,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/nexus-fintech/nexus/internal/ledger"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 )
 
@@ -107,6 +108,7 @@ type Key struct {
 	ExpiresAt      *time.Time        `json:"expires_at"`
 	LastUsedAt     *time.Time        `json:"last_used_at"`
 	ReplacedBy     *string           `json:"replaced_by"`
+	Limits         ledger.Limits     `json:"limits"`
 	CreatedAt      time.Time         `json:"created_at"`
 	Plain          string            `json:"key,omitempty"`
 }
@@ -117,7 +119,7 @@ func (r *Row) View() *Key {
 		Object: "api_key", ID: r.ID, Type: r.Type, Environment: r.Environment, Name: r.Name,
 		Prefix: r.Prefix, Last4: r.Last4, Scopes: r.ScopeSet().Names(), Status: r.EffectiveStatus(time.Now()),
 		ExpiresAt: r.ExpiresAt, LastUsedAt: r.LastUsedAt, ReplacedBy: r.ReplacedBy, CreatedAt: r.CreatedAt,
-		AllowedIPs: []string{}, AllowedOrigins: []string{},
+		AllowedIPs: []string{}, AllowedOrigins: []string{}, Limits: ledger.Limits{},
 	}
 	_ = json.Unmarshal([]byte(r.AllowedIPs), &k.AllowedIPs)
 	_ = json.Unmarshal([]byte(r.AllowedOrigins), &k.AllowedOrigins)

@@ -12,6 +12,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/nexus-fintech/nexus/internal/audit"
+	"github.com/nexus-fintech/nexus/internal/ledger"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/store"
 	"github.com/nexus-fintech/nexus/pkg/credential"
@@ -31,6 +32,16 @@ type CreateParams struct {
 	ExpiresAt      *time.Time `json:"expires_at"`
 	AllowedIPs     []string   `json:"allowed_ips" validate:"omitempty,max=100"`
 	AllowedOrigins []string   `json:"allowed_origins" validate:"omitempty,max=100"`
+	// Limits are money limits by currency (ledger.ParseLimits).
+	Limits json.RawMessage `json:"limits"`
+}
+
+// UpdateParams is the body of PATCH /v1/api_keys/{id}: only the fields sent
+// change.
+type UpdateParams struct {
+	Name *string `json:"name" validate:"omitempty,max=200"`
+	// Limits replaces the key's money limits whole; {} removes them.
+	Limits json.RawMessage `json:"limits"`
 }
 
 // RotateParams is the body of POST /v1/api_keys/{id}/rotate.
@@ -50,6 +61,10 @@ func (s *Service) Create(ctx context.Context, t nexus.Tenant, p CreateParams) (*
 		// page could spend its rate limit and read what its scopes allow.
 		return nil, nexus.ParamError(nexus.CodeParameterMissing, "allowed_origins", "live publishable keys must list the allowed_origins of the pages that use them")
 	}
+	limits, err := ledger.ParseLimits(p.Limits)
+	if err != nil {
+		return nil, err
+	}
 	row, plain, err := newRow(t, p)
 	if err != nil {
 		return nil, err
@@ -58,14 +73,89 @@ func (s *Service) Create(ctx context.Context, t nexus.Tenant, p CreateParams) (*
 		if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
 			return err
 		}
+		if len(limits) > 0 {
+			if err := ledger.SaveLimits(ctx, tx, t, row.ID, limits); err != nil {
+				return err
+			}
+		}
 		return audit.Record(ctx, tx, t, "api_key.created", row.ID, map[string]any{"type": row.Type, "scopes": row.ScopeSet().Names()})
 	})
 	if err != nil {
 		return nil, err
 	}
 	k := row.View()
+	if limits != nil {
+		k.Limits = limits
+	}
 	k.Plain = plain
 	return k, nil
+}
+
+// views renders rows with their money limits.
+func views(ctx context.Context, idb bun.IDB, t nexus.Tenant, rows ...*Row) ([]*Key, error) {
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	ls, err := ledger.LoadLimits(ctx, idb, t, ids...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Key, len(rows))
+	for i, r := range rows {
+		out[i] = r.View()
+		out[i].Limits = ls[r.ID]
+	}
+	return out, nil
+}
+
+func view(ctx context.Context, idb bun.IDB, t nexus.Tenant, row *Row) (*Key, error) {
+	ks, err := views(ctx, idb, t, row)
+	if err != nil {
+		return nil, err
+	}
+	return ks[0], nil
+}
+
+// Update changes a key's name and money limits. Limits apply to the next
+// withdrawal the key makes, on every instance: they are read in the
+// transaction that reserves the amount, never from a cache.
+func (s *Service) Update(ctx context.Context, t nexus.Tenant, id string, p UpdateParams) (*Key, error) {
+	limits, err := ledger.ParseLimits(p.Limits)
+	if err != nil {
+		return nil, err
+	}
+	var k *Key
+	err = s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := s.get(ctx, tx, t, id); err != nil {
+			return err
+		}
+		data := map[string]any{}
+		q := store.Scoped(tx.NewUpdate().Model((*Row)(nil)), t).Set("updated_at = ?", store.Now()).Where("id = ?", id)
+		if p.Name != nil {
+			q = q.Set("name = ?", *p.Name)
+			data["name"] = *p.Name
+		}
+		if _, err := q.Exec(ctx); err != nil {
+			return err
+		}
+		if limits != nil {
+			if err := ledger.SaveLimits(ctx, tx, t, id, limits); err != nil {
+				return err
+			}
+			data["limits"] = limits
+		}
+		if err := audit.Record(ctx, tx, t, "api_key.updated", id, data); err != nil {
+			return err
+		}
+		row, err := s.get(ctx, tx, t, id)
+		if err != nil {
+			return err
+		}
+		k, err = view(ctx, tx, t, row)
+		return err
+	})
+	return k, err
 }
 
 func newRow(t nexus.Tenant, p CreateParams) (*Row, string, error) {
@@ -172,7 +262,7 @@ func (s *Service) Get(ctx context.Context, t nexus.Tenant, id string) (*Key, err
 	if err != nil {
 		return nil, err
 	}
-	return row.View(), nil
+	return view(ctx, s.db.DB, t, row)
 }
 
 func (s *Service) get(ctx context.Context, idb bun.IDB, t nexus.Tenant, id string) (*Row, error) {
@@ -208,17 +298,18 @@ func (s *Service) List(ctx context.Context, t nexus.Tenant, p ListParams) ([]*Ke
 	if err != nil {
 		return nil, false, err
 	}
-	out := make([]*Key, len(rows))
+	ptrs := make([]*Row, len(rows))
 	for i := range rows {
-		out[i] = rows[i].View()
+		ptrs[i] = &rows[i]
 	}
-	return out, more, nil
+	out, err := views(ctx, s.db.DB, t, ptrs...)
+	return out, more, err
 }
 
 // transition moves a key from one of the statuses in from to status to, in
 // one conditional update, with its event and cache drop.
 func (s *Service) transition(ctx context.Context, t nexus.Tenant, id string, to Status, event, verb string, from ...Status) (*Key, error) {
-	var row *Row
+	var k *Key
 	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		now := store.Now()
 		q := store.Scoped(tx.NewUpdate().Model((*Row)(nil)), t).
@@ -234,7 +325,7 @@ func (s *Service) transition(ctx context.Context, t nexus.Tenant, id string, to 
 		if err != nil {
 			return err
 		}
-		row, err = s.get(ctx, tx, t, id)
+		row, err := s.get(ctx, tx, t, id)
 		if err != nil {
 			return err
 		}
@@ -244,12 +335,15 @@ func (s *Service) transition(ctx context.Context, t nexus.Tenant, id string, to 
 		if err := audit.Record(ctx, tx, t, event, id, nil); err != nil {
 			return err
 		}
+		if k, err = view(ctx, tx, t, row); err != nil {
+			return err
+		}
 		return s.db.Publish(ctx, tx, store.TopicKey(id))
 	})
 	if err != nil {
 		return nil, err
 	}
-	return row.View(), nil
+	return k, nil
 }
 
 // Suspend stops an active key until it is reactivated.
@@ -276,6 +370,7 @@ func (s *Service) Rotate(ctx context.Context, t nexus.Tenant, id string, p Rotat
 		grace = time.Duration(*p.GracePeriodSeconds) * time.Second
 	}
 	var newRowV *Row
+	var k *Key
 	var plain string
 	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		old, err := s.get(ctx, tx, t, id)
@@ -299,6 +394,9 @@ func (s *Service) Rotate(ctx context.Context, t nexus.Tenant, id string, p Rotat
 		if _, err := tx.NewInsert().Model(newRowV).Exec(ctx); err != nil {
 			return err
 		}
+		if err := ledger.CopyLimits(ctx, tx, t, id, newRowV.ID); err != nil {
+			return err
+		}
 		until := now.Add(grace)
 		if old.ExpiresAt != nil && old.ExpiresAt.Before(until) {
 			until = *old.ExpiresAt
@@ -318,12 +416,14 @@ func (s *Service) Rotate(ctx context.Context, t nexus.Tenant, id string, p Rotat
 		if err := audit.Record(ctx, tx, t, "api_key.created", newRowV.ID, map[string]any{"rotated_from": id}); err != nil {
 			return err
 		}
+		if k, err = view(ctx, tx, t, newRowV); err != nil {
+			return err
+		}
 		return s.db.Publish(ctx, tx, store.TopicKey(id))
 	})
 	if err != nil {
 		return nil, err
 	}
-	k := newRowV.View()
 	k.Plain = plain
 	return k, nil
 }
