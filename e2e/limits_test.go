@@ -6,7 +6,9 @@ package e2e
 // are prefixed ml.
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"testing"
@@ -180,6 +182,36 @@ func TestMoneyLimits(t *testing.T) {
 			admin.do(t, "PATCH", "/v1/service_credentials/"+sc.ID, map[string]any{"limits": map[string]any{"usdc": map[string]any{"max_withdrawal_amount": "1.5"}}}, nil).
 				wantErr(t, 400, "parameter_invalid", "limits.usdc.max_withdrawal_amount")
 			mlWantLimits(t, "GET after a refused PATCH", mlGetLimits(t, admin, "/v1/service_credentials/"+sc.ID), mlLimits{"usdc": {"max_withdrawal_amount": 200}})
+		})
+
+		t.Run("through the Go SDK", func(t *testing.T) {
+			t.Parallel()
+			ten, admin := lgSetup(t, b, "approved")
+			admin.credit(t, "btc", 10_000)
+			ad := admin.addAddress(t, "bitcoin", lgBTCBech32)
+			ctx := context.Background()
+			c := sdk.NewClient(ten.Admin.Key, sdk.WithBaseURL(b.Server(t).URL), sdk.WithMaxRetries(0))
+			k, err := c.APIKeys.Create(ctx, &sdk.APIKeyCreateParams{Scopes: []string{"write:requests"},
+				Limits: sdk.Limits{sdk.CurrencyBTC: {MaxWithdrawalAmount: sdk.Int64(10)}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l := k.Limits[sdk.CurrencyBTC]; l.MaxWithdrawalAmount == nil || *l.MaxWithdrawalAmount != 10 || l.DailyWithdrawalTotal != nil {
+				t.Fatalf("created key's limits: %+v", k.Limits)
+			}
+			kc := sdk.NewClient(k.Key, sdk.WithBaseURL(b.Server(t).URL), sdk.WithMaxRetries(0))
+			_, err = kc.Requests.Create(ctx, &sdk.RequestCreateParams{Amount: 11, Currency: sdk.CurrencyBTC, AddressID: ad.ID})
+			var apiErr *sdk.Error
+			if !sdk.IsCode(err, sdk.CodeLimitExceeded) || !errors.As(err, &apiErr) || apiErr.Param != "amount" {
+				t.Fatalf("withdrawal over the limit: %v, want limit_exceeded on amount", err)
+			}
+			k, err = c.APIKeys.Update(ctx, k.ID, &sdk.APIKeyUpdateParams{Limits: &sdk.Limits{}})
+			if err != nil || len(k.Limits) != 0 {
+				t.Fatalf("clearing the limits: %+v, %v", k, err)
+			}
+			if _, err := kc.Requests.Create(ctx, &sdk.RequestCreateParams{Amount: 11, Currency: sdk.CurrencyBTC, AddressID: ad.ID}); err != nil {
+				t.Fatalf("withdrawal after the limits were cleared: %v", err)
+			}
 		})
 
 		t.Run("bad limits are refused naming the parameter and change nothing", func(t *testing.T) {
