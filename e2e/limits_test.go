@@ -323,3 +323,32 @@ func TestMoneyLimitsConcurrency(t *testing.T) {
 		}
 	})
 }
+
+// An operator sets a key's money limits from the CLI, at creation and later.
+func TestMoneyLimitsCLI(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b *Backend) {
+		p := b.CreatePartner(t, "approved")
+		k := b.CreateKeyWith(t, p.ID, "test", "secret", "--limits", `{"usdc": {"max_withdrawal_amount": 5}}`)
+		out := b.CLI(t, "admin", "key", "list", "--partner", p.ID, "--id", k.ID)
+		var l struct {
+			Data []mlCred `json:"data"`
+		}
+		decodeJSON(t, "admin key list", out, &l)
+		if len(l.Data) != 1 {
+			t.Fatalf("admin key list: %s", out)
+		}
+		mlWantLimits(t, "admin key list", l.Data[0].Limits, mlLimits{"usdc": {"max_withdrawal_amount": 5}})
+
+		var got mlCred
+		out = b.CLI(t, "admin", "key", "set-limits", "--partner", p.ID, "--id", k.ID, "--limits", `{"btc": {"daily_withdrawal_total": 7}}`)
+		decodeJSON(t, "admin key set-limits", out, &got)
+		mlWantLimits(t, "admin key set-limits", got.Limits, mlLimits{"btc": {"daily_withdrawal_total": 7}})
+
+		cliError(t, b, "parameter_invalid", "limits.usdc.max_withdrawal_amount", "admin", "key", "set-limits", "--partner", p.ID, "--id", k.ID, "--limits", `{"usdc": {"max_withdrawal_amount": -5}}`)
+		cliError(t, b, "parameter_missing", "limits", "admin", "key", "set-limits", "--partner", p.ID, "--id", k.ID)
+		cliError(t, b, "parameter_unknown", "limits.btc.daily", "admin", "key", "create", "--partner", p.ID, "--environment", "test", "--limits", `{"btc": {"daily": 7}}`)
+		api := lgClient(t, b.Server(t), k.Key, 1)
+		mlWantLimits(t, "GET", mlGetLimits(t, api, "/v1/api_keys/"+k.ID), mlLimits{"btc": {"daily_withdrawal_total": 7}})
+	})
+}
