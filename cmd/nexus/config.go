@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/oauth"
@@ -32,6 +33,9 @@ type config struct {
 	FailedAuthLimit  int
 	PasswordChecks   int
 	HSTS             bool
+	// ExpiryWarningInterval is how often keys near their expiry are looked
+	// for (api_key.expiring events).
+	ExpiryWarningInterval time.Duration
 }
 
 // bindCommon declares the flags every subcommand shares.
@@ -53,6 +57,7 @@ func bindServe(fs *flag.FlagSet, c *config) (proxies, envs *string) {
 	fs.IntVar(&c.FailedAuthLimit, "failed-auth-limit", envInt("NEXUS_FAILED_AUTH_LIMIT", 10), "failed authentications per minute per IP before lockout [NEXUS_FAILED_AUTH_LIMIT]")
 	fs.IntVar(&c.PasswordChecks, "password-checks", envInt("NEXUS_PASSWORD_CHECKS", oauth.DefaultPasswordChecks()), "password checks (argon2id, 19 MiB each) running at once at /login; more wait briefly, then get 503 [NEXUS_PASSWORD_CHECKS]")
 	fs.BoolVar(&c.HSTS, "hsts", envBool("NEXUS_HSTS"), "send Strict-Transport-Security: clients reach Nexus over TLS only, through a TLS proxy [NEXUS_HSTS=1]")
+	fs.DurationVar(&c.ExpiryWarningInterval, "expiry-warning-interval", envDuration("NEXUS_EXPIRY_WARNING_INTERVAL", time.Minute), "how often keys within their policy's expiry_warning_days get their api_key.expiring event [NEXUS_EXPIRY_WARNING_INTERVAL]")
 	proxies = fs.String("trusted-proxies", env("NEXUS_TRUSTED_PROXIES", ""), "comma-separated IPs/CIDRs whose X-Forwarded-For is trusted [NEXUS_TRUSTED_PROXIES]")
 	envs = fs.String("environments", env("NEXUS_ENVIRONMENTS", "live,test"), "environments served [NEXUS_ENVIRONMENTS]")
 	return proxies, envs
@@ -118,6 +123,13 @@ func env(name, def string) string {
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv(name)); err == nil && v > 0 {
 		return v
 	}
 	return def

@@ -49,6 +49,12 @@ type RotateParams struct {
 	// GracePeriodSeconds is how long the old key keeps working.
 	// Optional. Default: 86400 (24 h). Range 0 to 604800 (7 days).
 	GracePeriodSeconds *int `json:"grace_period_seconds" validate:"omitempty,min=0,max=604800"`
+	// ExpiresAt is the successor's expiry. Optional. Default: the old
+	// key's, capped by the key policy's max_key_lifetime_days (and that
+	// bound when the old key never expires).
+	ExpiresAt *time.Time `json:"expires_at"`
+	// AllowedIPs are the successor's. Optional. Default: the old key's.
+	AllowedIPs []string `json:"allowed_ips" validate:"omitempty,max=100"`
 }
 
 const defaultGrace = 24 * time.Hour
@@ -70,6 +76,16 @@ func (s *Service) Create(ctx context.Context, t nexus.Tenant, p CreateParams) (*
 		return nil, err
 	}
 	err = s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		pol, err := s.lockPolicy(ctx, tx, t)
+		if err != nil {
+			return err
+		}
+		if err := pol.checkKey(row.CreatedAt, row.Type, row.ExpiresAt, row.ipList()); err != nil {
+			return err
+		}
+		if err := pol.checkCount(ctx, tx, t, row.CreatedAt); err != nil {
+			return err
+		}
 		if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
 			return err
 		}
@@ -101,10 +117,21 @@ func views(ctx context.Context, idb bun.IDB, t nexus.Tenant, rows ...*Row) ([]*K
 	if err != nil {
 		return nil, err
 	}
+	pol, err := loadPolicy(ctx, idb, t, false)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := pol.violations(ctx, idb, t, store.Now())
+	if err != nil {
+		return nil, err
+	}
 	out := make([]*Key, len(rows))
 	for i, r := range rows {
 		out[i] = r.View()
 		out[i].Limits = ls[r.ID]
+		if v := vs[r.ID]; v != nil {
+			out[i].PolicyViolations = v
+		}
 	}
 	return out, nil
 }
@@ -278,6 +305,12 @@ func (s *Service) get(ctx context.Context, idb bun.IDB, t nexus.Tenant, id strin
 type ListParams struct {
 	store.Page
 	Status Status `query:"status" validate:"omitempty,oneof=active suspended revoked expired"`
+	// PolicyViolations "true" lists only the live keys that break the key
+	// policy.
+	PolicyViolations string `query:"policy_violations" validate:"omitempty,oneof=true false"`
+	// ExpiringWithin (an ISO 8601 duration: P7D, PT12H) lists only the
+	// live keys that expire within it.
+	ExpiringWithin string `query:"expiring_within" validate:"omitempty,max=32"`
 }
 
 // List returns one page of the tenant's keys, newest first.
@@ -293,6 +326,32 @@ func (s *Service) List(ctx context.Context, t nexus.Tenant, p ListParams) ([]*Ke
 		q = q.Where("status = 'active'").Where("expires_at <= ?", now)
 	case Suspended, Revoked:
 		q = q.Where("status = ?", p.Status)
+	}
+	if p.ExpiringWithin != "" {
+		d, ok := parseISODuration(p.ExpiringWithin)
+		if !ok {
+			return nil, false, nexus.ParamError(nexus.CodeParameterInvalid, "expiring_within", "expiring_within must be an ISO 8601 duration of weeks, days, hours, minutes or seconds, such as P7D or PT12H")
+		}
+		q = q.Where("status = ?", Active).Where("replaced_by IS NULL").Where("expires_at > ?", now).Where("expires_at <= ?", now.Add(d))
+	}
+	if p.PolicyViolations == "true" {
+		pol, err := loadPolicy(ctx, s.db.DB, t, false)
+		if err != nil {
+			return nil, false, err
+		}
+		vs, err := pol.violations(ctx, s.db.DB, t, now)
+		if err != nil {
+			return nil, false, err
+		}
+		if len(vs) == 0 {
+			q = q.Where("1 = 0")
+		} else {
+			ids := make([]string, 0, len(vs))
+			for id := range vs {
+				ids = append(ids, id)
+			}
+			q = q.Where("id IN (?)", bun.In(ids))
+		}
 	}
 	rows, more, err := store.List[Row](ctx, s.db.DB, t, p.Page, q)
 	if err != nil {
@@ -384,11 +443,32 @@ func (s *Service) Rotate(ctx context.Context, t nexus.Tenant, id string, p Rotat
 		if old.ReplacedBy != nil {
 			return nexus.Errorf(nexus.CodeInvalidState, "this api key was already rotated; rotate its successor %s", *old.ReplacedBy)
 		}
+		pol, err := s.lockPolicy(ctx, tx, t)
+		if err != nil {
+			return err
+		}
+		expires := old.ExpiresAt
+		if p.ExpiresAt != nil {
+			expires = p.ExpiresAt
+		} else if limit, ok := pol.maxExpiry(now); ok && (expires == nil || expires.After(limit)) {
+			// The successor keeps its predecessor's expiry, or the
+			// policy's bound when that is sooner (or there is none).
+			expires = &limit
+		}
+		ips := old.ipList()
+		if p.AllowedIPs != nil {
+			ips = p.AllowedIPs
+		}
 		newRowV, plain, err = newRow(t, CreateParams{
 			Type: old.Type, Name: old.Name, Scopes: old.ScopeSet().Names(),
-			AllowedIPs: old.ipList(), AllowedOrigins: old.Origins(), ExpiresAt: old.ExpiresAt,
+			AllowedIPs: ips, AllowedOrigins: old.Origins(), ExpiresAt: expires,
 		})
 		if err != nil {
+			return err
+		}
+		// A rotation replaces one live key by another: it is checked
+		// like a creation, but never against max_active_keys.
+		if err := pol.checkKey(now, newRowV.Type, newRowV.ExpiresAt, newRowV.ipList()); err != nil {
 			return err
 		}
 		if _, err := tx.NewInsert().Model(newRowV).Exec(ctx); err != nil {

@@ -84,6 +84,9 @@ func (s *Server) Routes() []Route {
 		{Method: "POST", Path: "/v1/api_keys/:id/revoke", Access: admin, Handler: s.keyAction(keys.Revoke)},
 		{Method: "POST", Path: "/v1/api_keys/:id/rotate", Access: admin, Secret: true, Handler: s.rotateKey},
 
+		{Method: "GET", Path: "/v1/policy", Access: admin, Handler: s.getPolicy},
+		{Method: "PUT", Path: "/v1/policy", Access: admin, Handler: s.putPolicy},
+
 		{Method: "GET", Path: "/v1/balances", Access: readBal, Handler: s.listBalances},
 		{Method: "GET", Path: "/v1/balances/:currency", Access: readBal, Handler: s.getBalance},
 
