@@ -149,8 +149,11 @@ type APIKey struct {
 	LastUsedAt     *time.Time  `json:"last_used_at"`
 	ReplacedBy     *string     `json:"replaced_by"`
 	// Limits are the key's money limits by currency (empty: none).
-	Limits    Limits    `json:"limits"`
-	CreatedAt time.Time `json:"created_at"`
+	Limits Limits `json:"limits"`
+	// PolicyViolations names what this live key breaks of the key policy
+	// (expires_at, allowed_ips, max_active_keys); empty if nothing.
+	PolicyViolations []string  `json:"policy_violations"`
+	CreatedAt        time.Time `json:"created_at"`
 	// Key is the plain key, present only in the answer that created it
 	// (create and rotate). Store it now: Nexus cannot show it again.
 	Key string `json:"key,omitempty"`
@@ -314,6 +317,34 @@ type APIKeyRotateParams struct {
 	// GracePeriodSeconds the old key keeps working: 0 to 604800 (7 days);
 	// nil for the default, 24 hours.
 	GracePeriodSeconds *int `json:"grace_period_seconds,omitempty"`
+	// ExpiresAt is the successor's expiry (default: the old key's, bounded
+	// by the key policy).
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// AllowedIPs are the successor's (default: the old key's).
+	AllowedIPs []string `json:"allowed_ips,omitempty"`
+}
+
+// KeyPolicy is the key policy of one environment; nil or false fields are
+// rules that are off.
+type KeyPolicy struct {
+	Object                         string      `json:"object"`
+	Environment                    Environment `json:"environment"`
+	MaxKeyLifetimeDays             *int        `json:"max_key_lifetime_days"`
+	RequireExpiry                  bool        `json:"require_expiry"`
+	RequireAllowedIPsForSecretKeys bool        `json:"require_allowed_ips_for_secret_keys"`
+	MaxActiveKeys                  *int        `json:"max_active_keys"`
+	ExpiryWarningDays              *int        `json:"expiry_warning_days"`
+	UpdatedAt                      *time.Time  `json:"updated_at"`
+}
+
+// KeyPolicyParams replace the key policy whole: a nil or false field turns
+// its rule off.
+type KeyPolicyParams struct {
+	MaxKeyLifetimeDays             *int `json:"max_key_lifetime_days,omitempty"`
+	RequireExpiry                  bool `json:"require_expiry,omitempty"`
+	RequireAllowedIPsForSecretKeys bool `json:"require_allowed_ips_for_secret_keys,omitempty"`
+	MaxActiveKeys                  *int `json:"max_active_keys,omitempty"`
+	ExpiryWarningDays              *int `json:"expiry_warning_days,omitempty"`
 }
 
 // ServiceCredentialCreateParams create a service credential.
@@ -399,11 +430,20 @@ func (p *RequestListParams) values() url.Values {
 type APIKeyListParams struct {
 	ListParams
 	Status string
+	// PolicyViolations lists only the live keys that break the key policy.
+	PolicyViolations bool
+	// ExpiringWithin lists only the live keys expiring within it, an ISO
+	// 8601 duration such as "P7D".
+	ExpiringWithin string
 }
 
 func (p *APIKeyListParams) values() url.Values {
 	q := p.ListParams.values()
 	setIf(q, "status", p.Status)
+	if p.PolicyViolations {
+		q.Set("policy_violations", "true")
+	}
+	setIf(q, "expiring_within", p.ExpiringWithin)
 	return q
 }
 

@@ -227,6 +227,25 @@ func (s *APIKeyService) Delete(ctx context.Context, id string, opts ...RequestOp
 	return onID[APIKey](ctx, s.c, http.MethodDelete, "/v1/api_keys/%s", id, nil, opts)
 }
 
+// KeyPolicyService reads and sets the key policy of the caller's
+// environment (admin:all).
+type KeyPolicyService struct{ c *Client }
+
+// Get returns the key policy (GET /v1/policy).
+func (s *KeyPolicyService) Get(ctx context.Context, opts ...RequestOption) (*KeyPolicy, error) {
+	return send[KeyPolicy](ctx, s.c, http.MethodGet, "/v1/policy", nil, opts)
+}
+
+// Put replaces the key policy (PUT /v1/policy). Creating or rotating a key
+// that breaks it then fails with CodePolicyViolation; live keys that break
+// it are listed with APIKeyListParams.PolicyViolations.
+func (s *KeyPolicyService) Put(ctx context.Context, params *KeyPolicyParams, opts ...RequestOption) (*KeyPolicy, error) {
+	if params == nil {
+		params = new(KeyPolicyParams)
+	}
+	return send[KeyPolicy](ctx, s.c, http.MethodPut, "/v1/policy", params, opts)
+}
+
 // ServiceCredentialService manages service credentials (admin:all).
 type ServiceCredentialService struct{ c *Client }
 

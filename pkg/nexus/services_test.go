@@ -200,6 +200,16 @@ func TestEndpoints(t *testing.T) {
 			_, err := c.ServiceCredentials.Update(ctx, "sc_1", &ServiceCredentialUpdateParams{Name: new("payouts")})
 			return err
 		}, hit{"PATCH", "/v1/service_credentials/sc_1", "", `{"name":"payouts"}`}},
+		{"APIKeys.List policy filters", func() error {
+			_, err := c.APIKeys.List(ctx, &APIKeyListParams{PolicyViolations: true, ExpiringWithin: "P7D"})
+			return err
+		}, hit{"GET", "/v1/api_keys", "expiring_within=P7D&policy_violations=true", ""}},
+		{"KeyPolicy.Get", func() error { _, err := c.KeyPolicy.Get(ctx); return err }, hit{"GET", "/v1/policy", "", ""}},
+		{"KeyPolicy.Put", func() error {
+			_, err := c.KeyPolicy.Put(ctx, &KeyPolicyParams{MaxKeyLifetimeDays: new(90), RequireExpiry: true})
+			return err
+		}, hit{"PUT", "/v1/policy", "", `{"max_key_lifetime_days":90,"require_expiry":true}`}},
+		{"KeyPolicy.Put nil", func() error { _, err := c.KeyPolicy.Put(ctx, nil); return err }, hit{"PUT", "/v1/policy", "", `{}`}},
 		{"APIKeys.Delete", func() error { _, err := c.APIKeys.Delete(ctx, "key_1"); return err }, hit{"DELETE", "/v1/api_keys/key_1", "", ""}},
 		{"ServiceCredentials.Create", func() error {
 			_, err := c.ServiceCredentials.Create(ctx, &ServiceCredentialCreateParams{Algorithm: "HS256"})
