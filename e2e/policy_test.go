@@ -243,3 +243,23 @@ func TestKeyExpiringEvent(t *testing.T) {
 		}
 	})
 }
+
+// The operator's `admin key create` follows the partner's key policy too,
+// and can give a key what the policy asks for.
+func TestKeyPolicyCLI(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b *Backend) {
+		ten, admin := lgSetup(t, b, "approved")
+		admin.do(t, "PUT", "/v1/policy", map[string]any{"max_key_lifetime_days": 30, "require_allowed_ips_for_secret_keys": true}, nil).want(t, 200, nil)
+		create := []string{"admin", "key", "create", "--partner", ten.Partner.ID, "--environment", "test"}
+		cliError(t, b, "policy_violation", "expires_at", append(create, "--allowed-ips", "10.0.0.0/8")...)
+		cliError(t, b, "policy_violation", "allowed_ips", append(create, "--expires-at", kpIn(10))...)
+		cliError(t, b, "parameter_invalid", "expires_at", append(create, "--expires-at", "tomorrow")...)
+		k := b.CreateKeyWith(t, ten.Partner.ID, "test", "secret", "--expires-at", kpIn(10), "--allowed-ips", "10.0.0.0/8")
+		if k.ExpiresAt == nil || len(k.AllowedIPs) != 1 {
+			t.Fatalf("admin key create with --expires-at and --allowed-ips: %+v", k)
+		}
+		// The live environment has no policy.
+		b.CreateKey(t, ten.Partner.ID, "live", "secret")
+	})
+}

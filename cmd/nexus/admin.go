@@ -132,8 +132,18 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 		name := fs.String("name", "", "a name to recognise the key by")
 		origins := fs.String("allowed-origins", "", "comma-separated origins (scheme://host[:port]) a publishable key may be used from (required for live publishable keys)")
 		limits := fs.String("limits", "", `money limits as JSON, e.g. '{"usdc": {"max_withdrawal_amount": 5000000000}}'`)
+		ips := fs.String("allowed-ips", "", "comma-separated IPs or CIDRs the key may be used from (default any)")
+		expires := fs.String("expires-at", "", "when the key stops working, RFC 3339 (default never; the partner's key policy may require it)")
 		if err := fs.Parse(args[2:]); err != nil {
 			return err
+		}
+		var expiresAt *time.Time
+		if *expires != "" {
+			e, err := time.Parse(time.RFC3339, *expires)
+			if err != nil {
+				return nexus.ParamError(nexus.CodeParameterInvalid, "expires_at", "--expires-at must be an RFC 3339 time")
+			}
+			expiresAt = &e
 		}
 		e := nexus.Environment(*envName)
 		if !e.Valid() {
@@ -145,7 +155,7 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 		return ofPartner(*pid, func(db *store.DB) (any, error) {
 			return apikey.NewService(db).Create(ctx, nexus.Tenant{PartnerID: *pid, Environment: e},
 				apikey.CreateParams{Type: apikey.Type(*typ), Name: *name, Scopes: splitList(*scopes), AllowedOrigins: splitList(*origins),
-					Limits: json.RawMessage(*limits)})
+					AllowedIPs: splitList(*ips), ExpiresAt: expiresAt, Limits: json.RawMessage(*limits)})
 		})
 	case "member create":
 		pid := fs.String("partner", "", "partner id (required)")
