@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -111,7 +112,7 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 		return adminPartnerShow(ctx, fs, args[2:], withDB)
 	case "key list":
 		return adminKeyList(ctx, fs, args[2:], ofPartner)
-	case "key suspend", "key revoke":
+	case "key suspend", "key revoke", "key set-limits":
 		return adminKeyChange(ctx, args[1], fs, args[2:], ofPartner)
 	case "member list":
 		return adminMemberList(ctx, fs, args[2:], ofPartner)
@@ -134,8 +135,19 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 		scopes := fs.String("scopes", "", "comma-separated scopes (default: admin:all for secret keys, read:balances for publishable)")
 		name := fs.String("name", "", "a name to recognise the key by")
 		origins := fs.String("allowed-origins", "", "comma-separated origins (scheme://host[:port]) a publishable key may be used from (required for live publishable keys)")
+		limits := fs.String("limits", "", `money limits as JSON, e.g. '{"usdc": {"max_withdrawal_amount": 5000000000}}'`)
+		ips := fs.String("allowed-ips", "", "comma-separated IPs or CIDRs the key may be used from (default any)")
+		expires := fs.String("expires-at", "", "when the key stops working, RFC 3339 (default never; the partner's key policy may require it)")
 		if err := parseFlags(fs, args[2:]); err != nil {
 			return err
+		}
+		var expiresAt *time.Time
+		if *expires != "" {
+			e, err := time.Parse(time.RFC3339, *expires)
+			if err != nil {
+				return nexus.ParamError(nexus.CodeParameterInvalid, "expires_at", "--expires-at must be an RFC 3339 time")
+			}
+			expiresAt = &e
 		}
 		e := nexus.Environment(*envName)
 		if !e.Valid() {
@@ -146,7 +158,8 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 		}
 		return ofPartner(*pid, func(db *store.DB) (any, error) {
 			return apikey.NewService(db).Create(ctx, nexus.Tenant{PartnerID: *pid, Environment: e},
-				apikey.CreateParams{Type: apikey.Type(*typ), Name: *name, Scopes: splitList(*scopes), AllowedOrigins: splitList(*origins)})
+				apikey.CreateParams{Type: apikey.Type(*typ), Name: *name, Scopes: splitList(*scopes), AllowedOrigins: splitList(*origins),
+					AllowedIPs: splitList(*ips), ExpiresAt: expiresAt, Limits: json.RawMessage(*limits)})
 		})
 	case "member create":
 		pid := fs.String("partner", "", "partner id (required)")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"strings"
@@ -134,9 +135,14 @@ func adminKeyList(ctx context.Context, fs *flag.FlagSet, args []string, ofPartne
 	})
 }
 
-// adminKeyChange suspends or revokes key --id.
+// adminKeyChange suspends or revokes key --id, or (set-limits) replaces
+// its money limits with --limits.
 func adminKeyChange(ctx context.Context, verb string, fs *flag.FlagSet, args []string, ofPartner partnerRunner) error {
 	f := bindKeyFlags(fs)
+	var limits *string
+	if verb == "set-limits" {
+		limits = fs.String("limits", "", `money limits as JSON, e.g. '{"usdc": {"daily_withdrawal_total": 1000000000}}' ('{}' removes them)`)
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -153,8 +159,14 @@ func adminKeyChange(ctx context.Context, verb string, fs *flag.FlagSet, args []s
 		if err != nil {
 			return nil, err
 		}
-		if verb == "suspend" {
+		switch verb {
+		case "suspend":
 			return keys.Suspend(ctx, t, *f.id)
+		case "set-limits":
+			if *limits == "" {
+				return nil, nexus.ParamError(nexus.CodeParameterMissing, "limits", "--limits is required")
+			}
+			return keys.Update(ctx, t, *f.id, apikey.UpdateParams{Limits: json.RawMessage(*limits)})
 		}
 		return keys.Revoke(ctx, t, *f.id)
 	})

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/oauth"
@@ -39,6 +40,9 @@ type config struct {
 	AccessLog        string // on or off: a log line per request
 	MetricsListen    string // /metrics on a listener of its own
 	MetricsToken     string // or on the API's, to this bearer token
+	// ExpiryWarningInterval is how often keys near their expiry are looked
+	// for (api_key.expiring events).
+	ExpiryWarningInterval time.Duration
 }
 
 // bindCommon declares the flags every subcommand shares.
@@ -71,6 +75,7 @@ var (
 		{"NEXUS_IP_RATE_LIMIT", positiveCheck},
 		{"NEXUS_FAILED_AUTH_LIMIT", positiveCheck},
 		{"NEXUS_PASSWORD_CHECKS", positiveCheck},
+		{"NEXUS_EXPIRY_WARNING_INTERVAL", durationCheck},
 	}
 )
 
@@ -105,6 +110,13 @@ func choiceCheck(allowed []string) func(string) error {
 func positiveCheck(v string) error {
 	if n, err := strconv.Atoi(v); err != nil || n <= 0 {
 		return fmt.Errorf("%q is not a whole number of at least 1", v)
+	}
+	return nil
+}
+
+func durationCheck(v string) error {
+	if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+		return fmt.Errorf("%q is not a positive duration such as 30s, 1m or 1h", v)
 	}
 	return nil
 }
@@ -178,6 +190,7 @@ func bindServe(fs *flag.FlagSet, c *config) (proxies, envs *string) {
 	fs.StringVar(&c.TLSKey, "tls-key", env("NEXUS_TLS_KEY", ""), "PEM private key file of --tls-cert [NEXUS_TLS_KEY]")
 	c.AccessLog = env("NEXUS_ACCESS_LOG", "on")
 	fs.Var(oneOf(&c.AccessLog, onOff), "access-log", "`on|off`: log a line per request at info (method, route, status, duration, request and credential id) [NEXUS_ACCESS_LOG]")
+	fs.DurationVar(&c.ExpiryWarningInterval, "expiry-warning-interval", envDuration("NEXUS_EXPIRY_WARNING_INTERVAL", time.Minute), "how often keys within their policy's expiry_warning_days get their api_key.expiring event [NEXUS_EXPIRY_WARNING_INTERVAL]")
 	proxies = fs.String("trusted-proxies", env("NEXUS_TRUSTED_PROXIES", ""), "comma-separated IPs/CIDRs whose X-Forwarded-For is trusted [NEXUS_TRUSTED_PROXIES]")
 	envs = fs.String("environments", env("NEXUS_ENVIRONMENTS", "live,test"), "environments served [NEXUS_ENVIRONMENTS]")
 	return proxies, envs
@@ -277,6 +290,14 @@ func env(name, def string) string {
 // envInt reads a whole-number variable (checkEnv has refused invalid ones).
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// envDuration reads a duration variable (checkEnv has refused invalid ones).
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv(name)); err == nil && v > 0 {
 		return v
 	}
 	return def

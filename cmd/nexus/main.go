@@ -22,7 +22,7 @@ const usage = `usage: nexus <command> [flags]
   migrate down [--all --yes]    roll back the last migration (--all --yes: everything)
   bench                         load benchmark over loopback (see nexus bench -h)
   admin partner create|set-status|list|show
-  admin key create|list|suspend|revoke
+  admin key create|list|suspend|revoke|set-limits
   admin member create|list      (create: password as one line on stdin)
   admin service create|list|revoke
   admin client list|disable|enable|delete

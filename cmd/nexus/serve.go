@@ -192,8 +192,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	bg, cancelBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
 	go func() { defer wg.Done(); authn.Run(bg, db) }()
+	go func() {
+		defer wg.Done()
+		keys.RunExpiryWarnings(bg, c.ExpiryWarningInterval, time.Now, func(err error) {
+			log.Warn("writing api_key.expiring events failed", "err", err)
+		})
+	}()
 	go func() { defer wg.Done(); ledgerSvc.Run(bg, log) }()
 	go func() { defer wg.Done(); accessLog.Run(bg, time.Second) }()
 	if certs != nil {

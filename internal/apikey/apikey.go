@@ -11,6 +11,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/nexus-fintech/nexus/internal/ledger"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 )
 
@@ -51,8 +52,10 @@ type Row struct {
 	ExpiresAt      *time.Time        `bun:"expires_at"`
 	LastUsedAt     *time.Time        `bun:"last_used_at"`
 	ReplacedBy     *string           `bun:"replaced_by"`
-	CreatedAt      time.Time         `bun:"created_at"`
-	UpdatedAt      time.Time         `bun:"updated_at"`
+	// ExpiryWarnedAt is when the api_key.expiring event was written.
+	ExpiryWarnedAt *time.Time `bun:"expiry_warned_at"`
+	CreatedAt      time.Time  `bun:"created_at"`
+	UpdatedAt      time.Time  `bun:"updated_at"`
 }
 
 // EffectiveStatus is the status callers see: an active key past its
@@ -107,8 +110,12 @@ type Key struct {
 	ExpiresAt      *time.Time        `json:"expires_at"`
 	LastUsedAt     *time.Time        `json:"last_used_at"`
 	ReplacedBy     *string           `json:"replaced_by"`
-	CreatedAt      time.Time         `json:"created_at"`
-	Plain          string            `json:"key,omitempty"`
+	Limits         ledger.Limits     `json:"limits"`
+	// PolicyViolations names the rules of the key policy this live key
+	// breaks (expires_at, allowed_ips, max_active_keys); empty if none.
+	PolicyViolations []string  `json:"policy_violations"`
+	CreatedAt        time.Time `json:"created_at"`
+	Plain            string    `json:"key,omitempty"`
 }
 
 // View renders the row for callers.
@@ -117,7 +124,7 @@ func (r *Row) View() *Key {
 		Object: "api_key", ID: r.ID, Type: r.Type, Environment: r.Environment, Name: r.Name,
 		Prefix: r.Prefix, Last4: r.Last4, Scopes: r.ScopeSet().Names(), Status: r.EffectiveStatus(time.Now()),
 		ExpiresAt: r.ExpiresAt, LastUsedAt: r.LastUsedAt, ReplacedBy: r.ReplacedBy, CreatedAt: r.CreatedAt,
-		AllowedIPs: []string{}, AllowedOrigins: []string{},
+		AllowedIPs: []string{}, AllowedOrigins: []string{}, Limits: ledger.Limits{}, PolicyViolations: []string{},
 	}
 	_ = json.Unmarshal([]byte(r.AllowedIPs), &k.AllowedIPs)
 	_ = json.Unmarshal([]byte(r.AllowedOrigins), &k.AllowedOrigins)

@@ -12,6 +12,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/nexus-fintech/nexus/internal/audit"
+	"github.com/nexus-fintech/nexus/internal/ledger"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/store"
 	"github.com/nexus-fintech/nexus/pkg/credential"
@@ -31,6 +32,16 @@ type CreateParams struct {
 	ExpiresAt      *time.Time `json:"expires_at"`
 	AllowedIPs     []string   `json:"allowed_ips" validate:"omitempty,max=100"`
 	AllowedOrigins []string   `json:"allowed_origins" validate:"omitempty,max=100"`
+	// Limits are money limits by currency (ledger.ParseLimits).
+	Limits json.RawMessage `json:"limits"`
+}
+
+// UpdateParams is the body of PATCH /v1/api_keys/{id}: only the fields sent
+// change.
+type UpdateParams struct {
+	Name *string `json:"name" validate:"omitempty,max=200"`
+	// Limits replaces the key's money limits whole; {} removes them.
+	Limits json.RawMessage `json:"limits"`
 }
 
 // RotateParams is the body of POST /v1/api_keys/{id}/rotate.
@@ -38,6 +49,12 @@ type RotateParams struct {
 	// GracePeriodSeconds is how long the old key keeps working.
 	// Optional. Default: 86400 (24 h). Range 0 to 604800 (7 days).
 	GracePeriodSeconds *int `json:"grace_period_seconds" validate:"omitempty,min=0,max=604800"`
+	// ExpiresAt is the successor's expiry. Optional. Default: the old
+	// key's, capped by the key policy's max_key_lifetime_days (and that
+	// bound when the old key never expires).
+	ExpiresAt *time.Time `json:"expires_at"`
+	// AllowedIPs are the successor's. Optional. Default: the old key's.
+	AllowedIPs []string `json:"allowed_ips" validate:"omitempty,max=100"`
 }
 
 const defaultGrace = 24 * time.Hour
@@ -50,13 +67,32 @@ func (s *Service) Create(ctx context.Context, t nexus.Tenant, p CreateParams) (*
 		// page could spend its rate limit and read what its scopes allow.
 		return nil, nexus.ParamError(nexus.CodeParameterMissing, "allowed_origins", "live publishable keys must list the allowed_origins of the pages that use them")
 	}
+	limits, err := ledger.ParseLimits(p.Limits)
+	if err != nil {
+		return nil, err
+	}
 	row, plain, err := newRow(t, p)
 	if err != nil {
 		return nil, err
 	}
 	err = s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		pol, err := s.lockPolicy(ctx, tx, t)
+		if err != nil {
+			return err
+		}
+		if err := pol.checkKey(row.CreatedAt, row.Type, row.ExpiresAt, row.ipList()); err != nil {
+			return err
+		}
+		if err := pol.checkCount(ctx, tx, t, row.CreatedAt); err != nil {
+			return err
+		}
 		if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
 			return err
+		}
+		if len(limits) > 0 {
+			if err := ledger.SaveLimits(ctx, tx, t, row.ID, limits); err != nil {
+				return err
+			}
 		}
 		return audit.Record(ctx, tx, t, "api_key.created", row.ID, map[string]any{"type": row.Type, "scopes": row.ScopeSet().Names()})
 	})
@@ -64,8 +100,89 @@ func (s *Service) Create(ctx context.Context, t nexus.Tenant, p CreateParams) (*
 		return nil, err
 	}
 	k := row.View()
+	if limits != nil {
+		k.Limits = limits
+	}
 	k.Plain = plain
 	return k, nil
+}
+
+// views renders rows with their money limits.
+func views(ctx context.Context, idb bun.IDB, t nexus.Tenant, rows ...*Row) ([]*Key, error) {
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	ls, err := ledger.LoadLimits(ctx, idb, t, ids...)
+	if err != nil {
+		return nil, err
+	}
+	pol, err := loadPolicy(ctx, idb, t, false)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := pol.violations(ctx, idb, t, store.Now())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Key, len(rows))
+	for i, r := range rows {
+		out[i] = r.View()
+		out[i].Limits = ls[r.ID]
+		if v := vs[r.ID]; v != nil {
+			out[i].PolicyViolations = v
+		}
+	}
+	return out, nil
+}
+
+func view(ctx context.Context, idb bun.IDB, t nexus.Tenant, row *Row) (*Key, error) {
+	ks, err := views(ctx, idb, t, row)
+	if err != nil {
+		return nil, err
+	}
+	return ks[0], nil
+}
+
+// Update changes a key's name and money limits. Limits apply to the next
+// withdrawal the key makes, on every instance: they are read in the
+// transaction that reserves the amount, never from a cache.
+func (s *Service) Update(ctx context.Context, t nexus.Tenant, id string, p UpdateParams) (*Key, error) {
+	limits, err := ledger.ParseLimits(p.Limits)
+	if err != nil {
+		return nil, err
+	}
+	var k *Key
+	err = s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := s.get(ctx, tx, t, id); err != nil {
+			return err
+		}
+		data := map[string]any{}
+		q := store.Scoped(tx.NewUpdate().Model((*Row)(nil)), t).Set("updated_at = ?", store.Now()).Where("id = ?", id)
+		if p.Name != nil {
+			q = q.Set("name = ?", *p.Name)
+			data["name"] = *p.Name
+		}
+		if _, err := q.Exec(ctx); err != nil {
+			return err
+		}
+		if limits != nil {
+			if err := ledger.SaveLimits(ctx, tx, t, id, limits); err != nil {
+				return err
+			}
+			data["limits"] = limits
+		}
+		if err := audit.Record(ctx, tx, t, "api_key.updated", id, data); err != nil {
+			return err
+		}
+		row, err := s.get(ctx, tx, t, id)
+		if err != nil {
+			return err
+		}
+		k, err = view(ctx, tx, t, row)
+		return err
+	})
+	return k, err
 }
 
 func newRow(t nexus.Tenant, p CreateParams) (*Row, string, error) {
@@ -172,7 +289,7 @@ func (s *Service) Get(ctx context.Context, t nexus.Tenant, id string) (*Key, err
 	if err != nil {
 		return nil, err
 	}
-	return row.View(), nil
+	return view(ctx, s.db.DB, t, row)
 }
 
 func (s *Service) get(ctx context.Context, idb bun.IDB, t nexus.Tenant, id string) (*Row, error) {
@@ -188,6 +305,12 @@ func (s *Service) get(ctx context.Context, idb bun.IDB, t nexus.Tenant, id strin
 type ListParams struct {
 	store.Page
 	Status Status `query:"status" validate:"omitempty,oneof=active suspended revoked expired"`
+	// PolicyViolations "true" lists only the live keys that break the key
+	// policy.
+	PolicyViolations string `query:"policy_violations" validate:"omitempty,oneof=true false"`
+	// ExpiringWithin (an ISO 8601 duration: P7D, PT12H) lists only the
+	// live keys that expire within it.
+	ExpiringWithin string `query:"expiring_within" validate:"omitempty,max=32"`
 }
 
 // List returns one page of the tenant's keys, newest first.
@@ -204,21 +327,48 @@ func (s *Service) List(ctx context.Context, t nexus.Tenant, p ListParams) ([]*Ke
 	case Suspended, Revoked:
 		q = q.Where("status = ?", p.Status)
 	}
+	if p.ExpiringWithin != "" {
+		d, ok := parseISODuration(p.ExpiringWithin)
+		if !ok {
+			return nil, false, nexus.ParamError(nexus.CodeParameterInvalid, "expiring_within", "expiring_within must be an ISO 8601 duration of weeks, days, hours, minutes or seconds, such as P7D or PT12H")
+		}
+		q = q.Where("status = ?", Active).Where("replaced_by IS NULL").Where("expires_at > ?", now).Where("expires_at <= ?", now.Add(d))
+	}
+	if p.PolicyViolations == "true" {
+		pol, err := loadPolicy(ctx, s.db.DB, t, false)
+		if err != nil {
+			return nil, false, err
+		}
+		vs, err := pol.violations(ctx, s.db.DB, t, now)
+		if err != nil {
+			return nil, false, err
+		}
+		if len(vs) == 0 {
+			q = q.Where("1 = 0")
+		} else {
+			ids := make([]string, 0, len(vs))
+			for id := range vs {
+				ids = append(ids, id)
+			}
+			q = q.Where("id IN (?)", bun.In(ids))
+		}
+	}
 	rows, more, err := store.List[Row](ctx, s.db.DB, t, p.Page, q)
 	if err != nil {
 		return nil, false, err
 	}
-	out := make([]*Key, len(rows))
+	ptrs := make([]*Row, len(rows))
 	for i := range rows {
-		out[i] = rows[i].View()
+		ptrs[i] = &rows[i]
 	}
-	return out, more, nil
+	out, err := views(ctx, s.db.DB, t, ptrs...)
+	return out, more, err
 }
 
 // transition moves a key from one of the statuses in from to status to, in
 // one conditional update, with its event and cache drop.
 func (s *Service) transition(ctx context.Context, t nexus.Tenant, id string, to Status, event, verb string, from ...Status) (*Key, error) {
-	var row *Row
+	var k *Key
 	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		now := store.Now()
 		q := store.Scoped(tx.NewUpdate().Model((*Row)(nil)), t).
@@ -234,7 +384,7 @@ func (s *Service) transition(ctx context.Context, t nexus.Tenant, id string, to 
 		if err != nil {
 			return err
 		}
-		row, err = s.get(ctx, tx, t, id)
+		row, err := s.get(ctx, tx, t, id)
 		if err != nil {
 			return err
 		}
@@ -244,12 +394,15 @@ func (s *Service) transition(ctx context.Context, t nexus.Tenant, id string, to 
 		if err := audit.Record(ctx, tx, t, event, id, nil); err != nil {
 			return err
 		}
+		if k, err = view(ctx, tx, t, row); err != nil {
+			return err
+		}
 		return s.db.Publish(ctx, tx, store.TopicKey(id))
 	})
 	if err != nil {
 		return nil, err
 	}
-	return row.View(), nil
+	return k, nil
 }
 
 // Suspend stops an active key until it is reactivated.
@@ -276,6 +429,7 @@ func (s *Service) Rotate(ctx context.Context, t nexus.Tenant, id string, p Rotat
 		grace = time.Duration(*p.GracePeriodSeconds) * time.Second
 	}
 	var newRowV *Row
+	var k *Key
 	var plain string
 	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		old, err := s.get(ctx, tx, t, id)
@@ -289,14 +443,38 @@ func (s *Service) Rotate(ctx context.Context, t nexus.Tenant, id string, p Rotat
 		if old.ReplacedBy != nil {
 			return nexus.Errorf(nexus.CodeInvalidState, "this api key was already rotated; rotate its successor %s", *old.ReplacedBy)
 		}
+		pol, err := s.lockPolicy(ctx, tx, t)
+		if err != nil {
+			return err
+		}
+		expires := old.ExpiresAt
+		if p.ExpiresAt != nil {
+			expires = p.ExpiresAt
+		} else if limit, ok := pol.maxExpiry(now); ok && (expires == nil || expires.After(limit)) {
+			// The successor keeps its predecessor's expiry, or the
+			// policy's bound when that is sooner (or there is none).
+			expires = &limit
+		}
+		ips := old.ipList()
+		if p.AllowedIPs != nil {
+			ips = p.AllowedIPs
+		}
 		newRowV, plain, err = newRow(t, CreateParams{
 			Type: old.Type, Name: old.Name, Scopes: old.ScopeSet().Names(),
-			AllowedIPs: old.ipList(), AllowedOrigins: old.Origins(), ExpiresAt: old.ExpiresAt,
+			AllowedIPs: ips, AllowedOrigins: old.Origins(), ExpiresAt: expires,
 		})
 		if err != nil {
 			return err
 		}
+		// A rotation replaces one live key by another: it is checked
+		// like a creation, but never against max_active_keys.
+		if err := pol.checkKey(now, newRowV.Type, newRowV.ExpiresAt, newRowV.ipList()); err != nil {
+			return err
+		}
 		if _, err := tx.NewInsert().Model(newRowV).Exec(ctx); err != nil {
+			return err
+		}
+		if err := ledger.CopyLimits(ctx, tx, t, id, newRowV.ID); err != nil {
 			return err
 		}
 		until := now.Add(grace)
@@ -318,12 +496,14 @@ func (s *Service) Rotate(ctx context.Context, t nexus.Tenant, id string, p Rotat
 		if err := audit.Record(ctx, tx, t, "api_key.created", newRowV.ID, map[string]any{"rotated_from": id}); err != nil {
 			return err
 		}
+		if k, err = view(ctx, tx, t, newRowV); err != nil {
+			return err
+		}
 		return s.db.Publish(ctx, tx, store.TopicKey(id))
 	})
 	if err != nil {
 		return nil, err
 	}
-	k := newRowV.View()
 	k.Plain = plain
 	return k, nil
 }

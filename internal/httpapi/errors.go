@@ -13,6 +13,7 @@ import (
 var codeStatus = map[nexus.Code]int{
 	nexus.CodeParameterMissing: 400, nexus.CodeParameterInvalid: 400, nexus.CodeParameterUnknown: 400,
 	nexus.CodeBodyInvalidJSON: 400, nexus.CodeAmbiguousCredentials: 400, nexus.CodeInvalidScopes: 400,
+	nexus.CodePolicyViolation: 400,
 
 	nexus.CodeMissingCredentials: 401, nexus.CodeMalformedCredentials: 401, nexus.CodeInvalidAPIKey: 401,
 	nexus.CodeAPIKeySuspended: 401, nexus.CodeAPIKeyRevoked: 401, nexus.CodeAPIKeyExpired: 401,
@@ -27,7 +28,7 @@ var codeStatus = map[nexus.Code]int{
 	nexus.CodeAddressExists: 409, nexus.CodeInvalidState: 409,
 
 	nexus.CodeBodyTooLarge: 413, nexus.CodeUnsupportedMediaType: 415,
-	nexus.CodeInsufficientFunds: 422, nexus.CodeAddressNotUsable: 422,
+	nexus.CodeInsufficientFunds: 422, nexus.CodeAddressNotUsable: 422, nexus.CodeLimitExceeded: 422,
 	nexus.CodeRateLimited: 429, nexus.CodeTooManyFailedAttempts: 429,
 	nexus.CodeInternalError: 500, nexus.CodeServiceUnavailable: 503,
 }

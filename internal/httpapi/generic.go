@@ -68,3 +68,19 @@ func action[T any](fn func(context.Context, nexus.Tenant, string) (T, error)) fi
 		return c.JSON(out)
 	}
 }
+
+// update decodes a strict JSON body of type P, changes the :id object with
+// it and answers the object after the change.
+func update[P, T any](fn func(context.Context, nexus.Tenant, string, P) (T, error)) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		var in P
+		if err := decodeBody(c, &in); err != nil {
+			return err
+		}
+		out, err := fn(c.UserContext(), tenant(c), c.Params("id"), in)
+		if err != nil {
+			return err
+		}
+		return c.JSON(out)
+	}
+}

@@ -116,3 +116,27 @@ func (s *Server) rotateKey(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.Status(fiber.StatusCreated).JSON(k)
 }
+
+func (s *Server) getPolicy(c *fiber.Ctx) error {
+	var none struct{}
+	if err := decodeQuery(c, &none); err != nil {
+		return err
+	}
+	p, err := s.cfg.Keys.GetPolicy(c.UserContext(), tenant(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(p)
+}
+
+func (s *Server) putPolicy(c *fiber.Ctx) error {
+	var in apikey.PolicyParams
+	if err := decodeBody(c, &in); err != nil {
+		return err
+	}
+	p, err := s.cfg.Keys.PutPolicy(c.UserContext(), tenant(c), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(p)
+}

@@ -77,11 +77,15 @@ func (s *Server) Routes() []Route {
 		{Method: "POST", Path: "/v1/api_keys", Access: admin, Secret: true, Handler: s.createKey},
 		{Method: "GET", Path: "/v1/api_keys", Access: admin, Handler: listOf(keys.List)},
 		{Method: "GET", Path: "/v1/api_keys/:id", Access: admin, Handler: getByID(keys.Get)},
+		{Method: "PATCH", Path: "/v1/api_keys/:id", Access: admin, Handler: update(keys.Update)},
 		{Method: "DELETE", Path: "/v1/api_keys/:id", Access: admin, Handler: s.keyAction(keys.Revoke)},
 		{Method: "POST", Path: "/v1/api_keys/:id/suspend", Access: admin, Handler: s.keyAction(keys.Suspend)},
 		{Method: "POST", Path: "/v1/api_keys/:id/reactivate", Access: admin, Handler: s.keyAction(keys.Reactivate)},
 		{Method: "POST", Path: "/v1/api_keys/:id/revoke", Access: admin, Handler: s.keyAction(keys.Revoke)},
 		{Method: "POST", Path: "/v1/api_keys/:id/rotate", Access: admin, Secret: true, Handler: s.rotateKey},
+
+		{Method: "GET", Path: "/v1/policy", Access: admin, Handler: s.getPolicy},
+		{Method: "PUT", Path: "/v1/policy", Access: admin, Handler: s.putPolicy},
 
 		{Method: "GET", Path: "/v1/balances", Access: readBal, Handler: s.listBalances},
 		{Method: "GET", Path: "/v1/balances/:currency", Access: readBal, Handler: s.getBalance},
@@ -107,6 +111,7 @@ func (s *Server) Routes() []Route {
 		{Method: "POST", Path: "/v1/service_credentials", Access: admin, Secret: true, Handler: create(st.Create)},
 		{Method: "GET", Path: "/v1/service_credentials", Access: admin, Handler: listOf(st.List)},
 		{Method: "GET", Path: "/v1/service_credentials/:id", Access: admin, Handler: getByID(st.Get)},
+		{Method: "PATCH", Path: "/v1/service_credentials/:id", Access: admin, Handler: update(st.Update)},
 		{Method: "POST", Path: "/v1/service_credentials/:id/revoke", Access: admin, Handler: dropAfter(s, st.Revoke)},
 
 		{Method: "POST", Path: "/v1/oauth_clients", Access: admin, Secret: true, Handler: create(s.cfg.OAuth.CreateClient)},

@@ -33,14 +33,16 @@ type Request struct {
 	Amount      int64             `bun:"amount" json:"amount"`
 	Currency    Currency          `bun:"currency" json:"currency"`
 	AddressID   string            `bun:"address_id" json:"address_id"`
-	Status      string            `bun:"status" json:"status"`
-	MetadataRaw string            `bun:"metadata" json:"-"`
-	Metadata    map[string]string `bun:"-" json:"metadata"`
-	CreatedAt   time.Time         `bun:"created_at" json:"created_at"`
-	UpdatedAt   time.Time         `bun:"updated_at" json:"-"`
-	CompletedAt *time.Time        `bun:"completed_at" json:"completed_at"`
-	FailedAt    *time.Time        `bun:"failed_at" json:"failed_at"`
-	CancelledAt *time.Time        `bun:"cancelled_at" json:"cancelled_at"`
+	// CredentialID made the request: its money limits count it.
+	CredentialID string            `bun:"credential_id" json:"-"`
+	Status       string            `bun:"status" json:"status"`
+	MetadataRaw  string            `bun:"metadata" json:"-"`
+	Metadata     map[string]string `bun:"-" json:"metadata"`
+	CreatedAt    time.Time         `bun:"created_at" json:"created_at"`
+	UpdatedAt    time.Time         `bun:"updated_at" json:"-"`
+	CompletedAt  *time.Time        `bun:"completed_at" json:"completed_at"`
+	FailedAt     *time.Time        `bun:"failed_at" json:"failed_at"`
+	CancelledAt  *time.Time        `bun:"cancelled_at" json:"cancelled_at"`
 }
 
 func (r *Request) view() *Request {
@@ -60,12 +62,17 @@ type CreateRequestParams struct {
 }
 
 // CreateRequest creates a withdrawal, reserving its amount (available →
-// pending) in the same transaction, or changes nothing and answers
+// pending) and counting it against the calling credential's money limits in
+// the same transaction, or changes nothing and answers limit_exceeded or
 // insufficient_funds.
 func (s *Service) CreateRequest(ctx context.Context, t nexus.Tenant, p CreateRequestParams) (*Request, error) {
 	now := store.Now()
+	var credID string
+	if pr := nexus.PrincipalFrom(ctx); pr != nil {
+		credID = pr.CredentialID
+	}
 	r := &Request{ID: nexus.NewID("prq"), PartnerID: t.PartnerID, Environment: t.Environment, Type: p.Type,
-		Amount: p.Amount, Currency: p.Currency, AddressID: p.AddressID, Status: RequestPending,
+		Amount: p.Amount, Currency: p.Currency, AddressID: p.AddressID, CredentialID: credID, Status: RequestPending,
 		MetadataRaw: toJSON(p.Metadata), CreatedAt: now, UpdatedAt: now}
 	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		a, err := get[Address](ctx, tx, t, "address", p.AddressID)
@@ -80,6 +87,11 @@ func (s *Service) CreateRequest(ctx context.Context, t nexus.Tenant, p CreateReq
 		}
 		if a.Network != p.Currency.Network() {
 			return nexus.ParamError(nexus.CodeAddressNotUsable, "address_id", "%s moves on %s, but the address is on %s", p.Currency, p.Currency.Network(), a.Network)
+		}
+		// The limit's counter row is taken before the balance row, and
+		// released before it (requestMove), so the two never deadlock.
+		if err := reserveLimit(ctx, tx, t, credID, p.Currency, p.Amount, now); err != nil {
+			return err
 		}
 		ok, err := s.move(ctx, tx, t, p.Currency, -p.Amount, p.Amount)
 		if err != nil {
@@ -112,6 +124,13 @@ func (s *Service) requestMove(ctx context.Context, t nexus.Tenant, id, to, verb,
 		r, err = transition[Request](ctx, tx, t, "request", id, to, verb, set, from...)
 		if err != nil {
 			return err
+		}
+		if availBack {
+			// A failed or cancelled request no longer counts against
+			// its credential's daily total.
+			if err := releaseLimit(ctx, tx, t, r); err != nil {
+				return err
+			}
 		}
 		if to != RequestProcessing {
 			avail := int64(0)

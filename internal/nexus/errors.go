@@ -16,6 +16,7 @@ const (
 	CodeBodyInvalidJSON      Code = "body_invalid_json"
 	CodeAmbiguousCredentials Code = "ambiguous_credentials"
 	CodeInvalidScopes        Code = "invalid_scopes"
+	CodePolicyViolation      Code = "policy_violation"
 
 	CodeMissingCredentials   Code = "missing_credentials"
 	CodeMalformedCredentials Code = "malformed_credentials"
@@ -47,6 +48,7 @@ const (
 
 	CodeInsufficientFunds Code = "insufficient_funds"
 	CodeAddressNotUsable  Code = "address_not_usable"
+	CodeLimitExceeded     Code = "limit_exceeded"
 
 	CodeRateLimited           Code = "rate_limited"
 	CodeTooManyFailedAttempts Code = "too_many_failed_attempts"

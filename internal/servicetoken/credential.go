@@ -11,6 +11,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"database/sql"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/nexus-fintech/nexus/internal/audit"
+	"github.com/nexus-fintech/nexus/internal/ledger"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/secretbox"
 	"github.com/nexus-fintech/nexus/internal/store"
@@ -64,6 +66,7 @@ type View struct {
 	PublicKey   *string           `json:"public_key"`
 	Scopes      []string          `json:"scopes"`
 	Status      string            `json:"status"`
+	Limits      ledger.Limits     `json:"limits"`
 	CreatedAt   time.Time         `json:"created_at"`
 	RevokedAt   *time.Time        `json:"revoked_at"`
 	Secret      string            `json:"secret,omitempty"`
@@ -73,7 +76,25 @@ func (c *Credential) view() *View {
 	s, _ := nexus.ParseScopeString(c.Scopes)
 	return &View{Object: "service_credential", ID: c.ID, Environment: c.Environment, Name: c.Name,
 		Algorithm: c.Algorithm, PublicKey: c.PublicKey, Scopes: s.Names(), Status: c.Status,
-		CreatedAt: c.CreatedAt, RevokedAt: c.RevokedAt}
+		Limits: ledger.Limits{}, CreatedAt: c.CreatedAt, RevokedAt: c.RevokedAt}
+}
+
+// views renders credentials with their money limits.
+func views(ctx context.Context, idb bun.IDB, t nexus.Tenant, cs ...*Credential) ([]*View, error) {
+	ids := make([]string, len(cs))
+	for i, c := range cs {
+		ids[i] = c.ID
+	}
+	ls, err := ledger.LoadLimits(ctx, idb, t, ids...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*View, len(cs))
+	for i, c := range cs {
+		out[i] = c.view()
+		out[i].Limits = ls[c.ID]
+	}
+	return out, nil
 }
 
 // Service manages service credentials and platform services.
@@ -91,6 +112,16 @@ type CreateParams struct {
 	Algorithm string   `json:"algorithm" validate:"required,oneof=HS256 ES256 EdDSA"`
 	PublicKey string   `json:"public_key" validate:"max=10000"`
 	Scopes    []string `json:"scopes" validate:"omitempty,max=20,dive,min=1,max=64"`
+	// Limits are money limits by currency (ledger.ParseLimits).
+	Limits json.RawMessage `json:"limits"`
+}
+
+// UpdateParams is the body of PATCH /v1/service_credentials/{id}: only the
+// fields sent change.
+type UpdateParams struct {
+	Name *string `json:"name" validate:"omitempty,max=200"`
+	// Limits replaces the credential's money limits whole; {} removes them.
+	Limits json.RawMessage `json:"limits"`
 }
 
 // Create registers a service credential. For HS256 Nexus generates the
@@ -106,6 +137,10 @@ func (s *Service) Create(ctx context.Context, t nexus.Tenant, p CreateParams) (*
 	}
 	if len(p.Scopes) == 0 {
 		scopes = nexus.ScopeSet(nexus.ScopeAdminAll)
+	}
+	limits, err := ledger.ParseLimits(p.Limits)
+	if err != nil {
+		return nil, err
 	}
 	now := store.Now()
 	c := &Credential{ID: nexus.NewID("sc"), PartnerID: t.PartnerID, Environment: t.Environment, Name: p.Name,
@@ -138,9 +173,14 @@ func (s *Service) Create(ctx context.Context, t nexus.Tenant, p CreateParams) (*
 		pk := strings.TrimSpace(p.PublicKey) + "\n"
 		c.PublicKey = &pk
 	}
-	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err = s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewInsert().Model(c).Exec(ctx); err != nil {
 			return err
+		}
+		if len(limits) > 0 {
+			if err := ledger.SaveLimits(ctx, tx, t, c.ID, limits); err != nil {
+				return err
+			}
 		}
 		return audit.Record(ctx, tx, t, "service_credential.created", c.ID, map[string]any{"algorithm": c.Algorithm})
 	})
@@ -148,6 +188,9 @@ func (s *Service) Create(ctx context.Context, t nexus.Tenant, p CreateParams) (*
 		return nil, err
 	}
 	v := c.view()
+	if limits != nil {
+		v.Limits = limits
+	}
 	v.Secret = plain
 	return v, nil
 }
@@ -162,22 +205,75 @@ func (s *Service) Get(ctx context.Context, t nexus.Tenant, id string) (*View, er
 	if err != nil {
 		return nil, err
 	}
-	return c.view(), nil
+	vs, err := views(ctx, s.db.DB, t, c)
+	if err != nil {
+		return nil, err
+	}
+	return vs[0], nil
+}
+
+// Update changes a credential's name and money limits; limits apply to the
+// next withdrawal its tokens make, on every instance.
+func (s *Service) Update(ctx context.Context, t nexus.Tenant, id string, p UpdateParams) (*View, error) {
+	limits, err := ledger.ParseLimits(p.Limits)
+	if err != nil {
+		return nil, err
+	}
+	var v *View
+	err = s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		q := store.Scoped(tx.NewUpdate().Model((*Credential)(nil)), t).Set("updated_at = ?", store.Now()).Where("id = ?", id)
+		data := map[string]any{}
+		if p.Name != nil {
+			q = q.Set("name = ?", *p.Name)
+			data["name"] = *p.Name
+		}
+		res, err := q.Exec(ctx)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nexus.NotFound("service_credential", id)
+		}
+		if limits != nil {
+			if err := ledger.SaveLimits(ctx, tx, t, id, limits); err != nil {
+				return err
+			}
+			data["limits"] = limits
+		}
+		if err := audit.Record(ctx, tx, t, "service_credential.updated", id, data); err != nil {
+			return err
+		}
+		c := new(Credential)
+		if err := store.Scoped(tx.NewSelect().Model(c), t).Where("id = ?", id).Scan(ctx); err != nil {
+			return err
+		}
+		vs, err := views(ctx, tx, t, c)
+		if err == nil {
+			v = vs[0]
+		}
+		return err
+	})
+	return v, err
 }
 
 // List returns one page of the tenant's credentials.
 func (s *Service) List(ctx context.Context, t nexus.Tenant, p store.Page) ([]*View, bool, error) {
 	rows, more, err := store.List[Credential](ctx, s.db.DB, t, p, s.db.NewSelect())
-	out := make([]*View, len(rows))
-	for i := range rows {
-		out[i] = rows[i].view()
+	if err != nil {
+		return nil, false, err
 	}
+	ptrs := make([]*Credential, len(rows))
+	for i := range rows {
+		ptrs[i] = &rows[i]
+	}
+	out, err := views(ctx, s.db.DB, t, ptrs...)
 	return out, more, err
 }
 
 // Revoke ends a credential; tokens it signed stop working on every instance.
 func (s *Service) Revoke(ctx context.Context, t nexus.Tenant, id string) (*View, error) {
 	c := new(Credential)
+	var v *View
 	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		now := store.Now()
 		res, err := store.Scoped(tx.NewUpdate().Model((*Credential)(nil)), t).
@@ -198,12 +294,17 @@ func (s *Service) Revoke(ctx context.Context, t nexus.Tenant, id string) (*View,
 		if err := audit.Record(ctx, tx, t, "service_credential.revoked", id, nil); err != nil {
 			return err
 		}
+		vs, err := views(ctx, tx, t, c)
+		if err != nil {
+			return err
+		}
+		v = vs[0]
 		return s.db.Publish(ctx, tx, store.TopicKey(id))
 	})
 	if err != nil {
 		return nil, err
 	}
-	return c.view(), nil
+	return v, nil
 }
 
 var errRSATooSmall = errors.New("RSA public keys must be at least 2048 bits")

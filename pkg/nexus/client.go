@@ -50,6 +50,7 @@ type Client struct {
 	Addresses          *AddressService
 	Requests           *RequestService
 	APIKeys            *APIKeyService
+	KeyPolicy          *KeyPolicyService
 	ServiceCredentials *ServiceCredentialService
 	OAuthClients       *OAuthClientService
 	OAuthGrants        *OAuthGrantService
@@ -166,6 +167,7 @@ func NewClient(credential string, opts ...Option) *Client {
 	c.Addresses = &AddressService{c}
 	c.Requests = &RequestService{c}
 	c.APIKeys = &APIKeyService{c}
+	c.KeyPolicy = &KeyPolicyService{c}
 	c.ServiceCredentials = &ServiceCredentialService{c}
 	c.OAuthClients = &OAuthClientService{c}
 	c.OAuthGrants = &OAuthGrantService{c}

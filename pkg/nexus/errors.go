@@ -71,6 +71,7 @@ const (
 	CodeBodyInvalidJSON      = "body_invalid_json"
 	CodeAmbiguousCredentials = "ambiguous_credentials"
 	CodeInvalidScopes        = "invalid_scopes"
+	CodePolicyViolation      = "policy_violation"
 
 	// 401 authentication_error
 	CodeMissingCredentials   = "missing_credentials"
@@ -108,6 +109,7 @@ const (
 	// 422 invalid_request_error
 	CodeInsufficientFunds = "insufficient_funds"
 	CodeAddressNotUsable  = "address_not_usable"
+	CodeLimitExceeded     = "limit_exceeded"
 
 	// 429 rate_limit_error
 	CodeRateLimited           = "rate_limited"

@@ -148,7 +148,12 @@ type APIKey struct {
 	ExpiresAt      *time.Time  `json:"expires_at"`
 	LastUsedAt     *time.Time  `json:"last_used_at"`
 	ReplacedBy     *string     `json:"replaced_by"`
-	CreatedAt      time.Time   `json:"created_at"`
+	// Limits are the key's money limits by currency (empty: none).
+	Limits Limits `json:"limits"`
+	// PolicyViolations names what this live key breaks of the key policy
+	// (expires_at, allowed_ips, max_active_keys); empty if nothing.
+	PolicyViolations []string  `json:"policy_violations"`
+	CreatedAt        time.Time `json:"created_at"`
 	// Key is the plain key, present only in the answer that created it
 	// (create and rotate). Store it now: Nexus cannot show it again.
 	Key string `json:"key,omitempty"`
@@ -165,12 +170,31 @@ type ServiceCredential struct {
 	PublicKey   *string     `json:"public_key"`
 	Scopes      []string    `json:"scopes"`
 	Status      string      `json:"status"`
-	CreatedAt   time.Time   `json:"created_at"`
-	RevokedAt   *time.Time  `json:"revoked_at"`
+	// Limits are the money limits of every token it signs (empty: none).
+	Limits    Limits     `json:"limits"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at"`
 	// Secret is the HS256 signing secret (nx_<env>_ss_…), present only in
 	// the answer that created an HS256 credential.
 	Secret string `json:"secret,omitempty"`
 }
+
+// Limit is one currency's money limits on a credential, in minor units; a
+// nil field is no limit. A withdrawal over either fails with
+// CodeLimitExceeded and changes nothing.
+type Limit struct {
+	// MaxWithdrawalAmount caps one withdrawal (0 refuses every one).
+	MaxWithdrawalAmount *int64 `json:"max_withdrawal_amount,omitempty"`
+	// DailyWithdrawalTotal caps the credential's withdrawals of one UTC day
+	// that are not failed or cancelled.
+	DailyWithdrawalTotal *int64 `json:"daily_withdrawal_total,omitempty"`
+}
+
+// Limits are a credential's money limits by currency.
+type Limits map[Currency]Limit
+
+// Int64 returns a pointer to n, for Limit fields.
+func Int64(n int64) *int64 { return &n }
 
 // OAuthClient is a third-party app registered for OAuth 2.0. Its ID is
 // also its ClientID.
@@ -267,6 +291,25 @@ type APIKeyCreateParams struct {
 	// AllowedOrigins are the web origins a publishable key may be used
 	// from (required for a live one).
 	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+	// Limits are money limits by currency (default none).
+	Limits Limits `json:"limits,omitempty"`
+}
+
+// APIKeyUpdateParams change an API key; nil fields stay as they are.
+type APIKeyUpdateParams struct {
+	Name *string `json:"name,omitempty"`
+	// Limits replace the key's money limits whole; a pointer to an empty
+	// Limits removes them all.
+	Limits *Limits `json:"limits,omitempty"`
+}
+
+// ServiceCredentialUpdateParams change a service credential; nil fields
+// stay as they are.
+type ServiceCredentialUpdateParams struct {
+	Name *string `json:"name,omitempty"`
+	// Limits replace the credential's money limits whole; a pointer to an
+	// empty Limits removes them all.
+	Limits *Limits `json:"limits,omitempty"`
 }
 
 // APIKeyRotateParams rotate an API key.
@@ -274,6 +317,34 @@ type APIKeyRotateParams struct {
 	// GracePeriodSeconds the old key keeps working: 0 to 604800 (7 days);
 	// nil for the default, 24 hours.
 	GracePeriodSeconds *int `json:"grace_period_seconds,omitempty"`
+	// ExpiresAt is the successor's expiry (default: the old key's, bounded
+	// by the key policy).
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// AllowedIPs are the successor's (default: the old key's).
+	AllowedIPs []string `json:"allowed_ips,omitempty"`
+}
+
+// KeyPolicy is the key policy of one environment; nil or false fields are
+// rules that are off.
+type KeyPolicy struct {
+	Object                         string      `json:"object"`
+	Environment                    Environment `json:"environment"`
+	MaxKeyLifetimeDays             *int        `json:"max_key_lifetime_days"`
+	RequireExpiry                  bool        `json:"require_expiry"`
+	RequireAllowedIPsForSecretKeys bool        `json:"require_allowed_ips_for_secret_keys"`
+	MaxActiveKeys                  *int        `json:"max_active_keys"`
+	ExpiryWarningDays              *int        `json:"expiry_warning_days"`
+	UpdatedAt                      *time.Time  `json:"updated_at"`
+}
+
+// KeyPolicyParams replace the key policy whole: a nil or false field turns
+// its rule off.
+type KeyPolicyParams struct {
+	MaxKeyLifetimeDays             *int `json:"max_key_lifetime_days,omitempty"`
+	RequireExpiry                  bool `json:"require_expiry,omitempty"`
+	RequireAllowedIPsForSecretKeys bool `json:"require_allowed_ips_for_secret_keys,omitempty"`
+	MaxActiveKeys                  *int `json:"max_active_keys,omitempty"`
+	ExpiryWarningDays              *int `json:"expiry_warning_days,omitempty"`
 }
 
 // ServiceCredentialCreateParams create a service credential.
@@ -284,6 +355,8 @@ type ServiceCredentialCreateParams struct {
 	Algorithm string   `json:"algorithm"`
 	PublicKey string   `json:"public_key,omitempty"`
 	Scopes    []string `json:"scopes,omitempty"`
+	// Limits are money limits by currency on every token it signs.
+	Limits Limits `json:"limits,omitempty"`
 }
 
 // OAuthClientCreateParams register an OAuth client.
@@ -357,11 +430,20 @@ func (p *RequestListParams) values() url.Values {
 type APIKeyListParams struct {
 	ListParams
 	Status string
+	// PolicyViolations lists only the live keys that break the key policy.
+	PolicyViolations bool
+	// ExpiringWithin lists only the live keys expiring within it, an ISO
+	// 8601 duration such as "P7D".
+	ExpiringWithin string
 }
 
 func (p *APIKeyListParams) values() url.Values {
 	q := p.ListParams.values()
 	setIf(q, "status", p.Status)
+	if p.PolicyViolations {
+		q.Set("policy_violations", "true")
+	}
+	setIf(q, "expiring_within", p.ExpiringWithin)
 	return q
 }
 

@@ -188,6 +188,14 @@ func (s *APIKeyService) Get(ctx context.Context, id string, opts ...RequestOptio
 	return onID[APIKey](ctx, s.c, http.MethodGet, "/v1/api_keys/%s", id, nil, opts)
 }
 
+// Update changes a key's name or money limits (PATCH /v1/api_keys/{id}).
+func (s *APIKeyService) Update(ctx context.Context, id string, params *APIKeyUpdateParams, opts ...RequestOption) (*APIKey, error) {
+	if params == nil {
+		params = new(APIKeyUpdateParams)
+	}
+	return onID[APIKey](ctx, s.c, http.MethodPatch, "/v1/api_keys/%s", id, params, opts)
+}
+
 // Suspend suspends an active key (POST /v1/api_keys/{id}/suspend).
 func (s *APIKeyService) Suspend(ctx context.Context, id string, opts ...RequestOption) (*APIKey, error) {
 	return onID[APIKey](ctx, s.c, http.MethodPost, "/v1/api_keys/%s/suspend", id, nil, opts)
@@ -219,6 +227,25 @@ func (s *APIKeyService) Delete(ctx context.Context, id string, opts ...RequestOp
 	return onID[APIKey](ctx, s.c, http.MethodDelete, "/v1/api_keys/%s", id, nil, opts)
 }
 
+// KeyPolicyService reads and sets the key policy of the caller's
+// environment (admin:all).
+type KeyPolicyService struct{ c *Client }
+
+// Get returns the key policy (GET /v1/policy).
+func (s *KeyPolicyService) Get(ctx context.Context, opts ...RequestOption) (*KeyPolicy, error) {
+	return send[KeyPolicy](ctx, s.c, http.MethodGet, "/v1/policy", nil, opts)
+}
+
+// Put replaces the key policy (PUT /v1/policy). Creating or rotating a key
+// that breaks it then fails with CodePolicyViolation; live keys that break
+// it are listed with APIKeyListParams.PolicyViolations.
+func (s *KeyPolicyService) Put(ctx context.Context, params *KeyPolicyParams, opts ...RequestOption) (*KeyPolicy, error) {
+	if params == nil {
+		params = new(KeyPolicyParams)
+	}
+	return send[KeyPolicy](ctx, s.c, http.MethodPut, "/v1/policy", params, opts)
+}
+
 // ServiceCredentialService manages service credentials (admin:all).
 type ServiceCredentialService struct{ c *Client }
 
@@ -245,6 +272,15 @@ func (s *ServiceCredentialService) All(ctx context.Context, params *ListParams, 
 // Get returns one service credential (GET /v1/service_credentials/{id}).
 func (s *ServiceCredentialService) Get(ctx context.Context, id string, opts ...RequestOption) (*ServiceCredential, error) {
 	return onID[ServiceCredential](ctx, s.c, http.MethodGet, "/v1/service_credentials/%s", id, nil, opts)
+}
+
+// Update changes a service credential's name or money limits
+// (PATCH /v1/service_credentials/{id}).
+func (s *ServiceCredentialService) Update(ctx context.Context, id string, params *ServiceCredentialUpdateParams, opts ...RequestOption) (*ServiceCredential, error) {
+	if params == nil {
+		params = new(ServiceCredentialUpdateParams)
+	}
+	return onID[ServiceCredential](ctx, s.c, http.MethodPatch, "/v1/service_credentials/%s", id, params, opts)
 }
 
 // Revoke revokes a service credential: tokens it signed stop working

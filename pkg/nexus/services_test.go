@@ -184,6 +184,32 @@ func TestEndpoints(t *testing.T) {
 			return err
 		}, hit{"POST", "/v1/api_keys/key_1/rotate", "", `{"grace_period_seconds":3600}`}},
 		{"APIKeys.Rotate nil", func() error { _, err := c.APIKeys.Rotate(ctx, "key_1", nil); return err }, hit{"POST", "/v1/api_keys/key_1/rotate", "", `{}`}},
+		{"APIKeys.Create with limits", func() error {
+			_, err := c.APIKeys.Create(ctx, &APIKeyCreateParams{Limits: Limits{CurrencyUSDC: {DailyWithdrawalTotal: Int64(1000)}}})
+			return err
+		}, hit{"POST", "/v1/api_keys", "", `{"limits":{"usdc":{"daily_withdrawal_total":1000}}}`}},
+		{"APIKeys.Update", func() error {
+			_, err := c.APIKeys.Update(ctx, "key_1", &APIKeyUpdateParams{Limits: &Limits{CurrencyBTC: {MaxWithdrawalAmount: Int64(0)}}})
+			return err
+		}, hit{"PATCH", "/v1/api_keys/key_1", "", `{"limits":{"btc":{"max_withdrawal_amount":0}}}`}},
+		{"APIKeys.Update clears limits", func() error {
+			_, err := c.APIKeys.Update(ctx, "key_1", &APIKeyUpdateParams{Limits: &Limits{}})
+			return err
+		}, hit{"PATCH", "/v1/api_keys/key_1", "", `{"limits":{}}`}},
+		{"ServiceCredentials.Update", func() error {
+			_, err := c.ServiceCredentials.Update(ctx, "sc_1", &ServiceCredentialUpdateParams{Name: new("payouts")})
+			return err
+		}, hit{"PATCH", "/v1/service_credentials/sc_1", "", `{"name":"payouts"}`}},
+		{"APIKeys.List policy filters", func() error {
+			_, err := c.APIKeys.List(ctx, &APIKeyListParams{PolicyViolations: true, ExpiringWithin: "P7D"})
+			return err
+		}, hit{"GET", "/v1/api_keys", "expiring_within=P7D&policy_violations=true", ""}},
+		{"KeyPolicy.Get", func() error { _, err := c.KeyPolicy.Get(ctx); return err }, hit{"GET", "/v1/policy", "", ""}},
+		{"KeyPolicy.Put", func() error {
+			_, err := c.KeyPolicy.Put(ctx, &KeyPolicyParams{MaxKeyLifetimeDays: new(90), RequireExpiry: true})
+			return err
+		}, hit{"PUT", "/v1/policy", "", `{"max_key_lifetime_days":90,"require_expiry":true}`}},
+		{"KeyPolicy.Put nil", func() error { _, err := c.KeyPolicy.Put(ctx, nil); return err }, hit{"PUT", "/v1/policy", "", `{}`}},
 		{"APIKeys.Delete", func() error { _, err := c.APIKeys.Delete(ctx, "key_1"); return err }, hit{"DELETE", "/v1/api_keys/key_1", "", ""}},
 		{"ServiceCredentials.Create", func() error {
 			_, err := c.ServiceCredentials.Create(ctx, &ServiceCredentialCreateParams{Algorithm: "HS256"})

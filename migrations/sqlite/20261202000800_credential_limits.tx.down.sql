@@ -1,0 +1,5 @@
+ALTER TABLE requests DROP COLUMN credential_id;
+--bun:split
+DROP TABLE credential_limit_usage;
+--bun:split
+DROP TABLE credential_limits;
