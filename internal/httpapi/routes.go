@@ -3,6 +3,7 @@ package httpapi
 import (
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/nexus-fintech/nexus/internal/killswitch"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 )
 
@@ -68,6 +69,7 @@ func (s *Server) Routes() []Route {
 		intFund   = Need(nexus.ScopeInternalFunding)
 		intReq    = Need(nexus.ScopeInternalRequests)
 		readBal   = Need(nexus.ScopeReadBalances)
+		kill      = killswitch.New(s.cfg.DB)
 	)
 	return []Route{
 		{Method: "GET", Path: "/v1/partner", Access: Authenticated, Handler: s.getPartner},
@@ -115,6 +117,8 @@ func (s *Server) Routes() []Route {
 		{Method: "DELETE", Path: "/v1/oauth_clients/:id", Access: admin, Handler: dropAfter(s, s.cfg.OAuth.DeleteClient)},
 		{Method: "GET", Path: "/v1/oauth_grants", Access: admin, Handler: listOf(s.cfg.OAuth.ListGrants)},
 		{Method: "DELETE", Path: "/v1/oauth_grants/:id", Access: admin, Handler: dropAfter(s, s.cfg.OAuth.RevokeGrant)},
+
+		{Method: "POST", Path: "/v1/credentials/revoke_all", Access: admin, Handler: s.revokeAll(kill)},
 
 		{Method: "GET", Path: "/v1/audit_events", Access: admin, Handler: listOf(s.cfg.Audit.List)},
 

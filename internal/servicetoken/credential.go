@@ -251,3 +251,17 @@ func algorithmOf(pemText string) (string, any, error) {
 	}
 	return "", nil, errors.New("the public key must be Ed25519, P-256 or RSA ≥ 2048 (PEM, PKIX)")
 }
+
+// RevokeAllIn revokes, inside idb (the caller's transaction), every active
+// service credential of tenant t and returns how many. The caller announces
+// the change.
+func RevokeAllIn(ctx context.Context, idb bun.IDB, t nexus.Tenant, now time.Time) (int, error) {
+	res, err := store.Scoped(idb.NewUpdate().Model((*Credential)(nil)), t).
+		Set("status = 'revoked'").Set("revoked_at = ?", now).Set("updated_at = ?", now).
+		Where("status = 'active'").Exec(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
