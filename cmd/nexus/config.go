@@ -32,6 +32,7 @@ type config struct {
 	FailedAuthLimit  int
 	PasswordChecks   int
 	HSTS             bool
+	ScanKeysFile     string // NEXUS_SECRET_SCANNING_KEYS
 }
 
 // bindCommon declares the flags every subcommand shares.
@@ -53,6 +54,7 @@ func bindServe(fs *flag.FlagSet, c *config) (proxies, envs *string) {
 	fs.IntVar(&c.FailedAuthLimit, "failed-auth-limit", envInt("NEXUS_FAILED_AUTH_LIMIT", 10), "failed authentications per minute per IP before lockout [NEXUS_FAILED_AUTH_LIMIT]")
 	fs.IntVar(&c.PasswordChecks, "password-checks", envInt("NEXUS_PASSWORD_CHECKS", oauth.DefaultPasswordChecks()), "password checks (argon2id, 19 MiB each) running at once at /login; more wait briefly, then get 503 [NEXUS_PASSWORD_CHECKS]")
 	fs.BoolVar(&c.HSTS, "hsts", envBool("NEXUS_HSTS"), "send Strict-Transport-Security: clients reach Nexus over TLS only, through a TLS proxy [NEXUS_HSTS=1]")
+	fs.StringVar(&c.ScanKeysFile, "secret-scanning-keys", env("NEXUS_SECRET_SCANNING_KEYS", ""), "file of the public keys that sign secret-scanning reports, in GitHub's format {\"public_keys\": [{\"key_identifier\", \"key\"}]} (default: reports are refused) [NEXUS_SECRET_SCANNING_KEYS]")
 	proxies = fs.String("trusted-proxies", env("NEXUS_TRUSTED_PROXIES", ""), "comma-separated IPs/CIDRs whose X-Forwarded-For is trusted [NEXUS_TRUSTED_PROXIES]")
 	envs = fs.String("environments", env("NEXUS_ENVIRONMENTS", "live,test"), "environments served [NEXUS_ENVIRONMENTS]")
 	return proxies, envs
