@@ -82,6 +82,7 @@ func BenchmarkReport1000(b *testing.B) {
 			fs[i] = secretscan.Finding{Token: credential.MustNew("test", credential.KindSecretKey), Type: "nexus_test_secret_key",
 				URL: "https://github.com/octocat/leaky/blob/abc/.env", Source: "content"}
 		}
+		b.ResetTimer() // the fresh database and its migrations are not the report
 		for range b.N {
 			b.StopTimer()
 			for i := 0; i < len(fs); i += 10 {
