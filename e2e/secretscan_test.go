@@ -376,3 +376,28 @@ func TestSecretScanningAcrossInstances(t *testing.T) {
 		t.Logf("%s: a report of 1000 tokens (100 real) answered in %s", b.Name, elapsed.Round(time.Millisecond))
 	})
 }
+
+// Reports are bounded: per client IP like /oauth/*, and by the body size,
+// before any signature is checked.
+func TestSecretScanningLimits(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b *Backend) {
+		signer := ssNewSigner(t)
+		s := b.NewServer(t, signer.file, "NEXUS_IP_RATE_LIMIT=3")
+		body := []byte(`[]`)
+		oversized := `[` + strings.Repeat(`{"token":"x","type":"t","url":"u","source":"content"},`, 25000) + `{}]`
+		r := doOversized(t, s, "POST", "/secret-scanning/github", H{"Content-Type": "application/json",
+			"Github-Public-Key-Identifier": signer.id, "Github-Public-Key-Signature": signer.sign(t, []byte(oversized))}, oversized)
+		wantError(t, r, 413, "body_too_large")
+		for range 3 { // the oversized one, refused before routing, does not count
+			if r := ssPost(t, s, body, signer.id, signer.sign(t, body)); r.Status != 200 || string(r.Body) != "[]" {
+				t.Fatalf("an empty report: %s", r)
+			}
+		}
+		r = ssPost(t, s, body, signer.id, signer.sign(t, body))
+		wantError(t, r, 429, "rate_limited")
+		if r.Header.Get("Retry-After") == "" {
+			t.Errorf("429 without Retry-After: %s", r)
+		}
+	})
+}
