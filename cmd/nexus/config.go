@@ -50,7 +50,7 @@ func bindServe(fs *flag.FlagSet, c *config) (proxies, envs *string) {
 	fs.StringVar(&c.InternalAudience, "internal-audience", env("NEXUS_INTERNAL_AUDIENCE", "nexus-internal"), "aud of platform service tokens [NEXUS_INTERNAL_AUDIENCE]")
 	c.MasterKey = os.Getenv("NEXUS_MASTER_KEY") // never a flag: flags show in ps
 	c.MasterKeyPrev = os.Getenv("NEXUS_MASTER_KEY_PREVIOUS")
-	fs.IntVar(&c.IPLimit, "ip-rate-limit", envInt("NEXUS_IP_RATE_LIMIT", 100), "requests per minute per IP on /oauth/* and /login [NEXUS_IP_RATE_LIMIT]")
+	fs.IntVar(&c.IPLimit, "ip-rate-limit", envInt("NEXUS_IP_RATE_LIMIT", 100), "requests per minute per IP on /oauth/*, /login and /secret-scanning/* [NEXUS_IP_RATE_LIMIT]")
 	fs.IntVar(&c.FailedAuthLimit, "failed-auth-limit", envInt("NEXUS_FAILED_AUTH_LIMIT", 10), "failed authentications per minute per IP before lockout [NEXUS_FAILED_AUTH_LIMIT]")
 	fs.IntVar(&c.PasswordChecks, "password-checks", envInt("NEXUS_PASSWORD_CHECKS", oauth.DefaultPasswordChecks()), "password checks (argon2id, 19 MiB each) running at once at /login; more wait briefly, then get 503 [NEXUS_PASSWORD_CHECKS]")
 	fs.BoolVar(&c.HSTS, "hsts", envBool("NEXUS_HSTS"), "send Strict-Transport-Security: clients reach Nexus over TLS only, through a TLS proxy [NEXUS_HSTS=1]")

@@ -53,7 +53,8 @@ type Config struct {
 	Limiter   *ratelimit.Limiter // Required.
 	AccessLog *audit.AccessLog   // Required.
 	Audit     *audit.Reader      // Required.
-	// IPLimit is requests per minute per IP on /oauth/* and /login.
+	// IPLimit is requests per minute per IP on /oauth/*, /login and
+	// /secret-scanning/*.
 	// Optional. Default: 100.
 	IPLimit int
 	// FailedAuthLimit is failed authentications per minute per IP before
