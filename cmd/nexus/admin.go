@@ -38,7 +38,7 @@ func viewPartner(p nexus.Partner) partnerJSON {
 	return partnerJSON{Object: "partner", ID: p.ID, Name: p.Name, Status: p.Status, RateLimit: rl, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
 }
 
-const adminUsage = "usage: nexus admin partner create|set-status|list|show | nexus admin key create|list|suspend|revoke | nexus admin member create|list | nexus admin service create|list|revoke | nexus admin rekey | nexus admin client list|disable|enable|delete"
+const adminUsage = "usage: nexus admin partner create|set-status|list|show|lockdown | nexus admin key create|list|suspend|revoke | nexus admin member create|list | nexus admin service create|list|revoke | nexus admin rekey | nexus admin client list|disable|enable|delete"
 
 func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "rekey" {
@@ -110,6 +110,8 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 		})
 	case "partner show":
 		return adminPartnerShow(ctx, fs, args[2:], withDB)
+	case "partner lockdown":
+		return adminPartnerLockdown(ctx, fs, args[2:], ofPartner)
 	case "key list":
 		return adminKeyList(ctx, fs, args[2:], ofPartner)
 	case "key suspend", "key revoke", "key set-limits":

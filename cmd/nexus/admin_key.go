@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/nexus-fintech/nexus/internal/apikey"
+	"github.com/nexus-fintech/nexus/internal/killswitch"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/oauth"
 	"github.com/nexus-fintech/nexus/internal/partner"
@@ -210,4 +211,25 @@ func listJSON[T any](data []T) map[string]any {
 		data = []T{}
 	}
 	return map[string]any{"object": "list", "data": data, "has_more": false}
+}
+
+// adminPartnerLockdown is the operator's kill switch: every credential of
+// one environment of a partner is revoked, as POST
+// /v1/credentials/revoke_all does (same transaction, event, actor operator).
+func adminPartnerLockdown(ctx context.Context, fs *flag.FlagSet, args []string, ofPartner partnerRunner) error {
+	id := fs.String("id", "", "partner id (required)")
+	env := fs.String("environment", "", "live or test (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *id == "" {
+		return nexus.ParamError(nexus.CodeParameterMissing, "id", "--id is required")
+	}
+	e := nexus.Environment(*env)
+	if e != nexus.Live && e != nexus.Test {
+		return nexus.ParamError(nexus.CodeParameterInvalid, "environment", "--environment must be live or test")
+	}
+	return ofPartner(*id, func(db *store.DB) (any, error) {
+		return killswitch.New(db).RevokeAll(ctx, nexus.Tenant{PartnerID: *id, Environment: e})
+	})
 }

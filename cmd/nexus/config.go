@@ -43,6 +43,7 @@ type config struct {
 	// ExpiryWarningInterval is how often keys near their expiry are looked
 	// for (api_key.expiring events).
 	ExpiryWarningInterval time.Duration
+	ScanKeysFile     string // NEXUS_SECRET_SCANNING_KEYS
 }
 
 // bindCommon declares the flags every subcommand shares.
@@ -182,7 +183,7 @@ func bindServe(fs *flag.FlagSet, c *config) (proxies, envs *string) {
 	c.IPLimit = envInt("NEXUS_IP_RATE_LIMIT", 100)
 	c.FailedAuthLimit = envInt("NEXUS_FAILED_AUTH_LIMIT", 10)
 	c.PasswordChecks = envInt("NEXUS_PASSWORD_CHECKS", oauth.DefaultPasswordChecks())
-	fs.Var(&positive{&c.IPLimit}, "ip-rate-limit", "`n` requests per minute per IP on /oauth/* and /login [NEXUS_IP_RATE_LIMIT]")
+	fs.Var(&positive{&c.IPLimit}, "ip-rate-limit", "`n` requests per minute per IP on /oauth/*, /login and /secret-scanning/* [NEXUS_IP_RATE_LIMIT]")
 	fs.Var(&positive{&c.FailedAuthLimit}, "failed-auth-limit", "`n` failed authentications per minute per IP before lockout [NEXUS_FAILED_AUTH_LIMIT]")
 	fs.Var(&positive{&c.PasswordChecks}, "password-checks", "`n` password checks (argon2id, 19 MiB each) running at once at /login; more wait briefly, then get 503 [NEXUS_PASSWORD_CHECKS]")
 	fs.BoolVar(&c.HSTS, "hsts", envBool("NEXUS_HSTS"), "send Strict-Transport-Security: clients reach Nexus over TLS only, through a TLS proxy (always on with --tls-cert) [NEXUS_HSTS=1]")
@@ -191,6 +192,7 @@ func bindServe(fs *flag.FlagSet, c *config) (proxies, envs *string) {
 	c.AccessLog = env("NEXUS_ACCESS_LOG", "on")
 	fs.Var(oneOf(&c.AccessLog, onOff), "access-log", "`on|off`: log a line per request at info (method, route, status, duration, request and credential id) [NEXUS_ACCESS_LOG]")
 	fs.DurationVar(&c.ExpiryWarningInterval, "expiry-warning-interval", envDuration("NEXUS_EXPIRY_WARNING_INTERVAL", time.Minute), "how often keys within their policy's expiry_warning_days get their api_key.expiring event [NEXUS_EXPIRY_WARNING_INTERVAL]")
+	fs.StringVar(&c.ScanKeysFile, "secret-scanning-keys", env("NEXUS_SECRET_SCANNING_KEYS", ""), "file of the public keys that sign secret-scanning reports, in GitHub's format {\"public_keys\": [{\"key_identifier\", \"key\"}]} (default: reports are refused) [NEXUS_SECRET_SCANNING_KEYS]")
 	proxies = fs.String("trusted-proxies", env("NEXUS_TRUSTED_PROXIES", ""), "comma-separated IPs/CIDRs whose X-Forwarded-For is trusted [NEXUS_TRUSTED_PROXIES]")
 	envs = fs.String("environments", env("NEXUS_ENVIRONMENTS", "live,test"), "environments served [NEXUS_ENVIRONMENTS]")
 	return proxies, envs

@@ -32,6 +32,7 @@ import (
 	"github.com/nexus-fintech/nexus/internal/partner"
 	"github.com/nexus-fintech/nexus/internal/ratelimit"
 	"github.com/nexus-fintech/nexus/internal/redisbus"
+	"github.com/nexus-fintech/nexus/internal/secretscan"
 	"github.com/nexus-fintech/nexus/internal/servicetoken"
 	"github.com/nexus-fintech/nexus/internal/store"
 	"github.com/nexus-fintech/nexus/internal/tlscert"
@@ -87,10 +88,21 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	var scanKeys *secretscan.Keys
+	if c.ScanKeysFile != "" {
+		if scanKeys, err = secretscan.LoadKeys(c.ScanKeysFile, log); err != nil {
+			return err
+		}
+	}
 	partners := partner.NewService(db)
 	keys := apikey.NewService(db)
 	idem := idempotency.New(db)
 	tokens := servicetoken.NewService(db, box)
+	if n, err := tokens.BackfillSecretHashes(ctx); err != nil {
+		return fmt.Errorf("recording the digests of signing secrets: %w", err)
+	} else if n > 0 {
+		log.Info("signing secrets: digests recorded for secret scanning", "credentials", n)
+	}
 	oauthSvc := oauth.New(db, oauth.Config{Environments: c.Environments,
 		PasswordSlots: oauth.NewPasswordSlots(c.PasswordChecks, oauth.DefaultPasswordWait)})
 	authn := auth.New(auth.Config{
@@ -151,9 +163,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		OAuth: oauthSvc, Issuer: c.Issuer,
 		Limiter: limiter, AccessLog: accessLog, Audit: audit.NewReader(db),
 		IPLimit: c.IPLimit, FailedAuthLimit: c.FailedAuthLimit, HSTS: c.HSTS,
-		LogRequests:  c.AccessLog == "on",
-		MetricsToken: apiMetricsToken,
-		CSRFKey:      box.Derive("csrf"),
+		LogRequests:    c.AccessLog == "on",
+		MetricsToken:   apiMetricsToken,
+		CSRFKey:        box.Derive("csrf"),
+		SecretScanning: scanKeys,
 	})
 
 	ln, err := net.Listen("tcp", c.Listen)

@@ -534,3 +534,21 @@ func (s *Service) TouchLastUsed(ctx context.Context, at time.Time, ids []string)
 	_, err := s.db.NewUpdate().Model((*Row)(nil)).Set("last_used_at = ?", at).Where("id IN (?)", bun.In(ids)).Exec(ctx)
 	return err
 }
+
+// RevokeAllIn revokes, inside idb (the caller's transaction), every key of
+// tenant t that still works or is suspended, and returns how many. Keys
+// already expired keep their status: they no longer work. The caller
+// announces the change (one partner topic rather than a topic per key).
+func RevokeAllIn(ctx context.Context, idb bun.IDB, t nexus.Tenant, now time.Time) (int, error) {
+	res, err := store.Scoped(idb.NewUpdate().Model((*Row)(nil)), t).
+		Set("status = ?", Revoked).Set("updated_at = ?", now).
+		Where("status IN (?)", bun.In([]Status{Active, Suspended})).
+		WhereGroup(" AND ", func(q *bun.UpdateQuery) *bun.UpdateQuery {
+			return q.Where("expires_at IS NULL").WhereOr("expires_at > ?", now)
+		}).Exec(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}

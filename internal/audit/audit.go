@@ -85,3 +85,13 @@ func Record(ctx context.Context, idb bun.IDB, t nexus.Tenant, typ, objectID stri
 	_, err := idb.NewInsert().Model(ev).Exec(ctx)
 	return err
 }
+
+// MustJSON encodes an event's data for callers that build events in bulk;
+// data holds only strings, numbers and booleans, which always encode.
+func MustJSON(data map[string]any) string {
+	b, err := json.Marshal(data)
+	if err != nil {
+		panic("audit: event data does not encode: " + err.Error())
+	}
+	return string(b)
+}

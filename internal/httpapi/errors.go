@@ -18,6 +18,7 @@ var codeStatus = map[nexus.Code]int{
 	nexus.CodeMissingCredentials: 401, nexus.CodeMalformedCredentials: 401, nexus.CodeInvalidAPIKey: 401,
 	nexus.CodeAPIKeySuspended: 401, nexus.CodeAPIKeyRevoked: 401, nexus.CodeAPIKeyExpired: 401,
 	nexus.CodeInvalidToken: 401, nexus.CodeTokenExpired: 401, nexus.CodeTokenRevoked: 401,
+	nexus.CodeInvalidSignature: 401,
 
 	nexus.CodePartnerNotApproved: 403, nexus.CodeInsufficientScope: 403, nexus.CodeIPNotAllowed: 403,
 	nexus.CodeOriginNotAllowed: 403, nexus.CodeEnvironmentNotServed: 403, nexus.CodeTestModeOnly: 403,
@@ -110,7 +111,7 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			status = 500
 		}
 		switch {
-		case status == 401 && ne.Code == nexus.CodeMissingCredentials:
+		case status == 401 && (ne.Code == nexus.CodeMissingCredentials || ne.Code == nexus.CodeInvalidSignature):
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="nexus"`)
 		case status == 401:
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="nexus", error="invalid_token"`)

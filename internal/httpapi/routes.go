@@ -3,7 +3,9 @@ package httpapi
 import (
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/nexus-fintech/nexus/internal/killswitch"
 	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/secretscan"
 )
 
 type accessKind uint8
@@ -68,6 +70,8 @@ func (s *Server) Routes() []Route {
 		intFund   = Need(nexus.ScopeInternalFunding)
 		intReq    = Need(nexus.ScopeInternalRequests)
 		readBal   = Need(nexus.ScopeReadBalances)
+		kill      = killswitch.New(s.cfg.DB)
+		scan      = secretscan.New(s.cfg.DB)
 	)
 	return []Route{
 		{Method: "GET", Path: "/v1/partner", Access: Authenticated, Handler: s.getPartner},
@@ -121,7 +125,12 @@ func (s *Server) Routes() []Route {
 		{Method: "GET", Path: "/v1/oauth_grants", Access: admin, Handler: listOf(s.cfg.OAuth.ListGrants)},
 		{Method: "DELETE", Path: "/v1/oauth_grants/:id", Access: admin, Handler: dropAfter(s, s.cfg.OAuth.RevokeGrant)},
 
+		{Method: "POST", Path: "/v1/credentials/revoke_all", Access: admin, Handler: s.revokeAll(kill)},
+
 		{Method: "GET", Path: "/v1/audit_events", Access: admin, Handler: listOf(s.cfg.Audit.List)},
+
+		// Signed by the code host instead of a credential (ECDSA P-256).
+		{Method: "POST", Path: "/secret-scanning/github", Access: Public, Handler: s.secretScanning(scan)},
 
 		{Method: "GET", Path: "/.well-known/oauth-authorization-server", Access: Public, Handler: s.metadata},
 		{Method: "GET", Path: "/oauth/authorize", Access: Public, Handler: s.authorizeGet},

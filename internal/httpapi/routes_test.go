@@ -480,7 +480,9 @@ func TestRoutesEnforceDocumentedAccess(t *testing.T) {
 		path := fiberParam.ReplaceAllString(r.Path, "x_routes_test")
 		documented := ops[k].operation.Scope
 		if r.Access.kind == public {
-			if res := do(r.Method, path, ""); res.StatusCode == 401 {
+			// A public route takes no credential; the one signed instead
+			// (secret scanning) refuses an unsigned request as such.
+			if res := do(r.Method, path, ""); res.StatusCode == 401 && code(res) != string(nexus.CodeInvalidSignature) {
 				t.Errorf("%s: public route answered 401", k)
 			}
 			continue

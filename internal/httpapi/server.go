@@ -33,6 +33,7 @@ import (
 	"github.com/nexus-fintech/nexus/internal/oauth"
 	"github.com/nexus-fintech/nexus/internal/partner"
 	"github.com/nexus-fintech/nexus/internal/ratelimit"
+	"github.com/nexus-fintech/nexus/internal/secretscan"
 	"github.com/nexus-fintech/nexus/internal/servicetoken"
 	"github.com/nexus-fintech/nexus/internal/store"
 )
@@ -52,7 +53,8 @@ type Config struct {
 	Limiter   *ratelimit.Limiter // Required.
 	AccessLog *audit.AccessLog   // Required.
 	Audit     *audit.Reader      // Required.
-	// IPLimit is requests per minute per IP on /oauth/* and /login.
+	// IPLimit is requests per minute per IP on /oauth/*, /login and
+	// /secret-scanning/*.
 	// Optional. Default: 100.
 	IPLimit int
 	// FailedAuthLimit is failed authentications per minute per IP before
@@ -71,6 +73,10 @@ type Config struct {
 	// forms; instances behind one load balancer need the same one.
 	// Optional. Default: a random key of this process.
 	CSRFKey []byte
+	// SecretScanning verifies the signatures of secret-scanning reports
+	// (POST /secret-scanning/github). Optional. Default: none, and every
+	// report is refused as unsigned.
+	SecretScanning *secretscan.Keys
 	// HSTS sends Strict-Transport-Security on every answer: set it when
 	// clients reach Nexus over TLS only (served over TLS, or behind a TLS
 	// proxy: NEXUS_HSTS=1). Optional. Default: off.
@@ -387,7 +393,7 @@ func meta(c *fiber.Ctx) *reqMeta {
 // guard authenticates, applies the limits and checks the route's scope
 // decision, then logs the request for the access log.
 func (s *Server) guard(r Route) fiber.Handler {
-	ipLimited := strings.HasPrefix(r.Path, "/oauth/") || r.Path == "/login"
+	ipLimited := strings.HasPrefix(r.Path, "/oauth/") || r.Path == "/login" || strings.HasPrefix(r.Path, "/secret-scanning/")
 	cors := strings.HasPrefix(r.Path, "/v1/")
 	// The access log keeps the method and path after fasthttp reuses its
 	// buffers: for a route without parameters the path is usually the

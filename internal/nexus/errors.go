@@ -27,6 +27,7 @@ const (
 	CodeInvalidToken         Code = "invalid_token"
 	CodeTokenExpired         Code = "token_expired"
 	CodeTokenRevoked         Code = "token_revoked"
+	CodeInvalidSignature     Code = "invalid_signature"
 
 	CodePartnerNotApproved   Code = "partner_not_approved"
 	CodeInsufficientScope    Code = "insufficient_scope"

@@ -487,3 +487,25 @@ func (s *Service) revokeGrant(ctx context.Context, tx bun.Tx, id string, scope f
 	}
 	return n == 1, s.db.Publish(ctx, tx, store.TopicKey(id))
 }
+
+// RevokeGrantsIn revokes, inside idb (the caller's transaction), every
+// active grant tenant t's partner gave in t's environment, with every token
+// of theirs not yet expired, and returns both counts. The caller announces
+// the change.
+func RevokeGrantsIn(ctx context.Context, idb bun.IDB, t nexus.Tenant, now time.Time) (grants, tokens int, err error) {
+	res, err := store.Scoped(idb.NewUpdate().Model((*Grant)(nil)), t).Set("status = 'revoked'").
+		Set("revoked_at = ?", now).Set("updated_at = ?", now).Where("status = 'active'").Exec(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	g, _ := res.RowsAffected()
+	// Through the grants: oauth_tokens is indexed by grant, not by tenant.
+	grantIDs := store.Scoped(idb.NewSelect().Model((*Grant)(nil)).Column("id"), t)
+	res, err = idb.NewUpdate().Model((*Token)(nil)).Set("revoked_at = ?", now).
+		Where("grant_id IN (?)", grantIDs).Where("revoked_at IS NULL").Where("expires_at > ?", now).Exec(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	n, _ := res.RowsAffected()
+	return int(g), int(n), nil
+}

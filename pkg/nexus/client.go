@@ -54,6 +54,7 @@ type Client struct {
 	ServiceCredentials *ServiceCredentialService
 	OAuthClients       *OAuthClientService
 	OAuthGrants        *OAuthGrantService
+	Credentials        *CredentialService
 	AuditEvents        *AuditEventService
 	TestHelpers        *TestHelperService
 
@@ -171,6 +172,7 @@ func NewClient(credential string, opts ...Option) *Client {
 	c.ServiceCredentials = &ServiceCredentialService{c}
 	c.OAuthClients = &OAuthClientService{c}
 	c.OAuthGrants = &OAuthGrantService{c}
+	c.Credentials = &CredentialService{c}
 	c.AuditEvents = &AuditEventService{c}
 	c.TestHelpers = &TestHelperService{c}
 	return c

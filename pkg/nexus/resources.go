@@ -228,6 +228,26 @@ type OAuthGrant struct {
 	RevokedAt   *time.Time  `json:"revoked_at"`
 }
 
+// RevokeAllParams is the body of CredentialService.RevokeAll.
+type RevokeAllParams struct {
+	Environment Environment `json:"environment"` // the calling credential's
+	Confirm     string      `json:"confirm"`     // the partner id, ptr_…
+}
+
+// CredentialRevocation is what the kill switch revoked. NothingRevoked is
+// true (and RevokedAt nil) when nothing was left to revoke.
+type CredentialRevocation struct {
+	Object             string      `json:"object"`
+	PartnerID          string      `json:"partner_id"`
+	Environment        Environment `json:"environment"`
+	APIKeys            int         `json:"api_keys"`
+	ServiceCredentials int         `json:"service_credentials"`
+	OAuthGrants        int         `json:"oauth_grants"`
+	OAuthTokens        int         `json:"oauth_tokens"`
+	NothingRevoked     bool        `json:"nothing_revoked"`
+	RevokedAt          *time.Time  `json:"revoked_at"`
+}
+
 // AuditEvent is an entry of the audit log: a lifecycle change, or (type
 // api.access) an authenticated request, with Method, Path and Status.
 type AuditEvent struct {

@@ -343,6 +343,23 @@ func (s *OAuthGrantService) Revoke(ctx context.Context, id string, opts ...Reque
 	return onID[OAuthGrant](ctx, s.c, http.MethodDelete, "/v1/oauth_grants/%s", id, nil, opts)
 }
 
+// CredentialService acts on every credential of the environment at once
+// (admin:all).
+type CredentialService struct{ c *Client }
+
+// RevokeAll is the kill switch (POST /v1/credentials/revoke_all): it
+// revokes every API key (the calling one included: the client stops working
+// after this call), service credential and OAuth grant of the calling
+// credential's environment. params.Environment must be that environment and
+// params.Confirm the partner id; anything else is a 400 parameter_invalid
+// naming the parameter, and nothing changes.
+func (s *CredentialService) RevokeAll(ctx context.Context, params *RevokeAllParams, opts ...RequestOption) (*CredentialRevocation, error) {
+	if params == nil {
+		params = new(RevokeAllParams)
+	}
+	return send[CredentialRevocation](ctx, s.c, http.MethodPost, "/v1/credentials/revoke_all", params, opts)
+}
+
 // AuditEventService reads the audit log (admin:all).
 type AuditEventService struct{ c *Client }
 
