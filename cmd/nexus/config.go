@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nexus-fintech/nexus/internal/auth"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/oauth"
 )
@@ -32,6 +33,7 @@ type config struct {
 	FailedAuthLimit  int
 	PasswordChecks   int
 	HSTS             bool
+	KeyCacheSize     int
 }
 
 // bindCommon declares the flags every subcommand shares.
@@ -52,6 +54,7 @@ func bindServe(fs *flag.FlagSet, c *config) (proxies, envs *string) {
 	fs.IntVar(&c.IPLimit, "ip-rate-limit", envInt("NEXUS_IP_RATE_LIMIT", 100), "requests per minute per IP on /oauth/* and /login [NEXUS_IP_RATE_LIMIT]")
 	fs.IntVar(&c.FailedAuthLimit, "failed-auth-limit", envInt("NEXUS_FAILED_AUTH_LIMIT", 10), "failed authentications per minute per IP before lockout [NEXUS_FAILED_AUTH_LIMIT]")
 	fs.IntVar(&c.PasswordChecks, "password-checks", envInt("NEXUS_PASSWORD_CHECKS", oauth.DefaultPasswordChecks()), "password checks (argon2id, 19 MiB each) running at once at /login; more wait briefly, then get 503 [NEXUS_PASSWORD_CHECKS]")
+	fs.IntVar(&c.KeyCacheSize, "key-cache-size", envInt("NEXUS_KEY_CACHE_SIZE", auth.DefaultCacheSize), "API keys kept verified in memory (about 0.55 KB each); the least recently used go first [NEXUS_KEY_CACHE_SIZE]")
 	fs.BoolVar(&c.HSTS, "hsts", envBool("NEXUS_HSTS"), "send Strict-Transport-Security: clients reach Nexus over TLS only, through a TLS proxy [NEXUS_HSTS=1]")
 	proxies = fs.String("trusted-proxies", env("NEXUS_TRUSTED_PROXIES", ""), "comma-separated IPs/CIDRs whose X-Forwarded-For is trusted [NEXUS_TRUSTED_PROXIES]")
 	envs = fs.String("environments", env("NEXUS_ENVIRONMENTS", "live,test"), "environments served [NEXUS_ENVIRONMENTS]")
