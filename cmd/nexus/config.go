@@ -8,7 +8,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/nexus-fintech/nexus/internal/audit"
 	"github.com/nexus-fintech/nexus/internal/auth"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/oauth"
@@ -34,6 +36,8 @@ type config struct {
 	PasswordChecks   int
 	HSTS             bool
 	KeyCacheSize     int
+	AuditRetention   time.Duration // 0: keep access rows forever
+	retentionErr     error         // a bad NEXUS_AUDIT_RETENTION, reported by finishServe
 }
 
 // bindCommon declares the flags every subcommand shares.
@@ -56,12 +60,29 @@ func bindServe(fs *flag.FlagSet, c *config) (proxies, envs *string) {
 	fs.IntVar(&c.PasswordChecks, "password-checks", envInt("NEXUS_PASSWORD_CHECKS", oauth.DefaultPasswordChecks()), "password checks (argon2id, 19 MiB each) running at once at /login; more wait briefly, then get 503 [NEXUS_PASSWORD_CHECKS]")
 	fs.IntVar(&c.KeyCacheSize, "key-cache-size", envInt("NEXUS_KEY_CACHE_SIZE", auth.DefaultCacheSize), "API keys kept verified in memory (about 0.55 KB each); the least recently used go first [NEXUS_KEY_CACHE_SIZE]")
 	fs.BoolVar(&c.HSTS, "hsts", envBool("NEXUS_HSTS"), "send Strict-Transport-Security: clients reach Nexus over TLS only, through a TLS proxy [NEXUS_HSTS=1]")
+	fs.Func("audit-retention", "how long access rows are kept: days (90d), a duration (2160h), or off; lifecycle events are kept [NEXUS_AUDIT_RETENTION]",
+		func(v string) (err error) {
+			c.AuditRetention, c.retentionErr = 0, nil
+			c.AuditRetention, err = audit.ParseRetention(v)
+			return err
+		})
+	c.AuditRetention = audit.DefaultRetention
+	if v := os.Getenv("NEXUS_AUDIT_RETENTION"); v != "" {
+		if d, err := audit.ParseRetention(v); err == nil {
+			c.AuditRetention = d
+		} else {
+			c.retentionErr = fmt.Errorf("NEXUS_AUDIT_RETENTION: %w", err)
+		}
+	}
 	proxies = fs.String("trusted-proxies", env("NEXUS_TRUSTED_PROXIES", ""), "comma-separated IPs/CIDRs whose X-Forwarded-For is trusted [NEXUS_TRUSTED_PROXIES]")
 	envs = fs.String("environments", env("NEXUS_ENVIRONMENTS", "live,test"), "environments served [NEXUS_ENVIRONMENTS]")
 	return proxies, envs
 }
 
 func (c *config) finishServe(proxies, envs string) error {
+	if c.retentionErr != nil {
+		return c.retentionErr
+	}
 	for _, s := range splitList(proxies) {
 		p, err := parsePrefix(s)
 		if err != nil {

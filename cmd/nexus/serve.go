@@ -155,6 +155,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	go func() { defer wg.Done(); authn.Run(bg, db) }()
 	go func() { defer wg.Done(); ledgerSvc.Run(bg, log) }()
 	go func() { defer wg.Done(); accessLog.Run(bg, time.Second) }()
+	if c.AuditRetention > 0 {
+		wg.Add(1)
+		pruner := &audit.Pruner{DB: db.DB, Retention: c.AuditRetention, Logger: log}
+		go func() { defer wg.Done(); pruner.Run(bg, 10*time.Minute) }()
+	}
 	if rdb != nil {
 		wg.Add(1)
 		go func() {

@@ -3,6 +3,8 @@ CREATE INDEX access_chunks_credential_idx ON access_chunks (partner_id, environm
 --bun:split
 DROP INDEX access_chunks_bucket_idx;
 --bun:split
+DROP INDEX access_credentials_bucket_idx;
+--bun:split
 DROP TABLE access_credentials;
 --bun:split
 ALTER TABLE access_chunks DROP COLUMN bucket;

@@ -19,6 +19,9 @@ CREATE TABLE access_credentials (
 INSERT INTO access_credentials (partner_id, environment, credential_id, bucket)
 SELECT DISTINCT partner_id, environment, credential_id, bucket FROM access_chunks;
 --bun:split
+-- For pruning old buckets (NEXUS_AUDIT_RETENTION).
+CREATE INDEX access_credentials_bucket_idx ON access_credentials (bucket);
+--bun:split
 CREATE INDEX access_chunks_bucket_idx ON access_chunks (partner_id, environment, bucket, id);
 --bun:split
 DROP INDEX access_chunks_credential_idx;
