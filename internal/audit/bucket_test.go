@@ -167,3 +167,69 @@ func TestListByCredentialAcrossBuckets(t *testing.T) {
 		}
 	})
 }
+
+// TestMigrationIndexesOldChunks: chunks written before the access log was
+// indexed by bucket (one per credential) get their bucket and credential
+// rows from the migration, and list by credential as before.
+func TestMigrationIndexesOldChunks(t *testing.T) {
+	storetest.ForEachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		if _, err := db.MigrateUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for rolled := false; !rolled; {
+			down, err := db.MigrateDown(ctx)
+			if err != nil || len(down) == 0 {
+				t.Fatalf("rolling back to before access_by_tenant: %v, %v", down, err)
+			}
+			rolled = slices.Contains(down, "20261202000300_access_by_tenant")
+		}
+		tn := nexus.Tenant{PartnerID: "ptr_a", Environment: nexus.Test}
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		var want []string
+		for _, cred := range []string{"key_1", "key_2", "key_1"} {
+			var lines []byte
+			var ids []string
+			for range 3 {
+				id := nexus.NewID("req")
+				ids = append(ids, eventID(id))
+				lines = fmt.Appendf(lines, `{"request_id":%q,"ip":"192.0.2.7","method":"GET","path":"/v1/partner","status":200,"at":%d}`+"\n", id, now.UnixMicro())
+				if cred == "key_1" {
+					want = append(want, eventID(id))
+				}
+			}
+			if _, err := db.ExecContext(ctx, "INSERT INTO access_chunks (id, partner_id, environment, credential_id, actor, min_id, first_at, last_at, entries, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+				slices.Max(ids), tn.PartnerID, string(tn.Environment), cred, "actor-"+cred, slices.Min(ids), now, now, len(ids), s2.Encode(nil, lines)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := db.MigrateUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var chunks []AccessChunk
+		if err := db.NewSelect().Model(&chunks).Scan(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range chunks {
+			if c.Bucket != bucketOf(c.ID[4:]) {
+				t.Errorf("old chunk %s has bucket %q", c.ID, c.Bucket)
+			}
+		}
+		views, _, err := NewReader(db).List(ctx, tn, ListParams{Page: store.Page{Limit: 100}, CredentialID: "key_1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, v := range views {
+			if v.CredentialID != "key_1" || v.Actor != "actor-key_1" {
+				t.Errorf("entry %+v", v)
+			}
+			got = append(got, v.ID)
+		}
+		slices.Sort(want)
+		slices.Reverse(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("key_1's entries after the migration: %v, want %v", got, want)
+		}
+	})
+}
