@@ -248,9 +248,11 @@ func (r *Reader) credentialChunks(t nexus.Tenant, p ListParams) chunkSource {
 	var buckets []string
 	belowBucket := "" // keyset over buckets
 	if p.StartingAfter != "" {
-		// Every entry of a chunk is of its bucket; only chunks from before
-		// the bucket index (one per credential and flush) can reach into
-		// the bucket after their first entry's.
+		// Entries before the cursor are in its bucket or earlier ones.
+		// Every entry of a chunk is of the chunk's bucket, except in chunks
+		// from before the migration (one per credential and flush, filed
+		// under their last entry's bucket), which span a second or so and
+		// so reach at most into the next bucket.
 		if suffix, ok := strings.CutPrefix(p.StartingAfter, "evt_"); ok && len(suffix) >= bucketDigits {
 			belowBucket = nextBucket(nextBucket(bucketOf(suffix)))
 		}
