@@ -19,7 +19,12 @@ type scenario struct {
 	Method string
 	Path   string
 	Auth   string // Authorization header value; "" for none
-	Body   []byte // JSON body, if any
+	// Auths, when set, are Authorization values used in turn, one per
+	// request across every connection (many credentials in use at once);
+	// Turn counts the requests sent with them, over every run.
+	Auths []string
+	Turn  *atomic.Uint64
+	Body  []byte // JSON body, if any
 }
 
 // loadResult is what one scenario measured.
@@ -120,7 +125,10 @@ func runLoad(ctx context.Context, cfg loadConfig, sc scenario) (*loadResult, err
 				req.Reset()
 				req.SetRequestURI(uri)
 				req.Header.SetMethod(sc.Method)
-				if sc.Auth != "" {
+				switch {
+				case len(sc.Auths) > 0:
+					req.Header.Set("Authorization", sc.Auths[(sc.Turn.Add(1)-1)%uint64(len(sc.Auths))])
+				case sc.Auth != "":
 					req.Header.Set("Authorization", sc.Auth)
 				}
 				if sc.Body != nil {

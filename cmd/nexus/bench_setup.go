@@ -17,8 +17,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/nexus-fintech/nexus/internal/apikey"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/oauth"
 	"github.com/nexus-fintech/nexus/internal/store"
@@ -28,12 +30,13 @@ import (
 // benchCreds are the credentials and objects the scenarios use.
 type benchCreds struct {
 	PartnerID   string
-	APIKey      string // test secret key (admin:all)
-	OAuthToken  string // nx_test_at_…
-	HS256Token  string // service JWT, 1 h
-	EdDSAToken  string // service JWT, 1 h
-	AddressID   string // ethereum address for withdrawals
-	FundedMinor int64  // usdc credited for POST /v1/requests
+	APIKey      string   // test secret key (admin:all)
+	OAuthToken  string   // nx_test_at_…
+	HS256Token  string   // service JWT, 1 h
+	EdDSAToken  string   // service JWT, 1 h
+	AddressID   string   // ethereum address for withdrawals
+	FundedMinor int64    // usdc credited for POST /v1/requests
+	ManyKeys    []string // more test secret keys of the partner, for the scenarios of many keys
 }
 
 // benchRateLimit is the partner's per-credential limit: far above what two
@@ -44,7 +47,7 @@ const benchRateLimit = 100_000_000
 // partner and its key through the admin CLI (as an operator would), and an
 // OAuth access token through the OAuth service (the same steps as the
 // login, consent and token endpoints, without driving HTML forms).
-func setupDatabase(ctx context.Context, dbURL string) (*benchCreds, error) {
+func setupDatabase(ctx context.Context, dbURL string, manyKeys int) (*benchCreds, error) {
 	// Admin commands use a migrated database and never create one.
 	if err := cmdMigrate(ctx, []string{"up", "--database-url", dbURL}, io.Discard); err != nil {
 		return nil, fmt.Errorf("migrate up: %w", err)
@@ -70,7 +73,49 @@ func setupDatabase(ctx context.Context, dbURL string) (*benchCreds, error) {
 	if err != nil {
 		return nil, fmt.Errorf("oauth token: %w", err)
 	}
-	return &benchCreds{PartnerID: p.ID, APIKey: k.Key, OAuthToken: tok}, nil
+	many, err := createKeys(ctx, dbURL, p.ID, manyKeys)
+	if err != nil {
+		return nil, fmt.Errorf("creating %d keys: %w", manyKeys, err)
+	}
+	return &benchCreds{PartnerID: p.ID, APIKey: k.Key, OAuthToken: tok, ManyKeys: many}, nil
+}
+
+// createKeys makes n test secret keys for the partner, through the key
+// service (the admin CLI would open the database n times).
+func createKeys(ctx context.Context, dbURL, partnerID string, n int) ([]string, error) {
+	if n == 0 {
+		return nil, nil
+	}
+	db, err := store.Open(ctx, dbURL)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	keys := apikey.NewService(db)
+	out := make([]string, n)
+	// A few at a time: PostgreSQL commits them in parallel, SQLite in turn.
+	const workers = 4
+	errs := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			for i := w; i < n; i += workers {
+				k, err := keys.Create(ctx, nexus.Tenant{PartnerID: partnerID, Environment: nexus.Test}, apikey.CreateParams{Name: fmt.Sprintf("bench-%d", i)})
+				if err != nil {
+					errs <- err
+					return
+				}
+				out[i] = k.Plain
+			}
+			errs <- nil
+		}()
+	}
+	var first error
+	for range workers {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return out, first
 }
 
 func adminJSON(ctx context.Context, out any, args ...string) error {
@@ -205,7 +250,10 @@ func checkScenario(ctx context.Context, addr string, sc scenario) error {
 	if err != nil {
 		return err
 	}
-	if sc.Auth != "" {
+	switch {
+	case len(sc.Auths) > 0:
+		req.Header.Set("Authorization", sc.Auths[0])
+	case sc.Auth != "":
 		req.Header.Set("Authorization", sc.Auth)
 	}
 	if sc.Body != nil {
@@ -267,9 +315,34 @@ func benchScenarios(c *benchCreds) []scenario {
 		{Name: "partner_jwt_hs256", Label: "GET /v1/partner · service JWT HS256", Method: "GET", Path: "/v1/partner", Auth: "Bearer " + c.HS256Token},
 		{Name: "partner_jwt_eddsa", Label: "GET /v1/partner · service JWT EdDSA", Method: "GET", Path: "/v1/partner", Auth: "Bearer " + c.EdDSAToken},
 		{Name: "partner_oauth", Label: "GET /v1/partner · OAuth token", Method: "GET", Path: "/v1/partner", Auth: "Bearer " + c.OAuthToken},
+		{Name: "partner_keys_1000", Label: "GET /v1/partner · 1,000 API keys in turn", Method: "GET", Path: "/v1/partner", Auths: bearers(c.ManyKeys, 1000), Turn: new(atomic.Uint64)},
+		{Name: "partner_keys_10000", Label: "GET /v1/partner · 10,000 API keys in turn", Method: "GET", Path: "/v1/partner", Auths: bearers(c.ManyKeys, 10_000), Turn: new(atomic.Uint64)},
 		{Name: "balances", Label: "GET /v1/balances · API key", Method: "GET", Path: "/v1/balances", Auth: "Bearer " + c.APIKey},
 		{Name: "requests", Label: "POST /v1/requests · API key", Method: "POST", Path: "/v1/requests", Auth: "Bearer " + c.APIKey, Body: reqBody},
 	}
+}
+
+// manyKeysFor is how many keys the chosen scenarios need (only nil: all).
+func manyKeysFor(only map[string]bool) int {
+	switch {
+	case only == nil || only["partner_keys_10000"]:
+		return 10_000
+	case only["partner_keys_1000"]:
+		return 1000
+	}
+	return 0
+}
+
+// bearers is the Authorization values of the first n keys.
+func bearers(keys []string, n int) []string {
+	if len(keys) < n {
+		return nil // not created: the scenario is not run
+	}
+	out := make([]string, n)
+	for i, k := range keys[:n] {
+		out[i] = "Bearer " + k
+	}
+	return out
 }
 
 func randomHex(n int) string {

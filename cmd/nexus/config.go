@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nexus-fintech/nexus/internal/audit"
+	"github.com/nexus-fintech/nexus/internal/auth"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/oauth"
 )
@@ -44,6 +46,9 @@ type config struct {
 	// for (api_key.expiring events).
 	ExpiryWarningInterval time.Duration
 	ScanKeysFile     string // NEXUS_SECRET_SCANNING_KEYS
+	KeyCacheSize     int
+	AuditRetention   time.Duration // 0: keep access rows forever
+	retentionErr     error         // a bad NEXUS_AUDIT_RETENTION, reported by finishServe
 }
 
 // bindCommon declares the flags every subcommand shares.
@@ -77,6 +82,7 @@ var (
 		{"NEXUS_FAILED_AUTH_LIMIT", positiveCheck},
 		{"NEXUS_PASSWORD_CHECKS", positiveCheck},
 		{"NEXUS_EXPIRY_WARNING_INTERVAL", durationCheck},
+		{"NEXUS_KEY_CACHE_SIZE", positiveCheck},
 	}
 )
 
@@ -193,12 +199,30 @@ func bindServe(fs *flag.FlagSet, c *config) (proxies, envs *string) {
 	fs.Var(oneOf(&c.AccessLog, onOff), "access-log", "`on|off`: log a line per request at info (method, route, status, duration, request and credential id) [NEXUS_ACCESS_LOG]")
 	fs.DurationVar(&c.ExpiryWarningInterval, "expiry-warning-interval", envDuration("NEXUS_EXPIRY_WARNING_INTERVAL", time.Minute), "how often keys within their policy's expiry_warning_days get their api_key.expiring event [NEXUS_EXPIRY_WARNING_INTERVAL]")
 	fs.StringVar(&c.ScanKeysFile, "secret-scanning-keys", env("NEXUS_SECRET_SCANNING_KEYS", ""), "file of the public keys that sign secret-scanning reports, in GitHub's format {\"public_keys\": [{\"key_identifier\", \"key\"}]} (default: reports are refused) [NEXUS_SECRET_SCANNING_KEYS]")
+	fs.IntVar(&c.KeyCacheSize, "key-cache-size", envInt("NEXUS_KEY_CACHE_SIZE", auth.DefaultCacheSize), "API keys kept verified in memory (about 0.55 KB each); the least recently used go first [NEXUS_KEY_CACHE_SIZE]")
+	fs.Func("audit-retention", "how long access rows are kept: days (90d), a duration (2160h), or off; lifecycle events are kept [NEXUS_AUDIT_RETENTION]",
+		func(v string) (err error) {
+			c.AuditRetention, c.retentionErr = 0, nil
+			c.AuditRetention, err = audit.ParseRetention(v)
+			return err
+		})
+	c.AuditRetention = audit.DefaultRetention
+	if v := os.Getenv("NEXUS_AUDIT_RETENTION"); v != "" {
+		if d, err := audit.ParseRetention(v); err == nil {
+			c.AuditRetention = d
+		} else {
+			c.retentionErr = fmt.Errorf("NEXUS_AUDIT_RETENTION: %w", err)
+		}
+	}
 	proxies = fs.String("trusted-proxies", env("NEXUS_TRUSTED_PROXIES", ""), "comma-separated IPs/CIDRs whose X-Forwarded-For is trusted [NEXUS_TRUSTED_PROXIES]")
 	envs = fs.String("environments", env("NEXUS_ENVIRONMENTS", "live,test"), "environments served [NEXUS_ENVIRONMENTS]")
 	return proxies, envs
 }
 
 func (c *config) finishServe(proxies, envs string) error {
+	if c.retentionErr != nil {
+		return c.retentionErr
+	}
 	for _, s := range splitList(proxies) {
 		p, err := parsePrefix(s)
 		if err != nil {

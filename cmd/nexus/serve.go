@@ -107,7 +107,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		PasswordSlots: oauth.NewPasswordSlots(c.PasswordChecks, oauth.DefaultPasswordWait)})
 	authn := auth.New(auth.Config{
 		Keys: auth.NewKeyStore(keys, partners), Environments: c.Environments,
-		TrustedProxies: c.TrustedProxies, Logger: log,
+		TrustedProxies: c.TrustedProxies, Logger: log, CacheSize: c.KeyCacheSize,
 		OAuth: oauth.NewVerifier(oauthSvc, partners),
 		JWT: servicetoken.NewVerifier(servicetoken.VerifierConfig{
 			Service: tokens, Partners: partners, Audience: c.JWTAudience, InternalAudience: c.InternalAudience,
@@ -146,6 +146,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			func() float64 { h, _ := authn.CacheStats(); return float64(h) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "nexus_auth_cache_misses_total", Help: "API-key verifications that read the database."},
 			func() float64 { _, m := authn.CacheStats(); return float64(m) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "nexus_auth_cache_evictions_total", Help: "API keys dropped from the full cache to make room (NEXUS_KEY_CACHE_SIZE)."},
+			func() float64 { return float64(authn.CacheEvictions()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "nexus_auth_cache_entries", Help: "API keys in the verification cache."},
+			func() float64 { return float64(authn.CacheLen()) }),
 	)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	oasJSON, err := openapi.JSON()
@@ -221,6 +225,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer signal.Stop(hup)
 		wg.Add(1)
 		go func() { defer wg.Done(); certs.Watch(bg, hup, 2*time.Second) }()
+	}
+	if c.AuditRetention > 0 {
+		wg.Add(1)
+		pruner := &audit.Pruner{DB: db.DB, Retention: c.AuditRetention, Logger: log}
+		go func() { defer wg.Done(); pruner.Run(bg, 10*time.Minute) }()
 	}
 	if rdb != nil {
 		wg.Add(1)

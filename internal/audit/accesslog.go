@@ -12,6 +12,7 @@ import (
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
+	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/nexus-fintech/nexus/internal/nexus"
@@ -31,8 +32,9 @@ type Access struct {
 
 // AccessLog writes access rows in batches, off the request path. Its queue
 // is bounded: when full, rows are dropped and counted, and the request is
-// never made to wait. Each batch is stored as one chunk per credential
+// never made to wait. Each batch is stored as one chunk per tenant
 // (AccessChunk): a database row per request cost more CPU than serving it.
+// Credentials are indexed per bucket of about 33 s (AccessCredential).
 type AccessLog struct {
 	db      bun.IDB
 	log     *slog.Logger
@@ -49,6 +51,10 @@ type AccessLog struct {
 	full     chan struct{} // signalled when a shard reaches flushAt
 
 	buffers bufferPool // the writer's
+	// indexed holds the credential rows written lately, by bucket, so that
+	// a credential costs one row per bucket rather than one per flush.
+	// Only the writer uses it.
+	indexed map[string]map[AccessCredential]struct{}
 }
 
 const queueShards = 8
@@ -158,30 +164,83 @@ func (l *AccessLog) Run(ctx context.Context, interval time.Duration) {
 }
 
 func (l *AccessLog) write(ctx context.Context, batch []Access) error {
-	chunks := buildChunks(batch, maxChunkEntries, &l.buffers)
+	chunks, refs := buildChunks(batch, maxChunkEntries, &l.buffers)
 	defer func() {
 		for i := range chunks {
 			l.buffers.put(chunks[i].Data)
 		}
 	}()
-	if db, ok := l.db.(*bun.DB); ok {
-		switch db.Dialect().Name() {
-		case dialect.PG:
-			return copyChunks(ctx, db, chunks)
-		case dialect.SQLite:
-			return insertChunks(ctx, db, chunks)
-		}
+	refs = l.unindexed(refs)
+	var err error
+	db, ok := l.db.(*bun.DB)
+	switch {
+	case ok && db.Dialect().Name() == dialect.PG:
+		err = copyChunks(ctx, db, chunks, refs)
+	case ok && db.Dialect().Name() == dialect.SQLite:
+		err = insertChunks(ctx, db, chunks, refs)
+	default:
+		err = l.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			if _, err := tx.NewInsert().Model(&chunks).Exec(ctx); err != nil {
+				return err
+			}
+			if len(refs) == 0 {
+				return nil
+			}
+			_, err := tx.NewInsert().Model(&refs).Ignore().Exec(ctx)
+			return err
+		})
 	}
-	_, err := l.db.NewInsert().Model(&chunks).Exec(ctx)
+	if err == nil {
+		l.markIndexed(refs)
+	}
 	return err
 }
 
-const chunkColumns = "id, partner_id, environment, credential_id, actor, min_id, first_at, last_at, entries, data"
+// unindexed drops from refs those written already.
+func (l *AccessLog) unindexed(refs []AccessCredential) []AccessCredential {
+	out := refs[:0]
+	for _, r := range refs {
+		if _, ok := l.indexed[r.Bucket][r]; !ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// markIndexed remembers refs as written, keeping the two latest buckets:
+// entries of an older one are rare (a request that took 30 s), and cost
+// only a row that is there already.
+func (l *AccessLog) markIndexed(refs []AccessCredential) {
+	if l.indexed == nil {
+		l.indexed = map[string]map[AccessCredential]struct{}{}
+	}
+	for _, r := range refs {
+		set := l.indexed[r.Bucket]
+		if set == nil {
+			set = map[AccessCredential]struct{}{}
+			l.indexed[r.Bucket] = set
+		}
+		set[r] = struct{}{}
+	}
+	for len(l.indexed) > 2 {
+		oldest := ""
+		for b := range l.indexed {
+			if oldest == "" || b < oldest {
+				oldest = b
+			}
+		}
+		delete(l.indexed, oldest)
+	}
+}
+
+const chunkColumns = "id, partner_id, environment, credential_id, actor, bucket, min_id, first_at, last_at, entries, data"
 
 // copyChunks writes chunks with PostgreSQL's binary COPY: a chunk's data
 // goes in as bytes, where an INSERT literal (or text COPY) is scanned byte
-// by byte, which cost the database about a microsecond per entry.
-func copyChunks(ctx context.Context, db *bun.DB, chunks []AccessChunk) error {
+// by byte, which cost the database about a microsecond per entry. The
+// credential rows go in the same transaction: a chunk must never be
+// written without them, or filtering by credential would miss it.
+func copyChunks(ctx context.Context, db *bun.DB, chunks []AccessChunk, refs []AccessCredential) (err error) {
 	var b []byte
 	b = append(b, "PGCOPY\n\xff\r\n\x00"...)
 	b = binary.BigEndian.AppendUint32(b, 0) // flags
@@ -197,8 +256,8 @@ func copyChunks(ctx context.Context, db *bun.DB, chunks []AccessChunk) error {
 	}
 	for i := range chunks {
 		c := &chunks[i]
-		b = binary.BigEndian.AppendUint16(b, 10) // fields, as chunkColumns
-		for _, v := range [...]string{c.ID, c.PartnerID, string(c.Environment), c.CredentialID, c.Actor, c.MinID} {
+		b = binary.BigEndian.AppendUint16(b, 11) // fields, as chunkColumns
+		for _, v := range [...]string{c.ID, c.PartnerID, string(c.Environment), c.CredentialID, c.Actor, c.Bucket, c.MinID} {
 			field([]byte(v))
 		}
 		ts(c.FirstAt)
@@ -213,7 +272,36 @@ func copyChunks(ctx context.Context, db *bun.DB, chunks []AccessChunk) error {
 		return err
 	}
 	defer conn.Close()
-	_, err = pgdriver.CopyFrom(ctx, conn, bytes.NewReader(b), "COPY access_chunks ("+chunkColumns+") FROM STDIN (FORMAT binary)")
+	if len(refs) == 0 {
+		_, err = pgdriver.CopyFrom(ctx, conn, bytes.NewReader(b), "COPY access_chunks ("+chunkColumns+") FROM STDIN (FORMAT binary)")
+		return err
+	}
+	// COPY runs on the connection itself, outside database/sql's
+	// transactions: the transaction is begun and ended by hand.
+	if _, err := conn.ExecContext(ctx, "BEGIN"); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	if _, err = pgdriver.CopyFrom(ctx, conn, bytes.NewReader(b), "COPY access_chunks ("+chunkColumns+") FROM STDIN (FORMAT binary)"); err != nil {
+		return err
+	}
+	cols := [4][]string{}
+	for _, r := range refs {
+		cols[0] = append(cols[0], r.PartnerID)
+		cols[1] = append(cols[1], string(r.Environment))
+		cols[2] = append(cols[2], r.CredentialID)
+		cols[3] = append(cols[3], r.Bucket)
+	}
+	if _, err = conn.ExecContext(ctx, "INSERT INTO access_credentials (partner_id, environment, credential_id, bucket) "+
+		"SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[]) ON CONFLICT DO NOTHING",
+		pgdialect.Array(cols[0]), pgdialect.Array(cols[1]), pgdialect.Array(cols[2]), pgdialect.Array(cols[3])); err != nil {
+		return err
+	}
+	_, err = conn.ExecContext(ctx, "COMMIT")
 	return err
 }
 
@@ -226,22 +314,34 @@ const sqliteTime = "2006-01-02 15:04:05.999999-07:00"
 
 // insertChunks writes chunks on SQLite with bound parameters: bun inlines
 // arguments into the statement text, which SQLite then scans byte by byte.
-func insertChunks(ctx context.Context, db *bun.DB, chunks []AccessChunk) error {
+func insertChunks(ctx context.Context, db *bun.DB, chunks []AccessChunk, refs []AccessCredential) error {
 	tx, err := db.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	stmt, err := tx.PrepareContext(ctx, "INSERT INTO access_chunks ("+chunkColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	stmt, err := tx.PrepareContext(ctx, "INSERT INTO access_chunks ("+chunkColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 	if err != nil {
 		return err
 	}
 	defer stmt.Close()
 	for i := range chunks {
 		c := &chunks[i]
-		if _, err := stmt.ExecContext(ctx, c.ID, c.PartnerID, string(c.Environment), c.CredentialID, c.Actor, c.MinID,
+		if _, err := stmt.ExecContext(ctx, c.ID, c.PartnerID, string(c.Environment), c.CredentialID, c.Actor, c.Bucket, c.MinID,
 			c.FirstAt.UTC().Format(sqliteTime), c.LastAt.UTC().Format(sqliteTime), c.Entries, c.Data); err != nil {
 			return err
+		}
+	}
+	if len(refs) > 0 {
+		ref, err := tx.PrepareContext(ctx, "INSERT OR IGNORE INTO access_credentials (partner_id, environment, credential_id, bucket) VALUES (?, ?, ?, ?)")
+		if err != nil {
+			return err
+		}
+		defer ref.Close()
+		for _, r := range refs {
+			if _, err := ref.ExecContext(ctx, r.PartnerID, string(r.Environment), r.CredentialID, r.Bucket); err != nil {
+				return err
+			}
 		}
 	}
 	return tx.Commit()

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/uptrace/bun"
+
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/store"
 )
@@ -148,26 +150,13 @@ const chunksPerRead = 8
 func (r *Reader) access(ctx context.Context, t nexus.Tenant, p ListParams, n int) ([]*View, error) {
 	var out []*View
 	sorted := func() { slices.SortFunc(out, func(a, b *View) int { return strings.Compare(b.ID, a.ID) }) }
-	next := "" // keyset over chunk ids
+	next := r.tenantChunks(t, p)
+	if p.CredentialID != "" {
+		next = r.credentialChunks(t, p)
+	}
 	for {
-		q := store.Scoped(r.db.NewSelect(), t)
-		if p.CredentialID != "" {
-			q = q.Where("credential_id = ?", p.CredentialID)
-		}
-		if p.CreatedAfter != nil {
-			q = q.Where("last_at > ?", p.CreatedAfter.UTC())
-		}
-		if p.CreatedBefore != nil {
-			q = q.Where("first_at < ?", p.CreatedBefore.UTC())
-		}
-		if p.StartingAfter != "" {
-			q = q.Where("min_id < ?", p.StartingAfter)
-		}
-		if next != "" {
-			q = q.Where("id < ?", next)
-		}
-		var chunks []AccessChunk
-		if err := q.Model(&chunks).OrderExpr("id DESC").Limit(chunksPerRead).Scan(ctx); err != nil {
+		chunks, err := next(ctx)
+		if err != nil {
 			return nil, err
 		}
 		for i := range chunks {
@@ -183,6 +172,11 @@ func (r *Reader) access(ctx context.Context, t nexus.Tenant, p ListParams, n int
 			}
 			for j := range entries {
 				e := &entries[j]
+				if p.CredentialID != "" {
+					if cred, _ := e.credential(c); cred != p.CredentialID {
+						continue
+					}
+				}
 				switch {
 				case p.StartingAfter != "" && e.ID >= p.StartingAfter,
 					p.CreatedAfter != nil && !e.Time().After(*p.CreatedAfter),
@@ -192,16 +186,120 @@ func (r *Reader) access(ctx context.Context, t nexus.Tenant, p ListParams, n int
 				out = append(out, e.view(c))
 			}
 		}
-		if len(chunks) < chunksPerRead {
+		if len(chunks) == 0 {
 			break
 		}
-		next = chunks[len(chunks)-1].ID
 	}
 	sorted()
 	if len(out) > n {
 		out = out[:n]
 	}
 	return out, nil
+}
+
+// chunkSource returns the next few chunks, by id descending; none at the
+// end.
+type chunkSource func(ctx context.Context) ([]AccessChunk, error)
+
+// chunkQuery selects the tenant's chunks that may hold entries matching p.
+func (r *Reader) chunkQuery(t nexus.Tenant, p ListParams) *bun.SelectQuery {
+	q := store.Scoped(r.db.NewSelect(), t)
+	if p.CreatedAfter != nil {
+		q = q.Where("last_at > ?", p.CreatedAfter.UTC())
+	}
+	if p.CreatedBefore != nil {
+		q = q.Where("first_at < ?", p.CreatedBefore.UTC())
+	}
+	if p.StartingAfter != "" {
+		q = q.Where("min_id < ?", p.StartingAfter)
+	}
+	return q
+}
+
+// tenantChunks walks every chunk of the tenant.
+func (r *Reader) tenantChunks(t nexus.Tenant, p ListParams) chunkSource {
+	next, done := "", false // keyset over chunk ids
+	return func(ctx context.Context) ([]AccessChunk, error) {
+		if done {
+			return nil, nil
+		}
+		q := r.chunkQuery(t, p)
+		if next != "" {
+			q = q.Where("id < ?", next)
+		}
+		var chunks []AccessChunk
+		if err := q.Model(&chunks).OrderExpr("id DESC").Limit(chunksPerRead).Scan(ctx); err != nil {
+			return nil, err
+		}
+		if len(chunks) < chunksPerRead {
+			done = true
+		}
+		if len(chunks) > 0 {
+			next = chunks[len(chunks)-1].ID
+		}
+		return chunks, nil
+	}
+}
+
+// credentialChunks walks the chunks of the buckets where p.CredentialID
+// has entries, newest bucket first. Buckets hold disjoint ranges of ids, so
+// that is still by id descending.
+func (r *Reader) credentialChunks(t nexus.Tenant, p ListParams) chunkSource {
+	var buckets []string
+	belowBucket := "" // keyset over buckets
+	if p.StartingAfter != "" {
+		// Entries before the cursor are in its bucket or earlier ones.
+		// Every entry of a chunk is of the chunk's bucket, except in chunks
+		// from before the migration (one per credential and flush, filed
+		// under their last entry's bucket), which span a second or so and
+		// so reach at most into the next bucket.
+		if suffix, ok := strings.CutPrefix(p.StartingAfter, "evt_"); ok && len(suffix) >= bucketDigits {
+			belowBucket = nextBucket(nextBucket(bucketOf(suffix)))
+		}
+	}
+	bucketsDone := false
+	next := "" // keyset over the chunk ids of buckets[0]
+	return func(ctx context.Context) ([]AccessChunk, error) {
+		for {
+			if len(buckets) == 0 {
+				if bucketsDone {
+					return nil, nil
+				}
+				q := store.Scoped(r.db.NewSelect().Model((*AccessCredential)(nil)).Column("bucket"), t).
+					Where("credential_id = ?", p.CredentialID)
+				if belowBucket != "" {
+					q = q.Where("bucket < ?", belowBucket)
+				}
+				if err := q.OrderExpr("bucket DESC").Limit(chunksPerRead).Scan(ctx, &buckets); err != nil {
+					return nil, err
+				}
+				if len(buckets) < chunksPerRead {
+					bucketsDone = true
+				}
+				if len(buckets) == 0 {
+					return nil, nil
+				}
+				belowBucket = buckets[len(buckets)-1]
+				next = ""
+			}
+			q := r.chunkQuery(t, p).Where("bucket = ?", buckets[0])
+			if next != "" {
+				q = q.Where("id < ?", next)
+			}
+			var chunks []AccessChunk
+			if err := q.Model(&chunks).OrderExpr("id DESC").Limit(chunksPerRead).Scan(ctx); err != nil {
+				return nil, err
+			}
+			if len(chunks) < chunksPerRead {
+				buckets, next = buckets[1:], ""
+			} else {
+				next = chunks[len(chunks)-1].ID
+			}
+			if len(chunks) > 0 {
+				return chunks, nil
+			}
+		}
+	}
 }
 
 // mergeNewestFirst merges two lists sorted by id, descending.

@@ -75,6 +75,9 @@ type Config struct {
 	// MaxAge bounds how long a cached verification is trusted even without
 	// an invalidation message. Optional. Default: 5 minutes.
 	MaxAge time.Duration
+	// CacheSize bounds how many API keys are cached; the least recently
+	// used go first. Optional. Default: DefaultCacheSize.
+	CacheSize int
 	// Logger. Optional. Default: slog.Default().
 	Logger *slog.Logger
 }
@@ -106,7 +109,11 @@ func New(cfg Config) *Authenticator {
 	if maxAge == 0 {
 		maxAge = 5 * time.Minute
 	}
-	a.cache = newKeyCache(maxAge)
+	size := cfg.CacheSize
+	if size <= 0 {
+		size = DefaultCacheSize
+	}
+	a.cache = newKeyCache(maxAge, size)
 	envs := cfg.Environments
 	if len(envs) == 0 {
 		envs = []nexus.Environment{nexus.Live, nexus.Test}

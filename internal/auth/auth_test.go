@@ -1038,3 +1038,38 @@ func TestRealStoreRevocation(t *testing.T) {
 		t.Errorf("last_used_at = %v", row.LastUsedAt)
 	}
 }
+
+// The cache holds at most CacheSize keys: a key in steady use stays cached
+// while keys used once are evicted, each counted.
+func TestCacheBounded(t *testing.T) {
+	const size = 10
+	e := newEnv(t, auth.Config{CacheSize: size})
+	ctx := context.Background()
+	at := time.Now()
+	hot := func() {
+		t.Helper()
+		at = at.Add(time.Second) // recency is kept to the second
+		_, err := e.a.Authenticate(ctx, &auth.Request{Authorization: "Bearer " + e.key, At: at})
+		wantCode(t, err, "")
+	}
+	hot()
+	const others = 40
+	for range others {
+		k, _ := e.store.addKey(t, "ptr_a", keyOpts{})
+		_, err := e.a.Authenticate(ctx, &auth.Request{Authorization: "Bearer " + k, At: at})
+		wantCode(t, err, "")
+		if n := e.a.CacheLen(); n > size {
+			t.Fatalf("cache holds %d keys, want at most %d", n, size)
+		}
+		hot()
+	}
+	if got := e.store.lookups.Load(); got != 1+others {
+		t.Errorf("lookups = %d, want %d: the key in use was evicted", got, 1+others)
+	}
+	if got, want := e.a.CacheEvictions(), uint64(1+others-size); got != want {
+		t.Errorf("evictions = %d, want %d", got, want)
+	}
+	if hits, misses := e.a.CacheStats(); hits != others+1-1 || misses != 1+others {
+		t.Errorf("hits, misses = %d, %d; want %d, %d", hits, misses, others, 1+others)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/hex"
+	"math"
 	"net/netip"
 	"strings"
 	"sync"
@@ -53,6 +54,10 @@ type entry struct {
 	origins   []string
 	loadedAt  int64
 	lastTouch atomic.Int64 // unix minute of the last queued last_used_at write
+	// usedAt is the unix second of the last hit, for eviction. It is
+	// written at most once a second, so that readers on other cores keep
+	// the entry in their caches.
+	usedAt atomic.Int64
 }
 
 func (e *entry) matches(d [32]byte) bool {
@@ -62,16 +67,32 @@ func (e *entry) matches(d [32]byte) bool {
 // keyCache maps key digests to entries. A miss for an unknown digest is
 // cached too (as a nil entry) so that a flood of made-up keys cannot turn
 // into a flood of queries.
+//
+// It holds at most size entries. Eviction is a sampled LRU, as Redis does
+// it: when full, a put looks at a few entries and drops the one least
+// recently used. A strict LRU (a list moved to the front on every hit, as
+// in hashicorp/golang-lru) takes the write lock on every request; here a
+// hit stays a read lock, a map lookup and, once a second, an atomic store.
 type keyCache struct {
-	mu      sync.RWMutex
-	m       map[[32]byte]*entry
-	missing map[[32]byte]int64 // digest -> loadedAt
-	gen     atomic.Uint64      // bumped by every drop; a load that raced one is not cached
-	maxAge  int64
+	mu        sync.RWMutex
+	m         map[[32]byte]*entry
+	missing   map[[32]byte]int64 // digest -> loadedAt
+	gen       atomic.Uint64      // bumped by every drop; a load that raced one is not cached
+	maxAge    int64
+	size      int
+	evictions atomic.Uint64
 }
 
-func newKeyCache(maxAge time.Duration) *keyCache {
-	return &keyCache{m: make(map[[32]byte]*entry), missing: make(map[[32]byte]int64), maxAge: int64(maxAge)}
+// DefaultCacheSize is how many API keys the cache holds unless told: at
+// about 0.55 KB an entry, some 55 MB at most.
+const DefaultCacheSize = 100_000
+
+// evictionSamples is how many entries a full cache compares to choose the
+// one to drop. Redis finds 5 close enough to a true LRU.
+const evictionSamples = 5
+
+func newKeyCache(maxAge time.Duration, size int) *keyCache {
+	return &keyCache{m: make(map[[32]byte]*entry), missing: make(map[[32]byte]int64), maxAge: int64(maxAge), size: size}
 }
 
 // get returns the entry, nil for unknown-or-stale; a known-missing digest
@@ -86,6 +107,9 @@ func (c *keyCache) get(d [32]byte, now time.Time) *entry {
 	c.mu.RUnlock()
 	n := now.UnixNano()
 	if ok && n-e.loadedAt < c.maxAge {
+		if s := n / int64(time.Second); e.usedAt.Load() != s {
+			e.usedAt.Store(s)
+		}
 		return e
 	}
 	// Unknown keys are remembered briefly: a just-created key is never
@@ -112,7 +136,41 @@ func (c *keyCache) put(d [32]byte, e *entry, gen uint64) {
 		c.missing[d] = time.Now().UnixNano()
 		return
 	}
+	if _, ok := c.m[d]; !ok {
+		for len(c.m) >= c.size {
+			c.evictOne()
+		}
+	}
+	e.usedAt.Store(e.loadedAt / int64(time.Second))
 	c.m[d] = e
+}
+
+// evictOne drops the least recently used of a few entries: Go starts each
+// iteration over a map at a random place, so the first few are a sample.
+// An entry past its maximum age counts as least recently used. c.mu is
+// held for writing.
+func (c *keyCache) evictOne() {
+	var victim [32]byte
+	oldest := int64(math.MaxInt64)
+	stale := time.Now().UnixNano() - c.maxAge
+	i := 0
+	for d, e := range c.m {
+		used := e.usedAt.Load()
+		if e.loadedAt <= stale {
+			used = math.MinInt64
+		}
+		if used < oldest {
+			victim, oldest = d, used
+		}
+		if i++; i == evictionSamples {
+			break
+		}
+	}
+	if i == 0 {
+		return
+	}
+	delete(c.m, victim)
+	c.evictions.Add(1)
 }
 
 // drop removes what topic names: one credential, a partner's, or all.
@@ -209,6 +267,14 @@ func (a *Authenticator) touch(e *entry, now time.Time) {
 
 // CacheStats reports API-key cache hits and misses since start.
 func (a *Authenticator) CacheStats() (hits, misses uint64) { return a.hits.Load(), a.misses.Load() }
+
+// CacheEvictions reports API keys dropped from the full cache since start
+// (lifecycle drops are not counted): many of them mean the cache is smaller
+// than the set of keys in use.
+func (a *Authenticator) CacheEvictions() uint64 { return a.cache.evictions.Load() }
+
+// CacheLen is the number of API keys cached.
+func (a *Authenticator) CacheLen() int { return a.cache.len() }
 
 // Drop forgets cached verifications for topic (see store.TopicKey and
 // friends). The server calls it for its own changes and on messages from

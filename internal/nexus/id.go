@@ -43,7 +43,19 @@ func NewIDAt(prefix string, now time.Time) string {
 	binary.BigEndian.PutUint64(b[:8], ms<<16)
 	copy(b[6:], idGen.seq[:])
 	idGen.Unlock()
+	return encodeID(prefix, b)
+}
 
+// FirstIDAt is the least id NewID can make for prefix at time t: every id
+// made before t sorts below it, every one made at or after t not. Time
+// bounds on ids (a retention cut-off) use it.
+func FirstIDAt(prefix string, t time.Time) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMilli())<<16)
+	return encodeID(prefix, b)
+}
+
+func encodeID(prefix string, b [16]byte) string {
 	// Built on the stack: the string is the one allocation.
 	var buf [48]byte
 	out := append(buf[:0], prefix...)

@@ -138,3 +138,20 @@ func BenchmarkNewID(b *testing.B) {
 		_ = NewID("req")
 	}
 }
+
+func TestFirstIDAt(t *testing.T) {
+	at := time.Now()
+	first := FirstIDAt("evt", at)
+	if !IsID("evt", first) {
+		t.Fatalf("FirstIDAt = %q: not an id", first)
+	}
+	if got, want := FirstIDAt("evt", time.UnixMilli(0)), "evt_"+strings.Repeat("0", 26); got != want {
+		t.Errorf("FirstIDAt(epoch) = %s, want %s", got, want)
+	}
+	if id := NewID("evt"); id < first {
+		t.Errorf("an id made after %v, %s, sorts below its first id %s", at, id, first)
+	}
+	if FirstIDAt("evt", at.Add(time.Millisecond)) <= first || FirstIDAt("evt", at.Add(-time.Millisecond)) >= first {
+		t.Error("FirstIDAt does not follow time")
+	}
+}

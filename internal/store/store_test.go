@@ -126,7 +126,7 @@ func tableNames(s map[string]map[string]column) []string {
 // are bun's business.
 var bunTables = map[string]bool{"bun_migrations": true, "bun_migration_locks": true}
 
-var appTables = []string{"access_chunks", "api_keys", "audit_events", "cache_invalidations", "partners"}
+var appTables = []string{"access_chunks", "access_credentials", "api_keys", "audit_events", "cache_invalidations", "partners"}
 
 func TestMigrateUpDownUp(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *store.DB) {
@@ -257,7 +257,7 @@ func TestModelsMatchSchema(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *store.DB) {
 		migrateUp(t, db)
 		s := schemaOf(t, db)
-		for _, model := range []any{(*partner.Row)(nil), (*apikey.Row)(nil), (*audit.Event)(nil), (*audit.AccessChunk)(nil)} {
+		for _, model := range []any{(*partner.Row)(nil), (*apikey.Row)(nil), (*audit.Event)(nil), (*audit.AccessChunk)(nil), (*audit.AccessCredential)(nil)} {
 			tbl := db.Table(reflect.TypeOf(model).Elem())
 			cols := s[tbl.Name]
 			if cols == nil {
