@@ -45,10 +45,10 @@ type config struct {
 	// ExpiryWarningInterval is how often keys near their expiry are looked
 	// for (api_key.expiring events).
 	ExpiryWarningInterval time.Duration
-	ScanKeysFile     string // NEXUS_SECRET_SCANNING_KEYS
-	KeyCacheSize     int
-	AuditRetention   time.Duration // 0: keep access rows forever
-	retentionErr     error         // a bad NEXUS_AUDIT_RETENTION, reported by finishServe
+	ScanKeysFile          string // NEXUS_SECRET_SCANNING_KEYS
+	KeyCacheSize          int
+	AuditRetention        time.Duration // 0: keep access rows forever
+	retentionErr          error         // a bad NEXUS_AUDIT_RETENTION, reported by finishServe
 }
 
 // bindCommon declares the flags every subcommand shares.
