@@ -26,6 +26,9 @@ func TestSecurityHeaders(t *testing.T) {
 				do(t, "GET", c.s.URL+"/v1/balances", bearer(tn.Admin.Key), nil),
 				do(t, "GET", c.s.URL+"/v1/partner", nil, nil),
 				do(t, "GET", c.s.URL+"/healthz", nil, nil),
+				// Refused by Fiber itself, before any middleware.
+				doOversized(t, c.s, "POST", "/v1/api_keys", bearer(tn.Admin.Key).with("Content-Type", "application/json"),
+					`{"name": "`+strings.Repeat("x", 2<<20)+`"}`),
 			} {
 				if got := r.Header.Get("Strict-Transport-Security"); got != c.hsts {
 					t.Errorf("%s: Strict-Transport-Security %q, want %q", r, got, c.hsts)

@@ -133,6 +133,16 @@ func New(cfg Config) *Server {
 		s.csrfKey = make([]byte, 32)
 		_, _ = rand.Read(s.csrfKey)
 	}
+	onError := errorHandler(cfg.Logger)
+	if cfg.HSTS {
+		// Fiber's own refusals (an oversized body, say) reach the error
+		// handler without passing requestMeta: they carry HSTS too.
+		render := onError
+		onError = func(c *fiber.Ctx, err error) error {
+			c.Response().Header.SetCanonical(headerHSTS, valueHSTS)
+			return render(c, err)
+		}
+	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "nexus",
 		BodyLimit:             cfg.BodyLimit,
@@ -142,7 +152,7 @@ func New(cfg Config) *Server {
 		ReadBufferSize:        16 << 10, // also the request header size limit
 		DisableStartupMessage: true,
 		CaseSensitive:         true,
-		ErrorHandler:          errorHandler(cfg.Logger),
+		ErrorHandler:          onError,
 	})
 	s.app.Server().ConnState = s.trackConn
 	s.app.Use(s.requestMeta)
