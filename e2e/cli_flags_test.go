@@ -49,6 +49,8 @@ func TestCLIVersionHelpAndUnknownFlags(t *testing.T) {
 		{[]string{"admin", "partner", "set-status"}, "-status"},
 		{[]string{"admin", "partner", "list"}, "-database-url"},
 		{[]string{"admin", "partner", "show"}, "-id"},
+		{[]string{"admin", "partner", "lockdown"}, "-environment"},
+		{[]string{"admin", "key", "set-limits"}, "-id"},
 		{[]string{"admin", "key", "create"}, "-allowed-origins"},
 		{[]string{"admin", "key", "list"}, "-partner"},
 		{[]string{"admin", "key", "suspend"}, "-id"},
@@ -108,6 +110,8 @@ func TestCLIConfigErrorsFailFast(t *testing.T) {
 		{"NEXUS_FAILED_AUTH_LIMIT=0", []string{"serve"}, "whole number of at least 1"},
 		{"NEXUS_PASSWORD_CHECKS=-4", []string{"serve"}, "whole number of at least 1"},
 		{"NEXUS_PASSWORD_CHECKS=2.5", []string{"serve"}, "whole number of at least 1"},
+		{"NEXUS_EXPIRY_WARNING_INTERVAL=soon", []string{"serve"}, "positive duration"},
+		{"NEXUS_EXPIRY_WARNING_INTERVAL=-1m", []string{"serve"}, "positive duration"},
 		{"NEXUS_METRICS_TOKEN=short", []string{"serve"}, "at least 16 characters"},
 		{"NEXUS_TRUSTED_PROXIES=10.0.0.300", []string{"serve"}, "not an IP or CIDR"},
 	} {

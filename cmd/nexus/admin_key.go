@@ -219,7 +219,7 @@ func listJSON[T any](data []T) map[string]any {
 func adminPartnerLockdown(ctx context.Context, fs *flag.FlagSet, args []string, ofPartner partnerRunner) error {
 	id := fs.String("id", "", "partner id (required)")
 	env := fs.String("environment", "", "live or test (required)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *id == "" {
