@@ -43,7 +43,10 @@ type config struct {
 	// ExpiryWarningInterval is how often keys near their expiry are looked
 	// for (api_key.expiring events).
 	ExpiryWarningInterval time.Duration
-	ScanKeysFile     string // NEXUS_SECRET_SCANNING_KEYS
+	ScanKeysFile          string // NEXUS_SECRET_SCANNING_KEYS
+	// IdemAbandoned is how long an unfinished Idempotency-Key stays in use
+	// before a retry may take it back.
+	IdemAbandoned time.Duration
 }
 
 // bindCommon declares the flags every subcommand shares.
@@ -77,6 +80,7 @@ var (
 		{"NEXUS_FAILED_AUTH_LIMIT", positiveCheck},
 		{"NEXUS_PASSWORD_CHECKS", positiveCheck},
 		{"NEXUS_EXPIRY_WARNING_INTERVAL", durationCheck},
+		{"NEXUS_IDEMPOTENCY_ABANDON_AFTER", durationCheck},
 	}
 )
 
@@ -171,6 +175,8 @@ func (n *positive) Set(v string) error {
 }
 
 func bindServe(fs *flag.FlagSet, c *config) (proxies, envs *string) {
+	fs.DurationVar(&c.IdemAbandoned, "idempotency-abandon-after", envDuration("NEXUS_IDEMPOTENCY_ABANDON_AFTER", time.Minute),
+		"how long an Idempotency-Key whose first request never finished (a crashed instance) is refused as in use before a retry may run it [NEXUS_IDEMPOTENCY_ABANDON_AFTER]")
 	fs.StringVar(&c.Listen, "listen", env("NEXUS_LISTEN", "127.0.0.1:8080"), "address to listen on [NEXUS_LISTEN]")
 	fs.StringVar(&c.Issuer, "issuer", env("NEXUS_ISSUER", ""), "public base URL (default http://LISTEN) [NEXUS_ISSUER]")
 	fs.StringVar(&c.RedisURL, "redis-url", env("NEXUS_REDIS_URL", ""), "optional redis://… for shared limits and revocation [NEXUS_REDIS_URL]")
@@ -199,6 +205,9 @@ func bindServe(fs *flag.FlagSet, c *config) (proxies, envs *string) {
 }
 
 func (c *config) finishServe(proxies, envs string) error {
+	if c.IdemAbandoned <= 0 {
+		return fmt.Errorf("--idempotency-abandon-after: must be a positive duration")
+	}
 	for _, s := range splitList(proxies) {
 		p, err := parsePrefix(s)
 		if err != nil {

@@ -97,6 +97,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	partners := partner.NewService(db)
 	keys := apikey.NewService(db)
 	idem := idempotency.New(db)
+	idem.Abandoned = c.IdemAbandoned
 	tokens := servicetoken.NewService(db, box)
 	if n, err := tokens.BackfillSecretHashes(ctx); err != nil {
 		return fmt.Errorf("recording the digests of signing secrets: %w", err)

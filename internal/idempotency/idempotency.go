@@ -22,9 +22,9 @@ import (
 const TTL = 24 * time.Hour
 
 // Abandoned is how long a first request may run before its key is taken
-// back: a process that died mid-request never finishes or releases it, and
-// without this every retry would be refused as in use for a day. Requests
-// end well before (the server's write timeout is 30 s).
+// back by default: a process that died mid-request never finishes or
+// releases it, and without this every retry would be refused as in use for
+// a day. Requests end well before (the server's write timeout is 30 s).
 const Abandoned = time.Minute
 
 const (
@@ -47,10 +47,15 @@ type row struct {
 }
 
 // Store keeps idempotency keys.
-type Store struct{ db *store.DB }
+type Store struct {
+	db *store.DB
+	// Abandoned is how long a claim may run before a retry takes it back.
+	// Optional. Default: the package's Abandoned.
+	Abandoned time.Duration
+}
 
 // New returns a store on db.
-func New(db *store.DB) *Store { return &Store{db: db} }
+func New(db *store.DB) *Store { return &Store{db: db, Abandoned: Abandoned} }
 
 // Saved is a first answer to replay.
 type Saved struct {
@@ -105,7 +110,7 @@ func (s *Store) Begin(ctx context.Context, t nexus.Tenant, key, hash string) (*S
 			return nil, errReused
 		}
 		expired := !now.Before(old.ExpiresAt)
-		abandoned := old.State != stateDone && now.Sub(old.CreatedAt) >= Abandoned
+		abandoned := old.State != stateDone && now.Sub(old.CreatedAt) >= s.Abandoned
 		if expired || abandoned {
 			// Forget it and claim afresh; the created_at condition makes
 			// sure only one of several concurrent retries does.
