@@ -117,6 +117,9 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="nexus", error="invalid_token"`)
 		case ne.Code == nexus.CodeInsufficientScope:
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="nexus", error="insufficient_scope", scope="`+ne.Scope+`"`)
+		case status == fiber.StatusServiceUnavailable && len(c.Response().Header.Peek(fiber.HeaderRetryAfter)) == 0:
+			// Every 503 is worth retrying, and says when.
+			c.Set(fiber.HeaderRetryAfter, "1")
 		}
 		c.Set(fiber.HeaderCacheControl, "no-store")
 		c.Response().Header.SetCanonical(headerNoSniff, valueNoSniff)

@@ -151,7 +151,13 @@ type publishedKey struct{}
 // Tx runs fn in a transaction, committing when it returns nil. Topics
 // published inside it reach this process's subscribers right after the
 // commit (other processes hear them through Subscribe).
+//
+// Under a context from WithAmbient, fn runs in a savepoint of the ambient
+// transaction instead, and commits with it.
 func (db *DB) Tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
+	if a := ambientOf(ctx, db); a != nil {
+		return a.run(ctx, fn)
+	}
 	var topics []string
 	ctx = context.WithValue(ctx, publishedKey{}, &topics)
 	if db.Dialect == SQLite {
@@ -161,6 +167,15 @@ func (db *DB) Tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) er
 	if err := db.RunInTx(ctx, nil, fn); err != nil {
 		return err
 	}
+	db.deliver(topics)
+	return nil
+}
+
+// deliver hands committed topics to this process's subscribers.
+func (db *DB) deliver(topics []string) {
+	if len(topics) == 0 {
+		return
+	}
 	db.localMu.RLock()
 	defer db.localMu.RUnlock()
 	for _, t := range topics {
@@ -168,7 +183,6 @@ func (db *DB) Tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) er
 			f(t)
 		}
 	}
-	return nil
 }
 
 // OnLocalPublish registers f for topics this process publishes, called
