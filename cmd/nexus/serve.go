@@ -69,6 +69,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
+	store.RouteDriverLogs(log)
 	db, err := store.Open(ctx, c.DatabaseURL)
 	if err != nil {
 		return err

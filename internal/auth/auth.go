@@ -75,6 +75,12 @@ type Config struct {
 	// MaxAge bounds how long a cached verification is trusted even without
 	// an invalidation message. Optional. Default: 5 minutes.
 	MaxAge time.Duration
+	// OutageGrace is how long cached API-key verifications are still
+	// trusted once the invalidation channel is lost (a database outage):
+	// requests with a key used recently keep being authenticated, then
+	// every key needs the database again. Optional. Default:
+	// DefaultOutageGrace.
+	OutageGrace time.Duration
 	// Logger. Optional. Default: slog.Default().
 	Logger *slog.Logger
 }
@@ -93,6 +99,9 @@ type Authenticator struct {
 	misses  atomic.Uint64
 }
 
+// DefaultOutageGrace is Config.OutageGrace's default.
+const DefaultOutageGrace = 30 * time.Second
+
 // New returns an authenticator. Call Run to keep its cache fresh.
 func New(cfg Config) *Authenticator {
 	a := &Authenticator{
@@ -106,7 +115,11 @@ func New(cfg Config) *Authenticator {
 	if maxAge == 0 {
 		maxAge = 5 * time.Minute
 	}
-	a.cache = newKeyCache(maxAge)
+	grace := cfg.OutageGrace
+	if grace == 0 {
+		grace = DefaultOutageGrace
+	}
+	a.cache = newKeyCache(maxAge, grace)
 	envs := cfg.Environments
 	if len(envs) == 0 {
 		envs = []nexus.Environment{nexus.Live, nexus.Test}
