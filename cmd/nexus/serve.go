@@ -70,7 +70,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer stop()
 
 	store.RouteDriverLogs(log)
-	db, err := store.Open(ctx, c.DatabaseURL)
+	db, err := store.OpenPool(ctx, c.DatabaseURL, c.Pool)
 	if err != nil {
 		return err
 	}
