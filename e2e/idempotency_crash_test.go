@@ -45,6 +45,7 @@ func TestIdempotencyKill9(t *testing.T) {
 		const rounds, workers, answersBeforeKill = 4, 48, 200
 		var keys []string
 		var keysMu sync.Mutex
+		var unavailable atomic.Int64
 		for round := 0; round < rounds; round++ {
 			api := lgClient(t, srv, ten.Admin.Key, workers)
 			var answered atomic.Int64
@@ -68,7 +69,12 @@ func TestIdempotencyKill9(t *testing.T) {
 						if err != nil {
 							return // the server is gone
 						}
-						if r.Status != 201 {
+						switch {
+						case r.Status == 503 && r.Header.Get("Retry-After") != "":
+							// An overloaded machine (the whole suite on two
+							// cores) may time out; the retry below settles it.
+							unavailable.Add(1)
+						case r.Status != 201:
 							t.Errorf("round %d before the kill: %s", round, r)
 						}
 						if answered.Add(1) == answersBeforeKill {
@@ -102,6 +108,11 @@ func TestIdempotencyKill9(t *testing.T) {
 				defer wg.Done()
 				for k := range next {
 					r, err := api.send("POST", "/v1/requests", body(k), lgHdr{"Idempotency-Key": k})
+					for try := 0; err == nil && r.Status == 503 && try < 50; try++ {
+						unavailable.Add(1)
+						time.Sleep(100 * time.Millisecond) // Retry-After, shortened
+						r, err = api.send("POST", "/v1/requests", body(k), lgHdr{"Idempotency-Key": k})
+					}
 					if err != nil {
 						t.Errorf("retry %s: %v", k, err)
 						continue
@@ -159,8 +170,8 @@ func TestIdempotencyKill9(t *testing.T) {
 				t.Errorf("key %s: no withdrawal after its retry answered 201", k)
 			}
 		}
-		t.Logf("%d kills, %d keys, %d withdrawals, %d duplicates (%.2f per kill)",
-			rounds, len(keys), total, duplicates, float64(duplicates)/rounds)
+		t.Logf("%d kills, %d keys, %d withdrawals, %d duplicates (%.2f per kill), %d answers 503 (retried)",
+			rounds, len(keys), total, duplicates, float64(duplicates)/rounds, unavailable.Load())
 		api.wantBalance(t, "usdc", funded-int64(total), int64(total))
 	})
 }

@@ -45,15 +45,17 @@ func (s *Server) idempotent(r Route) fiber.Handler {
 			return c.Status(saved.Status).Send(saved.Body)
 		}
 		// From here the key is ours: it must be finished or released even
-		// if the client goes away, so use a context that outlives it.
-		done, cancel := context.WithTimeout(context.WithoutCancel(c.UserContext()), 10*time.Second)
-		defer cancel()
+		// if the client goes away (the ambient transaction outlives it too).
 		ctx, amb := s.cfg.DB.WithAmbient(c.UserContext())
 		defer amb.Rollback() // after a panic; a no-op once committed
 		parent := c.UserContext()
 		c.SetUserContext(ctx)
 		err = c.Next()
 		c.SetUserContext(parent)
+		// The deadline bounds storing the answer, not the handler: a slow
+		// request under load should commit rather than fail at the end.
+		done, cancel := context.WithTimeout(context.WithoutCancel(parent), 10*time.Second)
+		defer cancel()
 		if err != nil {
 			if herr := s.app.ErrorHandler(c, err); herr != nil {
 				_ = amb.Rollback()
@@ -92,7 +94,7 @@ func (s *Server) idempotent(r Route) fiber.Handler {
 
 var (
 	errNotStored = nexus.Errorf(nexus.CodeServiceUnavailable,
-		"the request could not be completed and changed nothing; retry with the same Idempotency-Key")
+		"the request could not be completed; retry with the same Idempotency-Key (a change that did commit is replayed, never made twice)")
 	errKeyTakenBack = &nexus.Error{Code: nexus.CodeIdempotencyKeyInUse, Param: "Idempotency-Key",
 		Message: "this request ran longer than the Idempotency-Key is reserved and a retry took the key over; this attempt changed nothing"}
 )
