@@ -17,6 +17,7 @@ import (
 	"github.com/nexus-fintech/nexus/internal/auth"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/oauth"
+	"github.com/nexus-fintech/nexus/internal/store"
 )
 
 // config is everything read from flags and NEXUS_* variables; a flag wins
@@ -49,6 +50,12 @@ type config struct {
 	KeyCacheSize          int
 	AuditRetention        time.Duration // 0: keep access rows forever
 	retentionErr          error         // a bad NEXUS_AUDIT_RETENTION, reported by finishServe
+	// IdemAbandoned is how long an unfinished Idempotency-Key stays in use
+	// before a retry may take it back.
+	IdemAbandoned time.Duration
+	// Pool sizes the database connection pool (NEXUS_DB_MAX_CONNS,
+	// NEXUS_DB_MAX_IDLE_CONNS, NEXUS_DB_CONN_MAX_LIFETIME).
+	Pool store.Pool
 }
 
 // bindCommon declares the flags every subcommand shares.
@@ -83,6 +90,7 @@ var (
 		{"NEXUS_PASSWORD_CHECKS", positiveCheck},
 		{"NEXUS_EXPIRY_WARNING_INTERVAL", durationCheck},
 		{"NEXUS_KEY_CACHE_SIZE", positiveCheck},
+		{"NEXUS_IDEMPOTENCY_ABANDON_AFTER", durationCheck},
 	}
 )
 
@@ -177,6 +185,8 @@ func (n *positive) Set(v string) error {
 }
 
 func bindServe(fs *flag.FlagSet, c *config) (proxies, envs *string) {
+	fs.DurationVar(&c.IdemAbandoned, "idempotency-abandon-after", envDuration("NEXUS_IDEMPOTENCY_ABANDON_AFTER", time.Minute),
+		"how long an Idempotency-Key whose first request never finished (a crashed instance) is refused as in use before a retry may run it [NEXUS_IDEMPOTENCY_ABANDON_AFTER]")
 	fs.StringVar(&c.Listen, "listen", env("NEXUS_LISTEN", "127.0.0.1:8080"), "address to listen on [NEXUS_LISTEN]")
 	fs.StringVar(&c.Issuer, "issuer", env("NEXUS_ISSUER", ""), "public base URL (default http://LISTEN) [NEXUS_ISSUER]")
 	fs.StringVar(&c.RedisURL, "redis-url", env("NEXUS_REDIS_URL", ""), "optional redis://… for shared limits and revocation [NEXUS_REDIS_URL]")
@@ -222,6 +232,12 @@ func bindServe(fs *flag.FlagSet, c *config) (proxies, envs *string) {
 func (c *config) finishServe(proxies, envs string) error {
 	if c.retentionErr != nil {
 		return c.retentionErr
+	}
+	if c.IdemAbandoned <= 0 {
+		return fmt.Errorf("--idempotency-abandon-after: must be a positive duration")
+	}
+	if err := c.readPool(); err != nil {
+		return err
 	}
 	for _, s := range splitList(proxies) {
 		p, err := parsePrefix(s)
@@ -344,4 +360,45 @@ func (c *config) logger() *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// maxPoolConns bounds NEXUS_DB_MAX_CONNS: far above any sensible pool, low
+// enough to catch a typo.
+const maxPoolConns = 10_000
+
+// readPool reads the pool settings; a value that is set but wrong is an
+// error naming its variable (a silently ignored setting would leave the
+// fleet exhausting PostgreSQL).
+func (c *config) readPool() error {
+	var err error
+	if c.Pool.MaxConns, err = envIntStrict("NEXUS_DB_MAX_CONNS", 1, maxPoolConns); err != nil {
+		return err
+	}
+	if c.Pool.MaxIdleConns, err = envIntStrict("NEXUS_DB_MAX_IDLE_CONNS", 1, maxPoolConns); err != nil {
+		return err
+	}
+	if c.Pool.MaxConns > 0 && c.Pool.MaxIdleConns > c.Pool.MaxConns {
+		return fmt.Errorf("NEXUS_DB_MAX_IDLE_CONNS: %d is more than NEXUS_DB_MAX_CONNS (%d)", c.Pool.MaxIdleConns, c.Pool.MaxConns)
+	}
+	if v := os.Getenv("NEXUS_DB_CONN_MAX_LIFETIME"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("NEXUS_DB_CONN_MAX_LIFETIME: %q is not a duration such as 30m (0 for no limit)", v)
+		}
+		c.Pool.ConnMaxLifetime = d
+	}
+	return nil
+}
+
+// envIntStrict reads a whole number from min to max; unset is 0.
+func envIntStrict(name string, min, max int) (int, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < min || n > max {
+		return 0, fmt.Errorf("%s: %q is not a whole number from %d to %d", name, v, min, max)
+	}
+	return n, nil
 }

@@ -69,7 +69,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	db, err := store.Open(ctx, c.DatabaseURL)
+	store.RouteDriverLogs(log)
+	db, err := store.OpenPool(ctx, c.DatabaseURL, c.Pool)
 	if err != nil {
 		return err
 	}
@@ -97,6 +98,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	partners := partner.NewService(db)
 	keys := apikey.NewService(db)
 	idem := idempotency.New(db)
+	idem.Abandoned = c.IdemAbandoned
 	tokens := servicetoken.NewService(db, box)
 	if n, err := tokens.BackfillSecretHashes(ctx); err != nil {
 		return fmt.Errorf("recording the digests of signing secrets: %w", err)

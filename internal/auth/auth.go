@@ -78,6 +78,12 @@ type Config struct {
 	// CacheSize bounds how many API keys are cached; the least recently
 	// used go first. Optional. Default: DefaultCacheSize.
 	CacheSize int
+	// OutageGrace is how long cached API-key verifications are still
+	// trusted once the invalidation channel is lost (a database outage):
+	// requests with a key used recently keep being authenticated, then
+	// every key needs the database again. Optional. Default:
+	// DefaultOutageGrace.
+	OutageGrace time.Duration
 	// Logger. Optional. Default: slog.Default().
 	Logger *slog.Logger
 }
@@ -96,6 +102,9 @@ type Authenticator struct {
 	misses  atomic.Uint64
 }
 
+// DefaultOutageGrace is Config.OutageGrace's default.
+const DefaultOutageGrace = 30 * time.Second
+
 // New returns an authenticator. Call Run to keep its cache fresh.
 func New(cfg Config) *Authenticator {
 	a := &Authenticator{
@@ -113,7 +122,11 @@ func New(cfg Config) *Authenticator {
 	if size <= 0 {
 		size = DefaultCacheSize
 	}
-	a.cache = newKeyCache(maxAge, size)
+	grace := cfg.OutageGrace
+	if grace == 0 {
+		grace = DefaultOutageGrace
+	}
+	a.cache = newKeyCache(maxAge, size, grace)
 	envs := cfg.Environments
 	if len(envs) == 0 {
 		envs = []nexus.Environment{nexus.Live, nexus.Test}

@@ -81,6 +81,12 @@ type keyCache struct {
 	maxAge    int64
 	size      int
 	evictions atomic.Uint64
+	// unheardAt is when the invalidation channel was lost (0: it is
+	// heard). Entries are trusted for grace after it, not until maxAge: a
+	// database outage keeps cached keys working for a while, and a lost
+	// channel with a living database cannot hide a revocation for long.
+	unheardAt atomic.Int64
+	grace     int64
 }
 
 // DefaultCacheSize is how many API keys the cache holds unless told: at
@@ -91,9 +97,13 @@ const DefaultCacheSize = 100_000
 // one to drop. Redis finds 5 close enough to a true LRU.
 const evictionSamples = 5
 
-func newKeyCache(maxAge time.Duration, size int) *keyCache {
-	return &keyCache{m: make(map[[32]byte]*entry), missing: make(map[[32]byte]int64), maxAge: int64(maxAge), size: size}
+func newKeyCache(maxAge time.Duration, size int, grace time.Duration) *keyCache {
+	return &keyCache{m: make(map[[32]byte]*entry), missing: make(map[[32]byte]int64), maxAge: int64(maxAge), size: size, grace: int64(grace)}
 }
+
+// unheard notes that invalidations may be missed from now on (the first
+// loss counts until the channel is back).
+func (c *keyCache) unheard(now time.Time) { c.unheardAt.CompareAndSwap(0, now.UnixNano()) }
 
 // get returns the entry, nil for unknown-or-stale; a known-missing digest
 // returns missingEntry.
@@ -107,10 +117,12 @@ func (c *keyCache) get(d [32]byte, now time.Time) *entry {
 	c.mu.RUnlock()
 	n := now.UnixNano()
 	if ok && n-e.loadedAt < c.maxAge {
-		if s := n / int64(time.Second); e.usedAt.Load() != s {
-			e.usedAt.Store(s)
+		if u := c.unheardAt.Load(); u == 0 || n-u < c.grace {
+			if s := n / int64(time.Second); e.usedAt.Load() != s {
+				e.usedAt.Store(s)
+			}
+			return e
 		}
-		return e
 	}
 	// Unknown keys are remembered briefly: a just-created key is never
 	// "unknown" for long, yet guessing costs no query.
@@ -194,6 +206,7 @@ func (c *keyCache) drop(topic string) {
 		}
 	default:
 		clear(c.m)
+		c.unheardAt.Store(0) // TopicAll: the channel is heard again
 	}
 	// New keys may have been created under digests we once saw missing.
 	clear(c.missing)
@@ -283,7 +296,15 @@ func (a *Authenticator) Drop(topic string) {
 	if !store.IsCredentialTopic(topic) {
 		return // another cache's topic (balances, …)
 	}
-	a.cache.drop(topic)
+	if topic == store.TopicUnheard {
+		// API keys stay trusted for the outage grace; the token caches
+		// are emptied as before (tokens are re-verified from the
+		// database).
+		a.cache.unheard(time.Now())
+		topic = store.TopicAll
+	} else {
+		a.cache.drop(topic)
+	}
 	for _, v := range []TokenVerifier{a.jwt, a.oauth} {
 		if d, ok := v.(interface{ Drop(string) }); ok {
 			d.Drop(topic)

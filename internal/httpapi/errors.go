@@ -3,11 +3,41 @@ package httpapi
 import (
 	"errors"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/store"
 )
+
+var errUnavailable = nexus.Errorf(nexus.CodeServiceUnavailable, "the database is unavailable; retry later")
+
+// outageLog logs requests refused because the database is unavailable at
+// most once per interval, with how many there were since the last line.
+type outageLog struct {
+	log   *slog.Logger
+	every time.Duration
+
+	mu    sync.Mutex
+	last  time.Time
+	count int
+}
+
+func (o *outageLog) note(err error) {
+	o.mu.Lock()
+	o.count++
+	now := time.Now()
+	if now.Sub(o.last) < o.every {
+		o.mu.Unlock()
+		return
+	}
+	n := o.count
+	o.count, o.last = 0, now
+	o.mu.Unlock()
+	o.log.Warn("database unavailable: requests answered 503", "requests", n, "err", err)
+}
 
 // codeStatus is the one place contract codes meet HTTP statuses (CONTRACT §4).
 var codeStatus = map[nexus.Code]int{
@@ -85,6 +115,7 @@ func fromFiber(fe *fiber.Error) *nexus.Error {
 // errorHandler renders every error in the contract envelope. Handlers only
 // return errors; nothing else chooses a status.
 func errorHandler(log *slog.Logger) fiber.ErrorHandler {
+	outage := &outageLog{log: log, every: time.Second}
 	return func(c *fiber.Ctx, err error) error {
 		var ne *nexus.Error
 		var fe *fiber.Error
@@ -101,6 +132,12 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			ne = fromFiber(fe)
 		}
 		rid := requestID(c)
+		if ne == nil && store.IsUnavailable(err) {
+			// The database is down or too slow: the client may retry, and
+			// an outage must not log an ERROR per request.
+			outage.note(err)
+			ne = errUnavailable
+		}
 		if ne == nil {
 			// Unknown errors may hold SQL or internals: log them, show nothing.
 			log.Error("internal error", "request_id", rid, "method", c.Method(), "path", c.Path(), "err", err)
@@ -117,6 +154,9 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="nexus", error="invalid_token"`)
 		case ne.Code == nexus.CodeInsufficientScope:
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="nexus", error="insufficient_scope", scope="`+ne.Scope+`"`)
+		case status == fiber.StatusServiceUnavailable && len(c.Response().Header.Peek(fiber.HeaderRetryAfter)) == 0:
+			// Every 503 is worth retrying, and says when.
+			c.Set(fiber.HeaderRetryAfter, "1")
 		}
 		c.Set(fiber.HeaderCacheControl, "no-store")
 		c.Response().Header.SetCanonical(headerNoSniff, valueNoSniff)

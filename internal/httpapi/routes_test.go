@@ -61,7 +61,13 @@ func newTestEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	if _, err := db.MigrateUp(ctx); err != nil {
+	return newTestEnvOn(t, db, opts...)
+}
+
+// newTestEnvOn is newTestEnv on db (migrated here).
+func newTestEnvOn(t *testing.T, db *store.DB, opts ...func(*Config)) *testEnv {
+	t.Helper()
+	if _, err := db.MigrateUp(context.Background()); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
 	partners := partner.NewService(db)

@@ -22,9 +22,9 @@ import (
 const TTL = 24 * time.Hour
 
 // Abandoned is how long a first request may run before its key is taken
-// back: a process that died mid-request never finishes or releases it, and
-// without this every retry would be refused as in use for a day. Requests
-// end well before (the server's write timeout is 30 s).
+// back by default: a process that died mid-request never finishes or
+// releases it, and without this every retry would be refused as in use for
+// a day. Requests end well before (the server's write timeout is 30 s).
 const Abandoned = time.Minute
 
 const (
@@ -47,10 +47,15 @@ type row struct {
 }
 
 // Store keeps idempotency keys.
-type Store struct{ db *store.DB }
+type Store struct {
+	db *store.DB
+	// Abandoned is how long a claim may run before a retry takes it back.
+	// Optional. Default: the package's Abandoned.
+	Abandoned time.Duration
+}
 
 // New returns a store on db.
-func New(db *store.DB) *Store { return &Store{db: db} }
+func New(db *store.DB) *Store { return &Store{db: db, Abandoned: Abandoned} }
 
 // Saved is a first answer to replay.
 type Saved struct {
@@ -77,21 +82,42 @@ var (
 		Message: "a request with this Idempotency-Key is still being processed; retry later"}
 )
 
+// Claim is a key won by Begin: the request it guards is this caller's to
+// run, and Finish or Abort must follow.
+type Claim struct {
+	t   nexus.Tenant
+	key string
+	// at tells this claim from a later one on the same key (after this one
+	// was taken back as abandoned): Finish and Abort touch only their own.
+	at time.Time
+}
+
+// ErrClaimLost is Finish finding its claim gone: it ran longer than the
+// abandonment window and a retry took the key back. The caller must roll
+// back its change; the retry's stands.
+var ErrClaimLost = errors.New("idempotency: the key was taken back by a retry")
+
 // Begin claims key for a request with hash. It returns the saved answer
 // when the key was already used with the same request, and an error when
 // it was used with another or is still running; otherwise the caller owns
-// the key and must call Finish or Abort.
-func (s *Store) Begin(ctx context.Context, t nexus.Tenant, key, hash string) (*Saved, error) {
+// the key and must call Finish or Abort with the claim.
+//
+// The claim is committed at once so that concurrent requests with the key
+// see it running; the answer is stored by Finish in the transaction of the
+// change, so a claim left running by a crash never hides a committed change
+// (a committed change always has its answer) and may be taken back once it
+// is abandoned.
+func (s *Store) Begin(ctx context.Context, t nexus.Tenant, key, hash string) (*Saved, *Claim, error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		now := store.Now()
 		r := &row{PartnerID: t.PartnerID, Environment: t.Environment, Key: key, RequestHash: hash,
 			State: stateRunning, CreatedAt: now, ExpiresAt: now.Add(TTL)}
 		_, err := s.db.NewInsert().Model(r).Exec(ctx)
 		if err == nil {
-			return nil, nil
+			return nil, &Claim{t: t, key: key, at: now}, nil
 		}
 		if !store.IsUniqueViolation(err) {
-			return nil, err
+			return nil, nil, err
 		}
 		old := new(row)
 		err = store.Scoped(s.db.NewSelect().Model(old), t).Where("key = ?", key).Scan(ctx)
@@ -99,42 +125,56 @@ func (s *Store) Begin(ctx context.Context, t nexus.Tenant, key, hash string) (*S
 			continue // aborted meanwhile: claim again
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if old.RequestHash != hash && now.Before(old.ExpiresAt) {
-			return nil, errReused
+			return nil, nil, errReused
 		}
-		expired := !now.Before(old.ExpiresAt)
-		abandoned := old.State != stateDone && now.Sub(old.CreatedAt) >= Abandoned
-		if expired || abandoned {
-			// Forget it and claim afresh; the created_at condition makes
-			// sure only one of several concurrent retries does.
-			if _, err := store.Scoped(s.db.NewDelete().Model((*row)(nil)), t).
-				Where("key = ?", key).Where("created_at = ?", old.CreatedAt).Exec(ctx); err != nil {
-				return nil, err
-			}
-			continue
+		q := store.Scoped(s.db.NewDelete().Model((*row)(nil)), t).Where("key = ?", key).Where("created_at = ?", old.CreatedAt)
+		switch {
+		case !now.Before(old.ExpiresAt):
+			q = q.Where("expires_at <= ?", now)
+		case old.State != stateDone && now.Sub(old.CreatedAt) >= s.Abandoned:
+			// Nothing was committed under the old claim (its answer would
+			// be stored). The state condition keeps a first request that
+			// commits right now from being forgotten: the delete then
+			// finds its row done and removes nothing.
+			q = q.Where("state = ?", stateRunning)
+		case old.State != stateDone:
+			return nil, nil, errInUse
+		default:
+			return &Saved{Status: old.ResponseStatus, Body: []byte(old.ResponseBody)}, nil, nil
 		}
-		if old.State != stateDone {
-			return nil, errInUse
+		// Forget it and claim afresh; the conditions make sure only one of
+		// several concurrent retries does.
+		if _, err := q.Exec(ctx); err != nil {
+			return nil, nil, err
 		}
-		return &Saved{Status: old.ResponseStatus, Body: []byte(old.ResponseBody)}, nil
 	}
-	return nil, errInUse
+	return nil, nil, errInUse
 }
 
-// Finish saves the answer for replays.
-func (s *Store) Finish(ctx context.Context, t nexus.Tenant, key string, status int, body []byte) error {
-	_, err := store.Scoped(s.db.NewUpdate().Model((*row)(nil)), t).
+// Finish stores the answer of c's request through idb, which must be the
+// transaction of the request's change: both commit or neither. It returns
+// ErrClaimLost when the key is no longer c's.
+func (s *Store) Finish(ctx context.Context, idb bun.IDB, c *Claim, status int, body []byte) error {
+	res, err := store.Scoped(idb.NewUpdate().Model((*row)(nil)), c.t).
 		Set("state = ?", stateDone).Set("response_status = ?", status).Set("response_body = ?", string(body)).
-		Where("key = ?", key).Exec(ctx)
-	return err
+		Where("key = ?", c.key).Where("created_at = ?", c.at).Where("state = ?", stateRunning).Exec(ctx)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return ErrClaimLost
+	}
+	return nil
 }
 
-// Abort releases the key so that the request can be retried (after a
-// server error nothing was done, so nothing is remembered).
-func (s *Store) Abort(ctx context.Context, t nexus.Tenant, key string) error {
-	_, err := store.Scoped(s.db.NewDelete().Model((*row)(nil)), t).Where("key = ?", key).Exec(ctx)
+// Abort releases c's key when its request changed nothing, so that it can
+// be retried. A claim whose answer was committed is left alone.
+func (s *Store) Abort(ctx context.Context, c *Claim) error {
+	_, err := store.Scoped(s.db.NewDelete().Model((*row)(nil)), c.t).
+		Where("key = ?", c.key).Where("created_at = ?", c.at).Where("state = ?", stateRunning).Exec(ctx)
 	return err
 }
 

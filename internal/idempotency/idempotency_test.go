@@ -2,6 +2,7 @@ package idempotency
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -29,26 +30,27 @@ func TestBeginFinishReplay(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := context.Background()
 	h := Hash("POST", "/v1/requests", []byte(`{"amount":1}`))
-	if saved, err := s.Begin(ctx, tenant, "k", h); err != nil || saved != nil {
+	saved, claim, err := s.Begin(ctx, tenant, "k", h)
+	if err != nil || saved != nil || claim == nil {
 		t.Fatalf("first Begin = %v, %v; want the key claimed", saved, err)
 	}
-	if _, err := s.Begin(ctx, tenant, "k", h); nexus.CodeOf(err) != nexus.CodeIdempotencyKeyInUse {
+	if _, _, err := s.Begin(ctx, tenant, "k", h); nexus.CodeOf(err) != nexus.CodeIdempotencyKeyInUse {
 		t.Fatalf("Begin while running: %v, want idempotency_key_in_use", err)
 	}
-	if err := s.Finish(ctx, tenant, "k", 201, []byte(`{"id":"prq_1"}`)); err != nil {
+	if err := s.Finish(ctx, s.db.DB, claim, 201, []byte(`{"id":"prq_1"}`)); err != nil {
 		t.Fatal(err)
 	}
-	saved, err := s.Begin(ctx, tenant, "k", h)
+	saved, _, err = s.Begin(ctx, tenant, "k", h)
 	if err != nil || saved == nil || saved.Status != 201 || string(saved.Body) != `{"id":"prq_1"}` {
 		t.Fatalf("replay = %+v, %v", saved, err)
 	}
 	other := Hash("POST", "/v1/requests", []byte(`{"amount":2}`))
-	if _, err := s.Begin(ctx, tenant, "k", other); nexus.CodeOf(err) != nexus.CodeIdempotencyKeyReused {
+	if _, _, err := s.Begin(ctx, tenant, "k", other); nexus.CodeOf(err) != nexus.CodeIdempotencyKeyReused {
 		t.Fatalf("another body: %v, want idempotency_key_reused", err)
 	}
 	// Keys belong to a partner and an environment.
 	live := nexus.Tenant{PartnerID: "ptr_a", Environment: nexus.Live}
-	if saved, err := s.Begin(ctx, live, "k", other); err != nil || saved != nil {
+	if saved, _, err := s.Begin(ctx, live, "k", other); err != nil || saved != nil {
 		t.Fatalf("same key in live = %v, %v; want its own claim", saved, err)
 	}
 }
@@ -57,19 +59,45 @@ func TestAbandonedKeyIsReclaimed(t *testing.T) {
 	s, db := newStore(t)
 	ctx := context.Background()
 	h := Hash("POST", "/v1/requests", []byte(`{}`))
-	if _, err := s.Begin(ctx, tenant, "k", h); err != nil {
+	_, first, err := s.Begin(ctx, tenant, "k", h)
+	if err != nil {
 		t.Fatal(err)
 	}
-	// The process running the first request died: nothing finished it.
+	// The process running the first request died, or hangs: nothing
+	// finished it within the window.
+	first.at = store.Now().Add(-Abandoned - time.Second) // as if it had claimed then
+	if _, err := db.NewUpdate().Model((*row)(nil)).Set("created_at = ?", first.at).Where("key = 'k'").Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	saved, retry, err := s.Begin(ctx, tenant, "k", h)
+	if err != nil || saved != nil || retry == nil {
+		t.Fatalf("retry after the first request was abandoned = %v, %v; want the key claimed again", saved, err)
+	}
+	if _, _, err := s.Begin(ctx, tenant, "k", h); nexus.CodeOf(err) != nexus.CodeIdempotencyKeyInUse {
+		t.Fatalf("the reclaimed key: %v, want idempotency_key_in_use while the retry runs", err)
+	}
+	// The first request was only slow: it must not store its answer over
+	// the retry's claim (its transaction then rolls back), nor release it.
+	if err := s.Finish(ctx, db.DB, first, 201, []byte(`{"id":"prq_first"}`)); !errors.Is(err, ErrClaimLost) {
+		t.Fatalf("Finish of the taken-back claim: %v, want ErrClaimLost", err)
+	}
+	if err := s.Abort(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Finish(ctx, db.DB, retry, 201, []byte(`{"id":"prq_retry"}`)); err != nil {
+		t.Fatalf("Finish of the retry: %v", err)
+	}
+	saved, _, err = s.Begin(ctx, tenant, "k", h)
+	if err != nil || saved == nil || string(saved.Body) != `{"id":"prq_retry"}` {
+		t.Fatalf("replay = %+v, %v; want the retry's answer", saved, err)
+	}
+	// A committed answer is never taken back, however old.
 	if _, err := db.NewUpdate().Model((*row)(nil)).Set("created_at = ?", store.Now().Add(-Abandoned-time.Second)).
 		Where("key = 'k'").Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if saved, err := s.Begin(ctx, tenant, "k", h); err != nil || saved != nil {
-		t.Fatalf("retry after the first request was abandoned = %v, %v; want the key claimed again", saved, err)
-	}
-	if _, err := s.Begin(ctx, tenant, "k", h); nexus.CodeOf(err) != nexus.CodeIdempotencyKeyInUse {
-		t.Fatalf("the reclaimed key: %v, want idempotency_key_in_use while the retry runs", err)
+	if saved, _, err := s.Begin(ctx, tenant, "k", h); err != nil || saved == nil {
+		t.Fatalf("old finished key = %v, %v; want its replay", saved, err)
 	}
 }
 
@@ -77,10 +105,11 @@ func TestExpiredKeyIsForgotten(t *testing.T) {
 	s, db := newStore(t)
 	ctx := context.Background()
 	h := Hash("POST", "/v1/addresses", []byte(`{}`))
-	if _, err := s.Begin(ctx, tenant, "k", h); err != nil {
+	_, claim, err := s.Begin(ctx, tenant, "k", h)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Finish(ctx, tenant, "k", 201, []byte(`{}`)); err != nil {
+	if err := s.Finish(ctx, db.DB, claim, 201, []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.NewUpdate().Model((*row)(nil)).Set("expires_at = ?", store.Now().Add(-time.Second)).
@@ -88,7 +117,7 @@ func TestExpiredKeyIsForgotten(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := Hash("POST", "/v1/addresses", []byte(`{"label":"x"}`))
-	if saved, err := s.Begin(ctx, tenant, "k", other); err != nil || saved != nil {
+	if saved, _, err := s.Begin(ctx, tenant, "k", other); err != nil || saved != nil {
 		t.Fatalf("Begin after expiry = %v, %v; want a fresh claim", saved, err)
 	}
 }

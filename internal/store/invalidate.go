@@ -20,6 +20,11 @@ const invalidationChannel = "nexus_invalidate"
 // Invalidation topics: what a cached verification must be dropped for.
 const (
 	TopicAll = "all"
+	// TopicUnheard says the channel is lost: what is published from now on
+	// may not be heard until TopicAll follows, when it is back. Caches
+	// decide how long they trust their entries meanwhile (a database
+	// outage must not empty them at once, nor let them live unbounded).
+	TopicUnheard = "unheard"
 )
 
 // TopicKey names one credential (API key, service credential, …) by id.
@@ -51,7 +56,7 @@ func BalancesTenant(topic string) (nexus.Tenant, bool) {
 // any other topic of theirs as "drop everything", so they must not act on
 // another cache's topics (a money movement would empty them).
 func IsCredentialTopic(topic string) bool {
-	return topic == TopicAll || strings.HasPrefix(topic, "cred:") || strings.HasPrefix(topic, "partner:")
+	return topic == TopicAll || topic == TopicUnheard || strings.HasPrefix(topic, "cred:") || strings.HasPrefix(topic, "partner:")
 }
 
 type invalidationRow struct {
@@ -111,6 +116,8 @@ func (db *DB) listen(ctx context.Context, log *slog.Logger, drop func(string)) {
 					return
 				}
 				log.Warn("cache invalidation: listen failed; retrying", "err", err)
+				// Not heard yet (at start) or again: caches bound their trust.
+				drop(TopicUnheard)
 				sleep(ctx, time.Second)
 				continue
 			}
@@ -127,8 +134,8 @@ func (db *DB) listen(ctx context.Context, log *slog.Logger, drop func(string)) {
 			if ctx.Err() != nil {
 				return
 			}
-			log.Warn("cache invalidation: channel lost; cache dropped, reconnecting", "err", err)
-			drop(TopicAll)
+			log.Warn("cache invalidation: channel lost; cached credentials are trusted for a bounded time, reconnecting", "err", err)
+			drop(TopicUnheard)
 			healthy = false
 			sleep(ctx, 200*time.Millisecond)
 			continue
@@ -184,6 +191,7 @@ func (db *DB) poll(ctx context.Context, log *slog.Logger, drop func(string)) {
 	}
 	// As on PostgreSQL: from here on every change is heard.
 	drop(TopicAll)
+	unheard := false
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
 	for {
@@ -195,10 +203,19 @@ func (db *DB) poll(ctx context.Context, log *slog.Logger, drop func(string)) {
 		var rows []invalidationRow
 		if err := db.NewSelect().Model(&rows).Where("id > ?", last).Order("id").Limit(1000).Scan(ctx); err != nil {
 			if ctx.Err() == nil {
-				log.Warn("cache invalidation: poll failed; cache dropped", "err", err)
-				drop(TopicAll)
+				if !unheard {
+					log.Warn("cache invalidation: poll failed; cached credentials are trusted for a bounded time", "err", err)
+				}
+				unheard = true
+				drop(TopicUnheard)
 			}
 			continue
+		}
+		if unheard {
+			// Nothing was missed (the rows wait in the table), but the
+			// caches must leave their outage mode.
+			unheard = false
+			drop(TopicAll)
 		}
 		for _, r := range rows {
 			drop(r.Topic)

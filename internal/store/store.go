@@ -52,19 +52,45 @@ type DB struct {
 // DefaultSQLitePath is where the embedded database lives when no URL is given.
 const DefaultSQLitePath = "data/nexus.db"
 
+// Pool sizes the connection pool of a DB. Zero fields take the defaults.
+type Pool struct {
+	// MaxConns bounds open connections. Optional. Default: 32 on
+	// PostgreSQL, 8 on SQLite.
+	MaxConns int
+	// MaxIdleConns bounds idle connections kept open. Optional. Default:
+	// MaxConns (a smaller idle pool makes PostgreSQL fork a new backend
+	// every few milliseconds under load).
+	MaxIdleConns int
+	// ConnMaxLifetime closes connections older than this (to follow a
+	// failover or rebalance behind a pooler). Optional. Default: no limit.
+	ConnMaxLifetime time.Duration
+}
+
+func (p Pool) apply(sqldb *sql.DB, defaultMax int) {
+	if p.MaxConns <= 0 {
+		p.MaxConns = defaultMax
+	}
+	if p.MaxIdleConns <= 0 || p.MaxIdleConns > p.MaxConns {
+		p.MaxIdleConns = p.MaxConns
+	}
+	sqldb.SetMaxOpenConns(p.MaxConns)
+	sqldb.SetMaxIdleConns(p.MaxIdleConns)
+	sqldb.SetConnMaxLifetime(p.ConnMaxLifetime)
+}
+
 // Open connects to url: "postgres://…" or "sqlite:PATH" (empty: the default
-// SQLite file).
-func Open(ctx context.Context, rawURL string) (*DB, error) {
+// SQLite file), with the default pool.
+func Open(ctx context.Context, rawURL string) (*DB, error) { return OpenPool(ctx, rawURL, Pool{}) }
+
+// OpenPool is Open with the pool sized by p.
+func OpenPool(ctx context.Context, rawURL string, p Pool) (*DB, error) {
 	if rawURL == "" {
 		rawURL = "sqlite:" + DefaultSQLitePath
 	}
 	switch {
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
 		sqldb := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(rawURL)))
-		// As many idle as open: a smaller idle pool makes PostgreSQL fork a
-		// new backend every few milliseconds under load.
-		sqldb.SetMaxOpenConns(32)
-		sqldb.SetMaxIdleConns(32)
+		p.apply(sqldb, 32)
 		sqldb.SetConnMaxIdleTime(5 * time.Minute)
 		db := &DB{DB: bun.NewDB(sqldb, pgdialect.New()), Dialect: Postgres, URL: rawURL}
 		if err := pingRetry(ctx, db); err != nil {
@@ -95,8 +121,7 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 		if err != nil {
 			return nil, err
 		}
-		sqldb.SetMaxOpenConns(8)
-		sqldb.SetMaxIdleConns(8) // reopening runs the pragmas and reads the schema again
+		p.apply(sqldb, 8) // idle as open: reopening runs the pragmas and reads the schema again
 		db := &DB{DB: bun.NewDB(sqldb, sqlitedialect.New()), Dialect: SQLite}
 		if err := db.PingContext(ctx); err != nil {
 			db.Close()
@@ -151,7 +176,13 @@ type publishedKey struct{}
 // Tx runs fn in a transaction, committing when it returns nil. Topics
 // published inside it reach this process's subscribers right after the
 // commit (other processes hear them through Subscribe).
+//
+// Under a context from WithAmbient, fn runs in a savepoint of the ambient
+// transaction instead, and commits with it.
 func (db *DB) Tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
+	if a := ambientOf(ctx, db); a != nil {
+		return a.run(ctx, fn)
+	}
 	var topics []string
 	ctx = context.WithValue(ctx, publishedKey{}, &topics)
 	if db.Dialect == SQLite {
@@ -161,6 +192,15 @@ func (db *DB) Tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) er
 	if err := db.RunInTx(ctx, nil, fn); err != nil {
 		return err
 	}
+	db.deliver(topics)
+	return nil
+}
+
+// deliver hands committed topics to this process's subscribers.
+func (db *DB) deliver(topics []string) {
+	if len(topics) == 0 {
+		return
+	}
 	db.localMu.RLock()
 	defer db.localMu.RUnlock()
 	for _, t := range topics {
@@ -168,7 +208,6 @@ func (db *DB) Tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) er
 			f(t)
 		}
 	}
-	return nil
 }
 
 // OnLocalPublish registers f for topics this process publishes, called
