@@ -219,6 +219,12 @@ func TestListFiltersUseIndexes(t *testing.T) {
 					if !strings.HasPrefix(q, "SELECT") {
 						continue
 					}
+					// Lookups of the rows' companions (a key's limits, its
+					// tenant's policy) are by key in small tables; the
+					// list's own table and the access log's are checked.
+					if !strings.Contains(q, fmt.Sprintf("FROM %q", c.table)) && !strings.Contains(q, `FROM "access_`) {
+						continue
+					}
 					plan := storetest.Explain(t, db, q)
 					t.Logf("%s\n%s", q, plan)
 					for _, line := range strings.Split(plan, "\n") {
