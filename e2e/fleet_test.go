@@ -329,7 +329,8 @@ func (r *flRedisServer) start(bin string) {
 	r.t.Helper()
 	r.out = &syncBuffer{}
 	r.done = make(chan struct{})
-	r.cmd = exec.Command(bin, "--port", r.port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	r.cmd = exec.Command(bin, "--port", r.port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--enable-debug-command", "local") // DEBUG SLEEP freezes it
 	r.cmd.Dir = r.t.TempDir()
 	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
 	setProcAttr(r.cmd)

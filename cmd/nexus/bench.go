@@ -56,6 +56,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	serverMode := fs.String("server", "subprocess", "subprocess (this binary's serve in a child process) or inprocess")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process to FILE (with --server inprocess it covers the server too)")
 	check := fs.Bool("check", false, "exit 1 also when a target is missed")
+	redisURL := fs.String("redis-url", env("NEXUS_BENCH_REDIS_URL", ""),
+		"redis://… the server shares limits through, to measure what Redis costs (default: no Redis) [NEXUS_BENCH_REDIS_URL]")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -65,7 +67,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	opts := benchOptions{
 		Connections: *conns, Warmup: *warmup, Measure: *duration - *warmup, Rounds: *rounds,
-		InProcess: *serverMode == "inprocess", Log: stderr,
+		InProcess: *serverMode == "inprocess", Log: stderr, RedisURL: *redisURL,
 	}
 	switch {
 	case *conns < 1 || *conns > 10_000:
@@ -188,6 +190,7 @@ type benchOptions struct {
 	Warmup, Measure time.Duration
 	Rounds          int
 	InProcess       bool
+	RedisURL        string          // the server's NEXUS_REDIS_URL; empty: none
 	Only            map[string]bool // nil: all
 	Log             io.Writer       // progress and server warnings
 }
@@ -215,9 +218,9 @@ func benchBackend(ctx context.Context, backend, dbURL string, o benchOptions, se
 	}
 	var srv *benchServer
 	if o.InProcess {
-		srv, err = startInProcess(ctx, dbURL, &serverLog{w: o.Log})
+		srv, err = startInProcess(ctx, dbURL, o.RedisURL, &serverLog{w: o.Log})
 	} else {
-		srv, err = startSubprocess(ctx, dbURL, o.Log)
+		srv, err = startSubprocess(ctx, dbURL, o.RedisURL, o.Log)
 	}
 	if err != nil {
 		return nil, err

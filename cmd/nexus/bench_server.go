@@ -49,14 +49,14 @@ func (s *benchServer) Stop() error {
 
 // serveArgs are the flags the bench gives `serve`; flags win over any
 // NEXUS_* variable the caller's environment may carry.
-func serveArgs(dbURL, addr string) []string {
+func serveArgs(dbURL, addr, redisURL string) []string {
 	return []string{
 		"--database-url", dbURL,
 		"--listen", addr,
 		"--issuer", "http://" + addr,
 		"--log-level", "warn",
 		"--log-format", "text",
-		"--redis-url", "",
+		"--redis-url", redisURL,
 		"--environments", "live,test",
 		"--jwt-audience", "nexus-api",
 		"--internal-audience", "nexus-internal",
@@ -69,7 +69,7 @@ func serveArgs(dbURL, addr string) []string {
 
 // startSubprocess runs this same binary's `serve` as a child process, so
 // that the server and the load generator do not share a Go runtime.
-func startSubprocess(ctx context.Context, dbURL string, logw io.Writer) (*benchServer, error) {
+func startSubprocess(ctx context.Context, dbURL, redisURL string, logw io.Writer) (*benchServer, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -78,7 +78,7 @@ func startSubprocess(ctx context.Context, dbURL string, logw io.Writer) (*benchS
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, append([]string{"serve"}, serveArgs(dbURL, addr)...)...)
+	cmd := exec.Command(exe, append([]string{"serve"}, serveArgs(dbURL, addr, redisURL)...)...)
 	cmd.Env = append(withoutNexusEnv(os.Environ()),
 		"NEXUS_MASTER_KEY="+benchMasterKey,
 		"NEXUS_METRICS_TOKEN="+benchMetricsToken,
@@ -124,7 +124,7 @@ func startSubprocess(ctx context.Context, dbURL string, logw io.Writer) (*benchS
 
 // startInProcess runs `serve` in this process (for --cpuprofile: one
 // profile then covers the server's code).
-func startInProcess(ctx context.Context, dbURL string, logw io.Writer) (*benchServer, error) {
+func startInProcess(ctx context.Context, dbURL, redisURL string, logw io.Writer) (*benchServer, error) {
 	addr, err := freeLoopbackAddr()
 	if err != nil {
 		return nil, err
@@ -142,7 +142,7 @@ func startInProcess(ctx context.Context, dbURL string, logw io.Writer) (*benchSe
 	go func() {
 		// Every server goroutine inherits the label: -tagfocus bench=server.
 		pprof.Do(sctx, pprof.Labels("bench", "server"), func(sctx context.Context) {
-			exited <- cmdServe(sctx, serveArgs(dbURL, addr), io.Discard, logw)
+			exited <- cmdServe(sctx, serveArgs(dbURL, addr, redisURL), io.Discard, logw)
 		})
 	}()
 	stop := func() error {

@@ -24,6 +24,7 @@ import (
 	"github.com/nexus-fintech/nexus/internal/apikey"
 	"github.com/nexus-fintech/nexus/internal/audit"
 	"github.com/nexus-fintech/nexus/internal/auth"
+	"github.com/nexus-fintech/nexus/internal/breaker"
 	"github.com/nexus-fintech/nexus/internal/httpapi"
 	"github.com/nexus-fintech/nexus/internal/idempotency"
 	"github.com/nexus-fintech/nexus/internal/ledger"
@@ -120,28 +121,39 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	var rdb *redis.Client
 	var shared ratelimit.Store
+	reg := prometheus.NewRegistry()
+	redisErrors := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nexus_redis_errors_total", Help: "Redis calls that failed or timed out.",
+	})
+	// One breaker for every Redis call on a request's path: while Redis
+	// stalls, limits are counted locally and publishes skipped.
+	redisBreaker := breaker.New(breaker.Config{
+		Name: "redis", Logger: log, OnError: redisErrors.Inc,
+		OpenMessage:  "redis unavailable: shared store unavailable; rate limits counted locally and publishes skipped until it recovers",
+		CloseMessage: "redis: shared store is back; counts are shared again",
+	})
 	if c.RedisURL != "" {
-		opt, err := redis.ParseURL(c.RedisURL)
+		rdb, err = redisbus.NewClient(c.RedisURL)
 		if err != nil {
 			return fmt.Errorf("NEXUS_REDIS_URL: %w", err)
 		}
 		redis.SetLogger(redisbus.Logger{Log: log})
-		rdb = redis.NewClient(opt)
 		defer rdb.Close()
 		shared = ratelimit.NewRedis(rdb)
-		db.OnLocalPublish(func(topic string) { redisbus.Publish(context.Background(), rdb, log, topic) })
+		db.OnLocalPublish(func(topic string) { redisbus.Publish(context.Background(), rdb, redisBreaker, log, topic) })
+		reg.MustRegister(redisErrors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "nexus_redis_breaker_state", Help: "The Redis circuit breaker: 0 closed (Redis used), 1 half-open (probing), 2 open (Redis skipped, local limits).",
+		}, func() float64 { return float64(redisBreaker.State()) }))
+	} else {
+		redisBreaker = nil
 	}
-	reg := prometheus.NewRegistry()
-	limitFallbacks := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "nexus_rate_limit_store_fallbacks_total", Help: "Times the shared rate-limit store failed and local counts were used.",
-	})
-	limiter := ratelimit.New(ratelimit.Config{Store: shared, Logger: log, OnFallback: limitFallbacks.Inc})
+	limiter := ratelimit.New(ratelimit.Config{Store: shared, Logger: log, Breaker: redisBreaker})
 	accessLog := audit.NewAccessLog(db.DB, 100_000, log)
 	accessDrops := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "nexus_audit_access_dropped_total", Help: "Access-log rows dropped because the queue was full.",
 	})
 	accessLog.OnDrop = accessDrops.Inc
-	reg.MustRegister(limitFallbacks, accessDrops,
+	reg.MustRegister(accessDrops,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "nexus_audit_queue_depth", Help: "Access-log rows waiting to be written."},
 			func() float64 { return float64(accessLog.Depth()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "nexus_auth_cache_hits_total", Help: "API-key verifications served from the cache."},
@@ -173,6 +185,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		MetricsToken:   apiMetricsToken,
 		CSRFKey:        box.Derive("csrf"),
 		SecretScanning: scanKeys,
+		Redis:          redisBreaker,
 	})
 
 	ln, err := net.Listen("tcp", c.Listen)

@@ -27,6 +27,7 @@ import (
 	"github.com/nexus-fintech/nexus/internal/apikey"
 	"github.com/nexus-fintech/nexus/internal/audit"
 	"github.com/nexus-fintech/nexus/internal/auth"
+	"github.com/nexus-fintech/nexus/internal/breaker"
 	"github.com/nexus-fintech/nexus/internal/idempotency"
 	"github.com/nexus-fintech/nexus/internal/ledger"
 	"github.com/nexus-fintech/nexus/internal/nexus"
@@ -91,6 +92,10 @@ type Config struct {
 	// /metrics on the API's listener (MetricsHandler serves it on one of
 	// its own).
 	MetricsToken string
+	// Redis is the breaker of the Redis calls: /readyz reports Redis
+	// degraded (and the instance still ready) while it skips Redis.
+	// Optional: nil when there is no Redis.
+	Redis *breaker.Breaker
 }
 
 // Server is the HTTP API.
@@ -261,7 +266,15 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 		s.log.Warn("readiness: database unreachable", "err", err)
 		return nexus.Errorf(nexus.CodeServiceUnavailable, "database unreachable")
 	}
-	return c.JSON(fiber.Map{"status": "ready"})
+	if s.cfg.Redis == nil {
+		return c.JSON(fiber.Map{"status": "ready"})
+	}
+	// Without Redis, limits are counted per instance: degraded, not down.
+	redis := "ok"
+	if s.cfg.Redis.State() != breaker.Closed {
+		redis = "degraded"
+	}
+	return c.JSON(fiber.Map{"status": "ready", "redis": redis})
 }
 
 // reqKey holds the request's *reqMeta in Fiber's Locals.

@@ -1,9 +1,9 @@
 // Package ratelimit counts requests in fixed one-minute windows: per
 // credential, per IP on the OAuth and login pages, and failed
 // authentications per IP. Counts live in memory, or in Redis so that every
-// instance shares them; when Redis fails the limiter falls back to local
-// counts (logged) rather than failing requests, and returns to Redis on its
-// own.
+// instance shares them; when Redis fails a circuit breaker makes the
+// limiter fall back to local counts (logged once) rather than failing or
+// stalling requests, and it returns to Redis on its own.
 package ratelimit
 
 import (
@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nexus-fintech/nexus/internal/breaker"
 )
 
 // Result is one decision, with what the RateLimit-* headers show.
@@ -35,32 +37,31 @@ type Config struct {
 	Store Store
 	// Window length. Optional. Default: one minute.
 	Window time.Duration
+	// Breaker skips the shared store while it fails, and logs the state
+	// changes. Optional. Default: a breaker of this limiter's own.
+	Breaker *breaker.Breaker
 	// Logger. Optional. Default: slog.Default().
 	Logger *slog.Logger
-	// OnFallback is told when the shared store fails and local counts are
-	// used instead. Optional.
-	OnFallback func()
 }
 
 // Limiter decides.
 type Limiter struct {
-	shared   Store
-	local    *Memory
-	window   time.Duration
-	log      *slog.Logger
-	onFall   func()
-	downTill atomic.Int64 // unix nanos: skip the shared store until then
-	warned   atomic.Bool
+	shared  Store
+	local   *Memory
+	window  time.Duration
+	breaker *breaker.Breaker
 }
 
 // New returns a limiter.
 func New(cfg Config) *Limiter {
-	l := &Limiter{shared: cfg.Store, local: NewMemory(), window: cfg.Window, log: cfg.Logger, onFall: cfg.OnFallback}
+	l := &Limiter{shared: cfg.Store, local: NewMemory(), window: cfg.Window, breaker: cfg.Breaker}
 	if l.window == 0 {
 		l.window = time.Minute
 	}
-	if l.log == nil {
-		l.log = slog.Default()
+	if l.breaker == nil && l.shared != nil {
+		l.breaker = breaker.New(breaker.Config{Name: "shared rate-limit store", Logger: cfg.Logger,
+			OpenMessage:  "rate limits: shared store unavailable; counting locally until it recovers",
+			CloseMessage: "rate limits: shared store is back; counts are shared again"})
 	}
 	return l
 }
@@ -102,21 +103,13 @@ func (l *Limiter) add(ctx context.Context, key string, limit int, n int64, now t
 }
 
 func (l *Limiter) count(ctx context.Context, key string, start time.Time, n int64, now time.Time) int64 {
-	if l.shared != nil && now.UnixNano() >= l.downTill.Load() {
+	// Degrade, don't fail: while the shared store fails the breaker skips
+	// it and counts are local.
+	if l.shared != nil && l.breaker.Allow() {
 		c, err := l.shared.Add(ctx, key, start, l.window, n)
+		l.breaker.Done(ctx, err)
 		if err == nil {
-			if l.warned.CompareAndSwap(true, false) {
-				l.log.Info("rate limits: shared store is back; counts are shared again")
-			}
 			return c
-		}
-		// Degrade, don't fail: retry the shared store in a few seconds.
-		l.downTill.Store(time.Now().Add(3 * time.Second).UnixNano())
-		if l.warned.CompareAndSwap(false, true) {
-			l.log.Warn("rate limits: shared store unavailable; counting locally until it recovers", "err", err)
-		}
-		if l.onFall != nil {
-			l.onFall()
 		}
 	}
 	c, _ := l.local.Add(ctx, key, start, l.window, n)

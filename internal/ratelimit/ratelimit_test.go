@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nexus-fintech/nexus/internal/breaker"
 )
 
 func TestLimiterCountsAndRefuses(t *testing.T) {
@@ -70,7 +72,8 @@ func (failing) Add(context.Context, string, time.Time, time.Duration, int64) (in
 
 func TestFallsBackToLocalCounts(t *testing.T) {
 	fell := 0
-	l := New(Config{Store: failing{}, OnFallback: func() { fell++ }})
+	b := breaker.New(breaker.Config{Name: "test", Failures: 1, OnError: func() { fell++ }})
+	l := New(Config{Store: failing{}, Breaker: b})
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
 		if r := l.Hit(ctx, "k", 2); r.Allowed != (i < 2) {
@@ -78,7 +81,7 @@ func TestFallsBackToLocalCounts(t *testing.T) {
 		}
 	}
 	if fell != 1 {
-		t.Fatalf("fallback reported %d times, want once (then the store is skipped)", fell)
+		t.Fatalf("the store was tried %d times, want once (then the breaker skips it)", fell)
 	}
 }
 

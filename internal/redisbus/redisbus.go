@@ -6,23 +6,49 @@ package redisbus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/nexus-fintech/nexus/internal/breaker"
 )
 
 // Channel is the pub/sub channel of invalidation topics.
 const Channel = "nexus:invalidate"
 
-// Publish announces a topic; failures are logged, not returned: the
-// database channel still carries it.
-func Publish(ctx context.Context, c *redis.Client, log *slog.Logger, topic string) {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
+// CallTimeout bounds every Redis call on a request's path: a Redis that
+// stalls costs a request at most this, and trips the breaker soon after.
+const CallTimeout = 100 * time.Millisecond
+
+// NewClient opens a client on rawURL whose every call is bounded: go-redis
+// ignores context deadlines unless told to (ContextTimeoutEnabled), and its
+// default 3 s read timeout and 4 s pool wait would stall requests while
+// Redis is frozen.
+func NewClient(rawURL string) (*redis.Client, error) {
+	opt, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	opt.ContextTimeoutEnabled = true
+	opt.DialTimeout = CallTimeout
+	opt.ReadTimeout = CallTimeout
+	opt.WriteTimeout = CallTimeout
+	opt.PoolTimeout = CallTimeout
+	opt.MaxRetries = 1
+	return redis.NewClient(opt), nil
+}
+
+// Publish announces a topic, unless the breaker skips Redis; failures are
+// logged, not returned: the database channel still carries it.
+func Publish(ctx context.Context, c *redis.Client, b *breaker.Breaker, log *slog.Logger, topic string) {
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	defer cancel()
-	if err := c.Publish(ctx, Channel, topic).Err(); err != nil {
-		log.Warn("cache invalidation: redis publish failed", "err", err)
+	err := b.Do(ctx, func(ctx context.Context) error { return c.Publish(ctx, Channel, topic).Err() })
+	if err != nil && !errors.Is(err, breaker.ErrOpen) {
+		log.Debug("cache invalidation: redis publish failed", "err", err)
 	}
 }
 
