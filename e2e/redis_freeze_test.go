@@ -147,3 +147,61 @@ func TestRedisFrozenKeepsLatency(t *testing.T) {
 		t.Errorf("%d warnings logged for one 10 s freeze, want a few (state changes only):\n%s", warns, tail(s.Logs(), 3000))
 	}
 }
+
+// Every key the limiter writes in Redis expires: a read (a lockout check)
+// creates none, and every write sets a TTL with the count.
+func TestRedisLimiterKeysExpire(t *testing.T) {
+	t.Parallel()
+	if len(backends) == 0 {
+		t.Skip("no backend")
+	}
+	b := backends[0]
+	rd := flStartRedis(t)
+	s := flNewServer(t, b, "NEXUS_REDIS_URL="+rd.URL(), "NEXUS_FAILED_AUTH_LIMIT=5",
+		"NEXUS_TRUSTED_PROXIES="+sourceIP(t).String())
+	tn := b.NewTenant(t, "approved")
+	from := func(ip string, h H) H { return h.with("X-Forwarded-For", ip) }
+	// Successes from many addresses, failures from some, public pages.
+	for i := 0; i < 20; i++ {
+		ip := flRandomIP()
+		wantStatus(t, partnerAs(t, s, from(ip, bearer(tn.Admin.Key))), 200)
+		if i%3 == 0 {
+			wantError(t, partnerAs(t, s, from(ip, bearer(flFakeKey("test", "sk")))), 401, "invalid_api_key")
+		}
+		wantStatus(t, do(t, "GET", s.URL+"/login", H{"X-Forwarded-For": ip}, nil), 200)
+	}
+	locked := flRandomIP()
+	for i := 0; i < 7; i++ {
+		partnerAs(t, s, from(locked, bearer(flFakeKey("test", "sk"))))
+	}
+	wantError(t, partnerAs(t, s, from(locked, bearer(tn.Admin.Key))), 429, "too_many_failed_attempts")
+
+	opt, err := redis.ParseURL(rd.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(opt)
+	defer c.Close()
+	ctx := context.Background()
+	var keys []string
+	iter := c.Scan(ctx, 0, "nexus:rl:*", 1000).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) == 0 {
+		t.Fatal("no nexus:rl:* key after the traffic: the limiter did not use Redis")
+	}
+	for _, k := range keys {
+		ttl, err := c.PTTL(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ttl < 0 {
+			t.Errorf("key %s has no expiry (PTTL %s)", k, ttl)
+		}
+	}
+	t.Logf("%d nexus:rl:* keys, each with a TTL", len(keys))
+}
