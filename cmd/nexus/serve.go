@@ -148,6 +148,19 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		redisBreaker = nil
 	}
 	limiter := ratelimit.New(ratelimit.Config{Store: shared, Logger: log, Breaker: redisBreaker})
+	lockCfg := ratelimit.LockoutConfig{Breaker: redisBreaker}
+	if rdb != nil {
+		lockCfg.Store = ratelimit.NewRedis(rdb)
+		// Every instance learns a lock at once, so that checking one never
+		// waits on Redis.
+		lockCfg.OnLock = func(key string, until time.Time) {
+			redisbus.Publish(context.Background(), rdb, redisBreaker, log, redisbus.LockTopic(key, until))
+		}
+	}
+	lockout := ratelimit.NewLockout(lockCfg)
+	if err := lockout.Load(ctx); err != nil {
+		log.Warn("lockouts: could not read the locked addresses from redis", "err", err)
+	}
 	accessLog := audit.NewAccessLog(db.DB, 100_000, log)
 	accessDrops := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "nexus_audit_access_dropped_total", Help: "Access-log rows dropped because the queue was full.",
@@ -186,6 +199,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		CSRFKey:        box.Derive("csrf"),
 		SecretScanning: scanKeys,
 		Redis:          redisBreaker,
+		Lockout:        lockout,
 	})
 
 	ln, err := net.Listen("tcp", c.Listen)
@@ -250,7 +264,18 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			redisbus.Subscribe(bg, rdb, log, func(topic string) { authn.Drop(topic); ledgerSvc.Drop(topic) })
+			redisbus.Subscribe(bg, rdb, log, func(topic string) {
+				if key, until, ok := redisbus.ParseLockTopic(topic); ok {
+					lockout.Learn(key, until)
+					return
+				}
+				if topic == "all" {
+					// (Re)subscribed: announcements may have been missed.
+					_ = lockout.Load(bg)
+				}
+				authn.Drop(topic)
+				ledgerSvc.Drop(topic)
+			})
 		}()
 	}
 	go func() {

@@ -35,6 +35,20 @@ type Request struct {
 	XForwardedFor string
 	// At is when the request arrived. Optional. Default: time.Now().
 	At time.Time
+	// Gate admits an evaluation the cache cannot answer (an API key looked
+	// up in storage), so that failed attempts can be bounded before they
+	// are evaluated. Optional.
+	Gate Gate
+	// Gated is set by Authenticate when the Gate admitted the evaluation
+	// and was told its outcome (so the caller does not count it again).
+	Gated bool
+}
+
+// Gate admits evaluations of credentials: Admit reserves a slot (or
+// refuses with an error that Authenticate returns as is), and done reports
+// whether the credential failed.
+type Gate interface {
+	Admit(ctx context.Context, r *Request) (done func(failed bool), err error)
 }
 
 // Header is one header line; Name is one of the credential headers.
@@ -317,11 +331,24 @@ func (a *Authenticator) verifyKey(ctx context.Context, d [32]byte, now time.Time
 	if e != nil {
 		a.hits.Add(1)
 	} else {
+		done := func(bool) {}
+		if r.Gate != nil {
+			var err error
+			if done, err = r.Gate.Admit(ctx, r); err != nil {
+				return nil, err
+			}
+			r.Gated = true
+		}
 		a.misses.Add(1)
 		var err error
 		if e, err = a.load(ctx, d); err != nil {
+			done(false) // storage failed, not the credential
 			return nil, err
 		}
+		// A known key refused for its status counts against itself, not
+		// against the address (the caller counts it): only an unknown key
+		// is the address's failure.
+		done(e == nil || !e.matches(d))
 	}
 	if e == nil || !e.matches(d) {
 		return nil, errUnknown

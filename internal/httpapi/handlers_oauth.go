@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -13,12 +14,14 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/nexus-fintech/nexus/internal/auth"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/oauth"
+	"github.com/nexus-fintech/nexus/internal/ratelimit"
 )
 
 //go:embed templates/*.html
@@ -153,20 +156,40 @@ func (s *Server) loginPost(c *fiber.Ctx) error {
 	}
 	email := c.FormValue("email")
 	ip := s.cfg.Auth.ClientIP(&auth.Request{RemoteIP: remoteIP(c), XForwardedFor: forwardedFor(&c.Request().Header)}).String()
-	if res := s.cfg.Limiter.Peek(c.UserContext(), "fail:"+ip, s.cfg.FailedAuthLimit); !res.Allowed {
-		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retryAfter(res)))
-		return s.render(c, 429, "login.html", pageData{Title: "Sign in", Error: "Too many failed attempts. Wait a minute and try again.", CSRF: s.csrfToken(c), ReturnTo: ret, Email: email})
+	ctx := c.UserContext()
+	now := meta(c).start
+	// A slot of the address and one of the account are reserved before the
+	// password is checked, so that concurrent guesses cannot outrun the
+	// count. Both refusals read the same whether or not the email is a
+	// member's: the account lockout counts unknown emails alike.
+	lockedOut := func(reset time.Duration) error {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retryAfter(ratelimit.Result{Reset: reset})))
+		return s.render(c, 429, "login.html", pageData{Title: "Sign in", Error: "Too many failed attempts. Wait a while and try again.", CSRF: s.csrfToken(c), ReturnTo: ret, Email: email})
 	}
-	tok, err := s.cfg.OAuth.Login(c.UserContext(), email, c.FormValue("password"))
+	byIP, err := s.cfg.Lockout.Reserve(ctx, "fail:"+ip, s.cfg.FailedAuthLimit, time.Minute, now)
+	var ref *ratelimit.Refusal
+	if errors.As(err, &ref) {
+		return lockedOut(ref.Reset)
+	}
+	byAccount, err := s.cfg.Lockout.Reserve(ctx, accountKey(email), s.cfg.AccountLimit, s.cfg.AccountWindow, now)
+	if errors.As(err, &ref) {
+		byIP.Done(ctx, false)
+		return lockedOut(ref.Reset)
+	}
+	tok, err := s.cfg.OAuth.Login(ctx, email, c.FormValue("password"))
+	if !errors.Is(err, oauth.ErrBusy) {
+		s.metrics.passwords.Inc()
+	}
+	failed := errors.Is(err, oauth.ErrLoginFailed)
+	byIP.Done(context.WithoutCancel(ctx), failed)
+	byAccount.Done(context.WithoutCancel(ctx), failed)
 	if errors.Is(err, oauth.ErrBusy) {
 		// Every password-check slot is taken: not the caller's fault, and
 		// not a failed attempt.
 		c.Set(fiber.HeaderRetryAfter, "1")
 		return s.render(c, 503, "login.html", pageData{Title: "Sign in", Error: "Too many people are signing in right now. Try again in a moment.", CSRF: s.csrfToken(c), ReturnTo: ret, Email: email})
 	}
-	if errors.Is(err, oauth.ErrLoginFailed) {
-		// Login failures count like failed authentications.
-		s.cfg.Limiter.Hit(c.UserContext(), "fail:"+ip, s.cfg.FailedAuthLimit)
+	if failed {
 		return s.render(c, 401, "login.html", pageData{Title: "Sign in", Error: "The email or password is wrong.", CSRF: s.csrfToken(c), ReturnTo: ret, Email: email})
 	}
 	if err != nil {

@@ -58,6 +58,9 @@ type metrics struct {
 	auth     *prometheus.CounterVec
 	limited  *prometheus.CounterVec
 	panics   prometheus.Counter
+	// passwords counts password checks evaluated on /login (the lockout
+	// bounds them).
+	passwords prometheus.Counter
 
 	// routes holds each registered route's children, resolved on first use:
 	// WithLabelValues hashes and checks its label values on every call.
@@ -85,9 +88,12 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "nexus_http_panics_total", Help: "Requests whose handling panicked (answered 500 internal_error; the log has the stack).",
 		}),
+		passwords: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nexus_login_password_checks_total", Help: "Sign-in passwords evaluated (attempts refused by a lockout are not).",
+		}),
 		routes: make(map[*fiber.Route]*routeMetrics),
 	}
-	reg.MustRegister(m.requests, m.duration, m.auth, m.limited, m.panics)
+	reg.MustRegister(m.requests, m.duration, m.auth, m.limited, m.panics, m.passwords)
 	return m
 }
 

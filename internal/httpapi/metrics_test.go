@@ -48,6 +48,7 @@ func TestRequestMetrics(t *testing.T) {
 		"nexus_http_request_duration_seconds{GET,/}":            1,
 		"nexus_auth_results_total{unknown,missing_credentials}": 1,
 		"nexus_http_panics_total{}":                             0,
+		"nexus_login_password_checks_total{}":                   0,
 	}
 	for k, v := range want {
 		if got[k] != v {

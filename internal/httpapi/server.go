@@ -6,6 +6,7 @@ package httpapi
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -61,9 +62,17 @@ type Config struct {
 	// FailedAuthLimit is failed authentications per minute per IP before
 	// every credentialed request from it is refused. Optional. Default: 10.
 	FailedAuthLimit int
-	Logger          *slog.Logger         // Optional. Default: slog.Default().
-	Registry        *prometheus.Registry // Optional. Default: a new registry.
-	OpenAPI         []byte               // Optional: served at /openapi.yaml.
+	// AccountLimit is failed sign-ins per AccountWindow per email before
+	// /login refuses that email from anywhere. Optional. Default: 10 per
+	// 15 minutes.
+	AccountLimit  int
+	AccountWindow time.Duration
+	// Lockout counts failed authentications and refuses locked addresses,
+	// accounts and keys. Optional. Default: in memory.
+	Lockout  *ratelimit.Lockout
+	Logger   *slog.Logger         // Optional. Default: slog.Default().
+	Registry *prometheus.Registry // Optional. Default: a new registry.
+	OpenAPI  []byte               // Optional: served at /openapi.yaml.
 	// OpenAPIJSON is the document as JSON, served at /openapi.json. Optional.
 	OpenAPIJSON []byte
 	// Docs is the documentation UI served at /docs. Optional.
@@ -108,6 +117,7 @@ type Server struct {
 	creds   credKeyCache
 	// partnerBodies are GET /v1/partner answers by principal.
 	partnerBodies bodyCache
+	gate          *addrGate
 	csrfKey       []byte
 
 	// fresh holds connections that have not started a request yet: at
@@ -133,7 +143,17 @@ func New(cfg Config) *Server {
 	if cfg.FailedAuthLimit == 0 {
 		cfg.FailedAuthLimit = 10
 	}
+	if cfg.AccountLimit == 0 {
+		cfg.AccountLimit = 10
+	}
+	if cfg.AccountWindow == 0 {
+		cfg.AccountWindow = 15 * time.Minute
+	}
+	if cfg.Lockout == nil {
+		cfg.Lockout = ratelimit.NewLockout(ratelimit.LockoutConfig{})
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registry), csrfKey: cfg.CSRFKey}
+	s.gate = &addrGate{s: s}
 	if len(s.csrfKey) == 0 {
 		s.csrfKey = make([]byte, 32)
 		_, _ = rand.Read(s.csrfKey)
@@ -456,24 +476,45 @@ func (s *Server) guard(r Route) fiber.Handler {
 		ip := addr.text
 		credentialed := ar.Authorization != "" || ar.XAPIKey != "" || ar.XPartnerAPIKey != ""
 		if credentialed {
-			if res := s.cfg.Limiter.PeekAt(ctx, addr.failKey, s.cfg.FailedAuthLimit, m.start); !res.Allowed {
+			// Locked addresses are known locally (announced by the instance
+			// that locked them): checking costs no round trip.
+			if reset, locked := s.cfg.Lockout.Locked(addr.failKey, m.start); locked {
 				s.metrics.limited.WithLabelValues("failed_auth").Inc()
-				c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retryAfter(res)))
-				return nexus.Errorf(nexus.CodeTooManyFailedAttempts, "too many failed authentications from this address; retry after the window resets")
+				return tooManyFailed(c, reset, "address")
 			}
+			ar.Gate = s.gate
 		}
 		p, err := s.cfg.Auth.Authenticate(ctx, &ar)
 		if p != nil {
 			m.cred = p.CredentialID
 		}
 		if err != nil {
+			var ref *ratelimit.Refusal
+			if errors.As(err, &ref) {
+				s.metrics.limited.WithLabelValues("failed_auth").Inc()
+				return refused(c, ref, "address")
+			}
 			code := nexus.CodeOf(err)
 			s.metrics.auth.WithLabelValues(credentialKind(p), string(code)).Inc()
 			if credentialed && codeStatus[code] == fiber.StatusUnauthorized {
-				s.cfg.Limiter.HitAt(ctx, addr.failKey, s.cfg.FailedAuthLimit, m.start)
 				if p != nil {
-					// A known key was refused: its partner sees the attempt.
-					s.logAccess(c, method, r.Path, p, ip, fiber.StatusUnauthorized)
+					// A known key refused for its status: the attempt counts
+					// against the key itself, not against the address (many
+					// tenants may share it behind one NAT), and its partner
+					// sees the attempt.
+					status := fiber.StatusUnauthorized
+					keyKey := "key:" + p.CredentialID
+					if reset, locked := s.cfg.Lockout.Locked(keyKey, m.start); locked {
+						err = tooManyFailed(c, reset, "API key")
+						status = fiber.StatusTooManyRequests
+					} else {
+						s.cfg.Lockout.Fail(ctx, keyKey, s.cfg.FailedAuthLimit, time.Minute, m.start)
+					}
+					s.logAccess(c, method, r.Path, p, ip, status)
+				} else if !ar.Gated {
+					// Nothing was evaluated (malformed, known unknown, a token):
+					// count it now. An evaluated one the gate has counted.
+					s.cfg.Lockout.Fail(ctx, addr.failKey, s.cfg.FailedAuthLimit, time.Minute, m.start)
 				}
 			}
 			return err
@@ -491,6 +532,8 @@ func (s *Server) guard(r Route) fiber.Handler {
 		rateHeaders(c, res)
 		if !res.Allowed {
 			s.metrics.limited.WithLabelValues("credential").Inc()
+			// Authenticated, so recorded like every authenticated request.
+			s.logAccess(c, method, r.Path, p, ip, fiber.StatusTooManyRequests)
 			return nexus.Errorf(nexus.CodeRateLimited, "rate limit of %d requests per minute exceeded for this credential", limit)
 		}
 		err = s.permit(c, r, p, ip)

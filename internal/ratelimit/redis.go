@@ -44,3 +44,83 @@ func (r *Redis) Add(ctx context.Context, key string, start time.Time, window tim
 	}
 	return addScript.Run(ctx, r.c, []string{k}, n, (window + 5*time.Second).Milliseconds()).Int64()
 }
+
+// locksKey is the hash of the keys locked out: field key, value the unix
+// milliseconds its lock ends. An instance that starts (or missed the
+// announcements) reads it.
+const locksKey = KeyPrefix + "locks"
+
+// reserveScript takes a slot of a lockout window (a hash: f failures, i
+// in flight): -1 locked, 0 every slot left in flight, 1 reserved.
+var reserveScript = redis.NewScript(`
+local f = tonumber(redis.call('HGET', KEYS[1], 'f') or '0')
+if f >= tonumber(ARGV[1]) then return {-1, f} end
+local i = tonumber(redis.call('HGET', KEYS[1], 'i') or '0')
+if f + i >= tonumber(ARGV[1]) then return {0, f} end
+redis.call('HINCRBY', KEYS[1], 'i', 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {1, f}`)
+
+// settleScript ends a reservation (ARGV[1]) and/or counts a failure
+// (ARGV[2]); a failure that reaches the limit records the lock.
+var settleScript = redis.NewScript(`
+if ARGV[1] == '1' then
+  if redis.call('HINCRBY', KEYS[1], 'i', -1) < 0 then redis.call('HSET', KEYS[1], 'i', 0) end
+end
+local f = tonumber(redis.call('HGET', KEYS[1], 'f') or '0')
+if ARGV[2] == '1' then f = redis.call('HINCRBY', KEYS[1], 'f', 1) end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if ARGV[2] == '1' and f >= tonumber(ARGV[3]) then
+  redis.call('HSET', KEYS[2], ARGV[5], ARGV[6])
+  if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
+end
+return f`)
+
+// Reserve implements LockStore.
+func (r *Redis) Reserve(ctx context.Context, key string, start time.Time, window time.Duration, limit int) (int, int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, redisbus.CallTimeout)
+	defer cancel()
+	res, err := reserveScript.Run(ctx, r.c, []string{lockKey(key, start)}, limit, ttl(start, window)).Int64Slice()
+	if err != nil || len(res) != 2 {
+		return 0, 0, errors.Join(err, errors.New("lockout reserve: unexpected answer"))
+	}
+	return int(res[0]), res[1], nil
+}
+
+// Settle implements LockStore.
+func (r *Redis) Settle(ctx context.Context, key string, start time.Time, window time.Duration, limit int, release, failed bool) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, redisbus.CallTimeout)
+	defer cancel()
+	return settleScript.Run(ctx, r.c, []string{lockKey(key, start), locksKey},
+		flag(release), flag(failed), limit, ttl(start, window), key, start.Add(window).UnixMilli()).Int64()
+}
+
+// Locks implements LockStore.
+func (r *Redis) Locks(ctx context.Context, now time.Time) (map[string]time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*redisbus.CallTimeout)
+	defer cancel()
+	all, err := r.c.HGetAll(ctx, locksKey).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]time.Time, len(all))
+	for k, v := range all {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err == nil && ms > now.UnixMilli() {
+			out[k] = time.UnixMilli(ms)
+		}
+	}
+	return out, nil
+}
+
+// ttl keeps a window's key a little beyond the window's end.
+func ttl(start time.Time, window time.Duration) int64 {
+	return max(time.Until(start.Add(window)).Milliseconds()+5000, 1000)
+}
+
+func flag(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

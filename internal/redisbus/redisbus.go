@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -50,6 +52,28 @@ func Publish(ctx context.Context, c *redis.Client, b *breaker.Breaker, log *slog
 	if err != nil && !errors.Is(err, breaker.ErrOpen) {
 		log.Debug("cache invalidation: redis publish failed", "err", err)
 	}
+}
+
+// lockPrefix starts the topic announcing a lockout: lock:<unix ms>:<key>.
+const lockPrefix = "lock:"
+
+// LockTopic is the topic announcing that key is locked out until until.
+func LockTopic(key string, until time.Time) string {
+	return lockPrefix + strconv.FormatInt(until.UnixMilli(), 10) + ":" + key
+}
+
+// ParseLockTopic reads a LockTopic.
+func ParseLockTopic(topic string) (key string, until time.Time, ok bool) {
+	rest, ok := strings.CutPrefix(topic, lockPrefix)
+	if !ok {
+		return "", time.Time{}, false
+	}
+	ms, key, ok := strings.Cut(rest, ":")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if !ok || err != nil || key == "" {
+		return "", time.Time{}, false
+	}
+	return key, time.UnixMilli(n), true
 }
 
 // Subscribe calls drop for every topic until ctx ends, dropping "all"
