@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	sdk "github.com/nexus-fintech/nexus/pkg/nexus"
 )
 
 // lkMetric reads one unlabelled counter from /metrics.
@@ -262,6 +264,34 @@ func TestRateLimitedRequestsLogged(t *testing.T) {
 		}
 		if found.Type != "api.access" || found.Status != 429 || found.Path != "/v1/partner" || found.CredentialID != k.ID {
 			t.Errorf("access row of the 429: %+v", *found)
+		}
+	})
+}
+
+// A platform service acts for many partners: its requests count against
+// each partner's limit separately, per (service, partner), never one
+// partner's count shared by all.
+func TestPlatformServiceRateLimitPerPartner(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b *Backend) {
+		s := flNewServer(t, b)
+		const limit = 3
+		a, c := flPartner(t, b, limit), flPartner(t, b, limit)
+		svcID, _, svcKey := stPlatform(t, b, "internal:funding")
+		fund := func(partnerID string) *Response {
+			tok := stMintPlatform(t, sdk.PlatformTokenParams{ServiceID: svcID, PrivateKey: svcKey, Partner: partnerID, Environment: "test"})
+			return do(t, "POST", s.URL+"/internal/v1/funding", bearer(tok), map[string]any{"amount": 1, "currency": "usdc"})
+		}
+		flWaitWindow(t, 15*time.Second)
+		for i := 0; i < limit; i++ {
+			wantStatus(t, fund(a.ID), 201)
+		}
+		flWantLimited(t, fund(a.ID), limit)
+		// Partner C's count is its own.
+		r := fund(c.ID)
+		wantStatus(t, r, 201)
+		if rem := flHeaderInt(t, r, "RateLimit-Remaining"); rem != limit-1 {
+			t.Errorf("the service's first request for another partner: RateLimit-Remaining %d, want %d", rem, limit-1)
 		}
 	})
 }

@@ -5,6 +5,8 @@ import (
 	"hash/maphash"
 	"net/netip"
 	"sync/atomic"
+
+	"github.com/nexus-fintech/nexus/internal/nexus"
 )
 
 // The guard needs, on every credentialed request, the client address as
@@ -37,17 +39,32 @@ func (c *addrCache) get(a netip.Addr) *addrEntry {
 
 type credKeyCache [256]atomic.Pointer[credKey]
 
-type credKey struct{ id, key string }
+type credKey struct{ id, partner, key string }
 
 var credKeySeed = maphash.MakeSeed()
 
-// get returns the credential's limiter key.
-func (c *credKeyCache) get(id string) string {
-	slot := &c[maphash.String(credKeySeed, id)>>56]
-	if e := slot.Load(); e != nil && e.id == id {
+// get returns the limiter key of credential id acting for partner: a
+// platform service acts for many partners, and each (service, partner)
+// pair has a count of its own under that partner's limit. partner is ""
+// for a credential of one partner.
+func (c *credKeyCache) get(id, partner string) string {
+	slot := &c[(maphash.String(credKeySeed, id)^maphash.String(credKeySeed, partner))>>56]
+	if e := slot.Load(); e != nil && e.id == id && e.partner == partner {
 		return e.key
 	}
-	e := &credKey{id: id, key: "cred:" + id}
+	key := "cred:" + id
+	if partner != "" {
+		key += ":" + partner
+	}
+	e := &credKey{id: id, partner: partner, key: key}
 	slot.Store(e)
 	return e.key
+}
+
+// limitKey is the principal's rate-limit key.
+func (c *credKeyCache) limitKey(p *nexus.Principal) string {
+	if p.CredentialType == nexus.CredentialInternalService {
+		return c.get(p.CredentialID, p.Partner.ID)
+	}
+	return c.get(p.CredentialID, "")
 }

@@ -528,7 +528,7 @@ func (s *Server) guard(r Route) fiber.Handler {
 		if limit <= 0 {
 			limit = nexus.DefaultRateLimit
 		}
-		res := s.cfg.Limiter.HitAt(ctx, s.creds.get(p.CredentialID), limit, m.start)
+		res := s.cfg.Limiter.HitAt(ctx, s.creds.limitKey(p), limit, m.start)
 		rateHeaders(c, res)
 		if !res.Allowed {
 			s.metrics.limited.WithLabelValues("credential").Inc()
