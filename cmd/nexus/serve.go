@@ -120,7 +120,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ledgerSvc := ledger.NewService(db) // forgets a tenant's balances after its own commits
 
 	var rdb *redis.Client
-	var shared ratelimit.Store
+	var shared ratelimit.LeaseStore
 	reg := prometheus.NewRegistry()
 	redisErrors := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "nexus_redis_errors_total", Help: "Redis calls that failed or timed out.",

@@ -170,3 +170,43 @@ func BenchmarkLockoutLockedNone(b *testing.B) {
 		l.Locked("fail:203.0.113.9", now)
 	}
 }
+
+// Two instances leasing one key's budget from Redis at once: together they
+// allow exactly the limit, however the leases interleave.
+func TestLeasesNeverExceedTheLimit(t *testing.T) {
+	u := os.Getenv("NEXUS_TEST_REDIS_URL")
+	if u == "" {
+		t.Skip("set NEXUS_TEST_REDIS_URL")
+	}
+	opt, err := redis.ParseURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(opt)
+	defer c.Close()
+	for _, limit := range []int{30, 5000} {
+		key := uniqueKey(t)
+		ls := []*Limiter{New(Config{Store: NewRedis(c)}), New(Config{Store: NewRedis(c)})}
+		now := time.Now()
+		if now.Add(5*time.Second).Truncate(time.Minute) != now.Truncate(time.Minute) {
+			now = now.Add(5 * time.Second) // one window for the whole test
+		}
+		var allowed atomic.Int64
+		var wg sync.WaitGroup
+		for g := 0; g < 8; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < limit*13/10/8; i++ {
+					if ls[g%2].HitAt(context.Background(), key, limit, now).Allowed {
+						allowed.Add(1)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if got := allowed.Load(); got != int64(limit) {
+			t.Errorf("limit %d: two instances allowed %d in sum, want exactly the limit", limit, got)
+		}
+	}
+}

@@ -27,21 +27,6 @@ func TestLimiterCountsAndRefuses(t *testing.T) {
 	}
 }
 
-func TestPeekDoesNotCount(t *testing.T) {
-	l := New(Config{})
-	ctx := context.Background()
-	for i := 0; i < 3; i++ {
-		if r := l.Peek(ctx, "p", 2); !r.Allowed {
-			t.Fatalf("peek %d refused", i)
-		}
-	}
-	l.Hit(ctx, "p", 2)
-	l.Hit(ctx, "p", 2)
-	if r := l.Peek(ctx, "p", 2); r.Allowed {
-		t.Fatal("peek allowed at the limit")
-	}
-}
-
 func TestMemoryConcurrentExact(t *testing.T) {
 	m := NewMemory()
 	start := time.Now().Truncate(time.Minute)
@@ -66,8 +51,8 @@ func TestMemoryConcurrentExact(t *testing.T) {
 
 type failing struct{}
 
-func (failing) Add(context.Context, string, time.Time, time.Duration, int64) (int64, error) {
-	return 0, errors.New("down")
+func (failing) Lease(context.Context, string, time.Time, time.Duration, int, int64) (int64, int64, error) {
+	return 0, 0, errors.New("down")
 }
 
 func TestFallsBackToLocalCounts(t *testing.T) {

@@ -11,14 +11,6 @@ import (
 	"github.com/nexus-fintech/nexus/internal/redisbus"
 )
 
-// addScript increments and sets the expiry in one atomic step, so that
-// concurrent instances never read-then-write and no key it writes ever
-// lives without a TTL.
-var addScript = redis.NewScript(`
-local c = redis.call('INCRBY', KEYS[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return c`)
-
 // KeyPrefix starts every key the limiter writes in Redis.
 const KeyPrefix = "nexus:rl:"
 
@@ -29,21 +21,6 @@ type Redis struct {
 
 // NewRedis returns a Redis store on c.
 func NewRedis(c *redis.Client) *Redis { return &Redis{c: c} }
-
-// Add implements Store. A read (n = 0) is a GET: it never creates a key.
-func (r *Redis) Add(ctx context.Context, key string, start time.Time, window time.Duration, n int64) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, redisbus.CallTimeout)
-	defer cancel()
-	k := KeyPrefix + key + ":" + strconv.FormatInt(start.Unix(), 10)
-	if n == 0 {
-		c, err := r.c.Get(ctx, k).Int64()
-		if errors.Is(err, redis.Nil) {
-			return 0, nil
-		}
-		return c, err
-	}
-	return addScript.Run(ctx, r.c, []string{k}, n, (window + 5*time.Second).Milliseconds()).Int64()
-}
 
 // locksKey is the hash of the keys locked out: field key, value the unix
 // milliseconds its lock ends. An instance that starts (or missed the
@@ -123,4 +100,30 @@ func flag(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// leaseScript grants up to ARGV[2] of a budget of ARGV[1], never more in
+// sum, and returns {granted, count}; the count expires with its window.
+var leaseScript = redis.NewScript(`
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local left = tonumber(ARGV[1]) - used
+if left <= 0 then return {0, used} end
+local g = math.min(left, tonumber(ARGV[2]))
+used = redis.call('INCRBY', KEYS[1], g)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {g, used}`)
+
+// Lease implements LeaseStore.
+func (r *Redis) Lease(ctx context.Context, key string, start time.Time, window time.Duration, limit int, want int64) (int64, int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, redisbus.CallTimeout)
+	defer cancel()
+	k := KeyPrefix + key + ":" + strconv.FormatInt(start.Unix(), 10)
+	res, err := leaseScript.Run(ctx, r.c, []string{k}, limit, want, (window + 5*time.Second).Milliseconds()).Int64Slice()
+	if err == nil && len(res) != 2 {
+		err = errors.New("rate limit lease: unexpected answer")
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	return res[0], res[1], nil
 }
