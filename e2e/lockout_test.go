@@ -21,7 +21,7 @@ import (
 // lkMetric reads one unlabelled counter from /metrics.
 func lkMetric(t testing.TB, s *Server, name string) int {
 	t.Helper()
-	r := do(t, "GET", s.URL+"/metrics", nil, nil)
+	r := do(t, "GET", s.URL+"/metrics", bearer(metricsToken), nil)
 	m := regexp.MustCompile(`(?m)^` + name + ` (\S+)`).FindSubmatch(r.Body)
 	if m == nil {
 		t.Fatalf("/metrics has no %s", name)

@@ -91,7 +91,7 @@ func TestRedisFrozenKeepsLatency(t *testing.T) {
 	wg.Wait()
 	// Readiness and metrics while Redis is frozen: degraded, still ready.
 	ready := do(t, "GET", s.URL+"/readyz", nil, nil)
-	metrics := do(t, "GET", s.URL+"/metrics", nil, nil)
+	metrics := do(t, "GET", s.URL+"/metrics", bearer(metricsToken), nil)
 	if time.Since(frozenAt) > 9*time.Second {
 		t.Fatalf("the load outlasted the freeze (%s): the measure is not of a frozen Redis", time.Since(frozenAt))
 	}

@@ -23,7 +23,7 @@ const Channel = "nexus:invalidate"
 
 // CallTimeout bounds every Redis call on a request's path: a Redis that
 // stalls costs a request at most this, and trips the breaker soon after.
-const CallTimeout = 100 * time.Millisecond
+const CallTimeout = 200 * time.Millisecond
 
 // NewClient opens a client on rawURL whose every call is bounded: go-redis
 // ignores context deadlines unless told to (ContextTimeoutEnabled), and its
@@ -39,7 +39,8 @@ func NewClient(rawURL string) (*redis.Client, error) {
 	opt.ReadTimeout = CallTimeout
 	opt.WriteTimeout = CallTimeout
 	opt.PoolTimeout = CallTimeout
-	opt.MaxRetries = 1
+	// Retries (of a connection found dead after a Redis restart, say) stay
+	// within the call's deadline.
 	return redis.NewClient(opt), nil
 }
 
