@@ -15,8 +15,9 @@ import (
 //go:embed openapi.yaml
 var Document []byte
 
-// Docs holds the documentation UI (docs/index.html, docs/app.js), served
-// from the binary so that /docs needs no CDN.
+// Docs holds the documentation UI: docs/index.html and docs/init.js around
+// the vendored Redoc bundle (docs/redoc, see its VENDORED.md), served from
+// the binary so that /docs works offline and needs no CDN.
 //
 //go:embed docs
 var Docs embed.FS

@@ -1,0 +1,124 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+)
+
+// /docs in a real browser under the server's own CSP: Redoc renders the
+// document, an operation shows its request and response examples and its
+// schema, nothing is refused by the CSP, nothing is fetched from another
+// origin, and the page is usable at 375 px.
+func TestDocsBrowser(t *testing.T) {
+	t.Parallel()
+	chromium := oaChromium(t)
+	forEachBackend(t, func(t *testing.T, b *Backend) {
+		if b.Name != "sqlite" {
+			t.Skip("/docs does not depend on the database: checked on SQLite")
+		}
+		s := b.Server(t)
+		base, err := url.Parse(s.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bctx := headlessChromium(t, chromium)
+		ctx, cancel := context.WithTimeout(bctx, 90*time.Second)
+		defer cancel()
+		must := func(what string, err error) {
+			t.Helper()
+			if err != nil {
+				if errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("%s: timed out", what)
+				}
+				t.Fatalf("%s: %v", what, err)
+			}
+		}
+
+		var mu sync.Mutex
+		var foreign, problems []string
+		must("watching the network", chromedp.Listen(ctx, func(ev any) {
+			if e, ok := ev.(*network.EventRequestWillBeSent); ok {
+				u, err := url.Parse(e.Request.URL)
+				if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != base.Host {
+					mu.Lock()
+					foreign = append(foreign, e.Request.URL)
+					mu.Unlock()
+				}
+			}
+		}))
+		console := chromedp.Console(ctx)
+		must("network", chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, network.Enable, network.EnableParams{})
+			return err
+		})))
+		go func() {
+			for m, err := range console {
+				if err != nil {
+					return
+				}
+				if m.Type == "error" || m.Type == "warning" || m.IsException() {
+					mu.Lock()
+					problems = append(problems, m.String())
+					mu.Unlock()
+				}
+			}
+		}()
+
+		// createApiKey: its request example, its 201 example and the
+		// properties of its schema.
+		op := `[id="operation/createApiKey"]`
+		must("loading /docs", chromedp.Do(ctx,
+			chromedp.EmulateViewport(1280, 900),
+			chromedp.Navigate(s.URL+"/docs"),
+			chromedp.WaitVisible(chromedp.CSS(op)),
+			chromedp.ScrollIntoView(chromedp.CSS(op)),
+		))
+		text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(op)))
+		must("reading the operation", err)
+		for _, want := range []string{
+			"Create an API key",
+			"Request samples", "Response samples",
+			"allowed_origins", // a property of the request schema
+			"nx_test_sk_",     // the 201 example's key
+			"201",
+		} {
+			if !strings.Contains(text, want) {
+				t.Errorf("/docs: the createApiKey operation does not show %q:\n%s", want, tail(text, 3000))
+			}
+		}
+		title, err := chromedp.Run(ctx, chromedp.Title())
+		must("title", err)
+		if !strings.Contains(title, "Nexus") {
+			t.Errorf("/docs: title %q", title)
+		}
+
+		// A phone: the menu collapses and the page does not scroll sideways.
+		must("375 px", chromedp.Do(ctx,
+			chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile),
+			chromedp.Reload(),
+			chromedp.WaitVisible(chromedp.CSS(op)),
+		))
+		wide, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`))
+		must("measuring", err)
+		if wide {
+			t.Errorf("/docs at 375 px scrolls sideways")
+		}
+
+		mu.Lock()
+		defer mu.Unlock()
+		if len(foreign) > 0 {
+			t.Errorf("/docs fetched from other origins: %v", foreign)
+		}
+		for _, p := range problems {
+			t.Errorf("/docs console: %s", p)
+		}
+	})
+}
