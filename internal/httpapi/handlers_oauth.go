@@ -58,6 +58,12 @@ type pageData struct {
 	ClientName, Environment             string
 	Scopes                              []string
 	Params                              map[string]string
+	// PartnerName is the signed-in member's organisation, and LogoutCSRF
+	// the token of the consent page's "Not you? Sign out" form.
+	PartnerName, LogoutCSRF string
+	// Next tells a person what to do after an error; Retry, when set, is
+	// where to start again (an authorization request).
+	Next, Retry string
 }
 
 // render writes an HTML page with the headers every page carries.
@@ -145,14 +151,38 @@ func safeReturn(r string) string {
 	return ""
 }
 
+// askingApp names the app whose authorization request a sign-in returns
+// to, for the login page to say who is asking ("" when ret is none or not
+// a valid request).
+func (s *Server) askingApp(c *fiber.Ctx, ret string) string {
+	_, query, ok := strings.Cut(ret, "?")
+	if !ok {
+		return ""
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return ""
+	}
+	req, err := s.cfg.OAuth.ValidateAuthorize(c.UserContext(), q)
+	if err != nil || req == nil {
+		return ""
+	}
+	return req.Client.Name
+}
+
+// loginData is the login form's page data for a sign-in that returns to ret.
+func (s *Server) loginData(c *fiber.Ctx, ret, errMsg, email string) pageData {
+	return pageData{Title: "Sign in", CSRF: s.csrfToken(c), ReturnTo: ret, ClientName: s.askingApp(c, ret), Error: errMsg, Email: email}
+}
+
 func (s *Server) loginPage(c *fiber.Ctx) error {
-	return s.render(c, 200, "login.html", pageData{Title: "Sign in", CSRF: s.csrfToken(c), ReturnTo: safeReturn(c.Query("return_to"))})
+	return s.render(c, 200, "login.html", s.loginData(c, safeReturn(c.Query("return_to")), "", ""))
 }
 
 func (s *Server) loginPost(c *fiber.Ctx) error {
 	ret := safeReturn(c.FormValue("return_to"))
 	if !s.csrfOK(c, csrfLogin) {
-		return s.render(c, 403, "login.html", pageData{Title: "Sign in", Error: "Your session expired. Please try again.", CSRF: s.csrfToken(c), ReturnTo: ret})
+		return s.render(c, 403, "login.html", s.loginData(c, ret, "This form was open too long, or cookies are blocked for this site. Sign in again below.", ""))
 	}
 	email := c.FormValue("email")
 	ip := s.cfg.Auth.ClientIP(&auth.Request{RemoteIP: remoteIP(c), XForwardedFor: forwardedFor(&c.Request().Header)}).String()
@@ -164,7 +194,7 @@ func (s *Server) loginPost(c *fiber.Ctx) error {
 	// member's: the account lockout counts unknown emails alike.
 	lockedOut := func(reset time.Duration) error {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retryAfter(ratelimit.Result{Reset: reset})))
-		return s.render(c, 429, "login.html", pageData{Title: "Sign in", Error: "Too many failed attempts. Wait a while and try again.", CSRF: s.csrfToken(c), ReturnTo: ret, Email: email})
+		return s.render(c, 429, "login.html", s.loginData(c, ret, "Too many failed attempts. Wait a while, then try again.", email))
 	}
 	byIP, err := s.cfg.Lockout.Reserve(ctx, "fail:"+ip, s.cfg.FailedAuthLimit, time.Minute, now)
 	var ref *ratelimit.Refusal
@@ -187,10 +217,10 @@ func (s *Server) loginPost(c *fiber.Ctx) error {
 		// Every password-check slot is taken: not the caller's fault, and
 		// not a failed attempt.
 		c.Set(fiber.HeaderRetryAfter, "1")
-		return s.render(c, 503, "login.html", pageData{Title: "Sign in", Error: "Too many people are signing in right now. Try again in a moment.", CSRF: s.csrfToken(c), ReturnTo: ret, Email: email})
+		return s.render(c, 503, "login.html", s.loginData(c, ret, "Too many people are signing in right now. Try again in a moment.", email))
 	}
 	if failed {
-		return s.render(c, 401, "login.html", pageData{Title: "Sign in", Error: "The email or password is wrong.", CSRF: s.csrfToken(c), ReturnTo: ret, Email: email})
+		return s.render(c, 401, "login.html", s.loginData(c, ret, "The email or password is wrong. Check both and try again; if you forgot your password, ask your organisation's Nexus administrator.", email))
 	}
 	if err != nil {
 		return err
@@ -204,18 +234,26 @@ func (s *Server) loginPost(c *fiber.Ctx) error {
 	return c.Redirect(ret, fiber.StatusSeeOther)
 }
 
+// logout ends the session and goes to return_to (the authorization request
+// of the consent page's "Not you?", which then asks to sign in again) or to
+// the sign-in page.
 func (s *Server) logout(c *fiber.Ctx) error {
+	next := safeReturn(c.FormValue("return_to"))
+	if next == "" {
+		next = "/login"
+	}
 	if c.Cookies(sessionCookie) == "" {
-		return c.Redirect("/login", fiber.StatusSeeOther) // nothing to end
+		return c.Redirect(next, fiber.StatusSeeOther) // nothing to end
 	}
 	if !s.csrfOK(c, csrfLogout) {
-		return s.render(c, 403, "error.html", pageData{Title: "Sign out", Error: "The request could not be verified."})
+		return s.render(c, 403, "error.html", pageData{Title: "Sign out", Error: "You are still signed in: the sign-out could not be verified.",
+			Next: "The page was probably open too long. Reload it and choose Sign out again."})
 	}
 	if err := s.cfg.OAuth.Logout(c.UserContext(), c.Cookies(sessionCookie)); err != nil {
 		return err
 	}
 	c.Cookie(&fiber.Cookie{Name: sessionCookie, Value: "", Path: "/", HTTPOnly: true, SameSite: "Lax", Secure: s.secureCookies(), MaxAge: -1})
-	return c.Redirect("/login", fiber.StatusSeeOther)
+	return c.Redirect(next, fiber.StatusSeeOther)
 }
 
 func (s *Server) authorizeGet(c *fiber.Ctx) error { return s.authorize(c, queryValues(c), false) }
@@ -230,7 +268,8 @@ func (s *Server) authorize(c *fiber.Ctx, q url.Values, post bool) error {
 	var oe *oauth.Error
 	switch {
 	case errors.As(err, &fatal):
-		return s.render(c, 400, "error.html", pageData{Title: "Authorization failed", Error: fatal.Description})
+		return s.render(c, 400, "error.html", pageData{Title: "Authorization failed", Error: fatal.Description,
+			Next: "Nothing was shared. Go back to the application and start again; if this page comes back, tell the application's developer what it says."})
 	case errors.As(err, &oe):
 		return s.redirectBack(c, req, url.Values{"error": {oe.Code}, "error_description": {oe.Description}})
 	case err != nil:
@@ -241,28 +280,35 @@ func (s *Server) authorize(c *fiber.Ctx, q url.Values, post bool) error {
 		return err
 	}
 	params := map[string]string{}
+	back := url.Values{}
 	for k := range q {
 		if k != "csrf_token" && k != "decision" {
 			params[k] = q.Get(k)
+			back.Set(k, q.Get(k))
 		}
 	}
+	// self is this authorization request, to come back to after signing in.
+	self := "/oauth/authorize?" + back.Encode()
 	if sess == nil {
-		back := url.Values{}
-		for k, v := range params {
-			back.Set(k, v)
-		}
-		return s.render(c, 200, "login.html", pageData{Title: "Sign in", CSRF: s.csrfToken(c), ReturnTo: "/oauth/authorize?" + back.Encode()})
+		return s.render(c, 200, "login.html", pageData{Title: "Sign in", CSRF: s.csrfToken(c), ReturnTo: self, ClientName: req.Client.Name})
 	}
 	if !post {
+		p, err := s.cfg.Partners.Get(ctx, sess.PartnerID)
+		if err != nil {
+			return err
+		}
 		words := make([]string, 0, 6)
 		for _, n := range req.Scopes.Names() {
 			words = append(words, scopeWords[n])
 		}
-		return s.render(c, 200, "consent.html", pageData{Title: "Authorize " + req.Client.Name, CSRF: s.csrfMAC(csrfConsent, c.Cookies(sessionCookie)),
-			ClientName: req.Client.Name, Environment: string(req.Client.Environment), Scopes: words, Params: params})
+		tok := c.Cookies(sessionCookie)
+		return s.render(c, 200, "consent.html", pageData{Title: "Authorize " + req.Client.Name, CSRF: s.csrfMAC(csrfConsent, tok),
+			ClientName: req.Client.Name, Environment: string(req.Client.Environment), Scopes: words, Params: params,
+			Email: sess.Email, PartnerName: p.Name, LogoutCSRF: s.csrfMAC(csrfLogout, tok), ReturnTo: self})
 	}
 	if !s.csrfOK(c, csrfConsent) {
-		return s.render(c, 403, "error.html", pageData{Title: "Authorization failed", Error: "The request could not be verified (CSRF check failed). Start again from the application."})
+		return s.render(c, 403, "error.html", pageData{Title: "Authorization failed", Error: "Your answer could not be verified, so nothing was shared.",
+			Next: "The page was open too long, or you signed in again in another tab. Review the request again below.", Retry: self})
 	}
 	if c.FormValue("decision") != "approve" {
 		return s.redirectBack(c, req, url.Values{"error": {"access_denied"}, "error_description": {"the user denied the request"}})

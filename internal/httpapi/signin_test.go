@@ -65,10 +65,30 @@ func (b *browser) send(method, target string, form url.Values) *page {
 
 var hiddenRE = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
 
-// form returns the hidden fields of the page's form.
+var formRE = regexp.MustCompile(`(?s)<form[^>]*action="([^"]+)".*?</form>`)
+
+// form returns the hidden fields of the page's first form.
 func (p *page) form() url.Values {
+	m := formRE.FindStringSubmatch(p.body)
+	if m == nil {
+		return url.Values{}
+	}
+	return hiddenFields(m[0])
+}
+
+// formFor returns the hidden fields of the page's form posting to action.
+func (p *page) formFor(action string) url.Values {
+	for _, m := range formRE.FindAllStringSubmatch(p.body, -1) {
+		if m[1] == action {
+			return hiddenFields(m[0])
+		}
+	}
+	return nil
+}
+
+func hiddenFields(form string) url.Values {
 	v := url.Values{}
-	for _, m := range hiddenRE.FindAllStringSubmatch(p.body, -1) {
+	for _, m := range hiddenRE.FindAllStringSubmatch(form, -1) {
 		v.Set(m[1], html.UnescapeString(m[2]))
 	}
 	return v
@@ -244,5 +264,86 @@ func TestLoginBusy(t *testing.T) {
 	release()
 	if p := b.send("POST", "/login", form); p.status != 200 || b.cookies[sessionCookie] == "" {
 		t.Errorf("login once a slot is free: %d", p.status)
+	}
+}
+
+// The consent page names who grants (the member's email, the partner's
+// name); "Not you? Sign out" ends the session and comes back to the same
+// authorization request, whose login page names the app asking; signing in
+// again leads to the consent page of that request.
+func TestConsentNamesWhoGrants(t *testing.T) {
+	t.Parallel()
+	f := newSignInFx(t)
+	b := newBrowser(t, f.env.srv)
+	lp := b.send("GET", f.authURL, nil)
+	if !strings.Contains(lp.body, `id="asking"`) || !strings.Contains(lp.body, "<strong>App</strong> is asking") {
+		t.Errorf("the login page of an authorization request does not name the app: %s", lp.body)
+	}
+	f.signIn(t, b)
+	cp := b.send("GET", f.authURL, nil)
+	for _, want := range []string{`<strong id="member">member@example.com</strong>`, `<strong id="partner">User</strong>`, "Not you?"} {
+		if !strings.Contains(cp.body, want) {
+			t.Errorf("the consent page lacks %q: %s", want, cp.body)
+		}
+	}
+	out := cp.formFor("/logout")
+	if out == nil || out.Get("return_to") == "" {
+		t.Fatalf("the consent page has no sign-out form returning to the request: %s", cp.body)
+	}
+	// The consent form's token does not sign out.
+	wantRefused(t, "sign-out with the consent form's token", b.send("POST", "/logout", with(out, "csrf_token", cp.form().Get("csrf_token"))))
+	p := b.send("POST", "/logout", out)
+	if p.status != 303 || b.cookies[sessionCookie] != "" {
+		t.Fatalf("Not you? Sign out: %d, cookies %v", p.status, b.cookies)
+	}
+	loc := p.header.Get("Location")
+	want, _ := url.Parse(f.authURL)
+	got, err := url.Parse(loc)
+	if err != nil || got.Path != want.Path || got.Query().Encode() != want.Query().Encode() {
+		t.Fatalf("after signing out the browser goes to %q, want the authorization request %q", loc, f.authURL)
+	}
+	lp = b.send("GET", loc, nil)
+	if !strings.Contains(lp.body, `action="/login"`) || !strings.Contains(lp.body, "<strong>App</strong> is asking") {
+		t.Fatalf("the request after signing out does not ask to sign in, naming the app: %s", lp.body)
+	}
+	// A wrong password keeps the app named and the way back.
+	bad := b.send("POST", "/login", with(lp.form(), "email", f.email, "password", "wrong password!"))
+	if bad.status != 401 || !strings.Contains(bad.body, "<strong>App</strong> is asking") || bad.form().Get("return_to") != lp.form().Get("return_to") {
+		t.Errorf("a failed sign-in: %d, the app or return_to lost: %s", bad.status, bad.body)
+	}
+	p = b.send("POST", "/login", with(lp.form(), "email", f.email, "password", f.password))
+	if p.status != 303 {
+		t.Fatalf("signing in again: %d %s", p.status, p.body)
+	}
+	if got, _ := url.Parse(p.header.Get("Location")); got == nil || got.Query().Encode() != want.Query().Encode() {
+		t.Errorf("signing in again goes to %q, want the same authorization request", p.header.Get("Location"))
+	}
+	if cp := b.send("GET", p.header.Get("Location"), nil); !strings.Contains(cp.body, `value="approve"`) {
+		t.Errorf("signing in again does not lead to the consent page: %s", cp.body)
+	}
+	// A sign-out form pointed elsewhere goes to the sign-in page, never
+	// off the site.
+	b2 := newBrowser(t, f.env.srv)
+	f.signIn(t, b2)
+	out2 := b2.send("GET", f.authURL, nil).formFor("/logout")
+	if p := b2.send("POST", "/logout", with(out2, "return_to", "https://evil.example/")); p.header.Get("Location") != "/login" {
+		t.Errorf("return_to off the site: Location %q, want /login", p.header.Get("Location"))
+	}
+}
+
+// Error pages say what to do next; a consent answer that fails its CSRF
+// check offers the same request again.
+func TestErrorPagesSayWhatNext(t *testing.T) {
+	t.Parallel()
+	f := newSignInFx(t)
+	b := newBrowser(t, f.env.srv)
+	bad := b.send("GET", "/oauth/authorize?client_id=cli_unknown", nil)
+	if bad.status != 400 || !strings.Contains(bad.body, "Go back to the application") {
+		t.Errorf("unknown client: %d %s", bad.status, bad.body)
+	}
+	ca := f.signIn(t, b)
+	p := b.send("POST", "/oauth/authorize", with(ca, "decision", "approve", "csrf_token", "stale"))
+	if p.status != 403 || !strings.Contains(p.body, "nothing was shared") || !strings.Contains(p.body, `href="/oauth/authorize?`) {
+		t.Errorf("a stale consent form: %d %s", p.status, p.body)
 	}
 }

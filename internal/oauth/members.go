@@ -131,6 +131,7 @@ type session struct {
 type Session struct {
 	MemberID  string
 	PartnerID string
+	Email     string // the member's
 }
 
 // ErrLoginFailed is the one answer for a wrong email or password.
@@ -179,15 +180,19 @@ func (s *Service) Session(ctx context.Context, tok string) (*Session, error) {
 	if tok == "" {
 		return nil, nil
 	}
-	row := new(session)
-	err := s.db.NewSelect().Model(row).Where("id_hash = ?", digest(tok)).Where("expires_at > ?", store.Now()).Scan(ctx)
+	sess := new(Session)
+	// The member's email comes along: the consent page names who grants.
+	err := s.db.NewSelect().TableExpr("sessions AS s").Join("JOIN members AS m ON m.id = s.member_id").
+		ColumnExpr("s.member_id, s.partner_id, m.email").
+		Where("s.id_hash = ?", digest(tok)).Where("s.expires_at > ?", store.Now()).
+		Scan(ctx, &sess.MemberID, &sess.PartnerID, &sess.Email)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &Session{MemberID: row.MemberID, PartnerID: row.PartnerID}, nil
+	return sess, nil
 }
 
 // Logout ends a session.
