@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -30,7 +33,8 @@ func TestDocsBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		bctx := headlessChromium(t, chromium)
-		ctx, cancel := context.WithTimeout(bctx, 90*time.Second)
+		// Redoc lays out the whole document once: slow on a busy machine.
+		ctx, cancel := context.WithTimeout(bctx, 4*time.Minute)
 		defer cancel()
 		must := func(what string, err error) {
 			t.Helper()
@@ -79,8 +83,8 @@ func TestDocsBrowser(t *testing.T) {
 			chromedp.EmulateViewport(1280, 900),
 			chromedp.Navigate(s.URL+"/docs"),
 			chromedp.WaitVisible(chromedp.CSS(op)),
-			chromedp.ScrollIntoView(chromedp.CSS(op)),
 		))
+		must("scrolling", chromedp.Do(ctx, scrollToTop(op)))
 		text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(op)))
 		must("reading the operation", err)
 		for _, want := range []string{
@@ -94,6 +98,7 @@ func TestDocsBrowser(t *testing.T) {
 				t.Errorf("/docs: the createApiKey operation does not show %q:\n%s", want, tail(text, 3000))
 			}
 		}
+		docsShot(t, ctx, "docs")
 		title, err := chromedp.Run(ctx, chromedp.Title())
 		must("title", err)
 		if !strings.Contains(title, "Nexus") {
@@ -103,7 +108,6 @@ func TestDocsBrowser(t *testing.T) {
 		// A phone: the menu collapses and the page does not scroll sideways.
 		must("375 px", chromedp.Do(ctx,
 			chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile),
-			chromedp.Reload(),
 			chromedp.WaitVisible(chromedp.CSS(op)),
 		))
 		wide, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`))
@@ -111,6 +115,8 @@ func TestDocsBrowser(t *testing.T) {
 		if wide {
 			t.Errorf("/docs at 375 px scrolls sideways")
 		}
+		must("scrolling", chromedp.Do(ctx, scrollToTop(op)))
+		docsShot(t, ctx, "docs-375")
 
 		mu.Lock()
 		defer mu.Unlock()
@@ -120,5 +126,30 @@ func TestDocsBrowser(t *testing.T) {
 		for _, p := range problems {
 			t.Errorf("/docs console: %s", p)
 		}
+	})
+}
+
+// docsShot writes what the window shows to $NEXUS_E2E_SHOTS/name.png when
+// that is set (the README's pictures come from there).
+func docsShot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("NEXUS_E2E_SHOTS")
+	if dir == "" {
+		return
+	}
+	shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot of %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// scrollToTop scrolls the element of sel to the top of the window.
+func scrollToTop(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.Evaluate[bool](`(document.querySelector(` + strconv.Quote(sel) + `).scrollIntoView({block: "start"}), true)`)(ctx, tg)
+		return err
 	})
 }

@@ -107,6 +107,52 @@ func (cb *oaCallback) wait(t *testing.T, d time.Duration) oaHit {
 	return oaHit{}
 }
 
+// oaPhotograph checks that the page reads at 375 px (no sideways scroll,
+// ready visible) and takes a PNG at desktop width and at 375 px into dir,
+// and into $NEXUS_E2E_SHOTS when set (the README's pictures come from there).
+func oaPhotograph(t *testing.T, ctx context.Context, dir, name, ready string) {
+	t.Helper()
+	for _, vp := range []struct {
+		suffix string
+		w, h   int64
+		mobile bool
+	}{{"", 1024, 720, false}, {"-375", 375, 740, true}} {
+		opts := []chromedp.EmulateViewportOption{}
+		if vp.mobile {
+			opts = append(opts, chromedp.EmulateMobile)
+		}
+		if err := chromedp.Do(ctx, chromedp.EmulateViewport(vp.w, vp.h, opts...), chromedp.WaitVisible(chromedp.CSS(ready))); err != nil {
+			t.Fatalf("%s at %d px: %v", name, vp.w, err)
+		}
+		wide, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wide {
+			t.Errorf("the %s page at %d px scrolls sideways", name, vp.w)
+		}
+		shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot of %s: %v", name, err)
+		}
+		img, err := png.Decode(bytes.NewReader(shot))
+		if err != nil || img.Bounds().Dx() < 100 || img.Bounds().Dy() < 100 {
+			t.Errorf("the %s screenshot (%d bytes) is not a real PNG: %v", name, len(shot), err)
+		}
+		for _, d := range []string{dir, os.Getenv("NEXUS_E2E_SHOTS")} {
+			if d == "" {
+				continue
+			}
+			if err := os.WriteFile(filepath.Join(d, name+vp.suffix+".png"), shot, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := chromedp.Do(ctx, chromedp.ResetViewport()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // oaExtraHeaders makes the tab send X-Forwarded-For: ip on every request.
 func oaExtraHeaders(ip string) chromedp.Action[chromedp.Void] {
 	return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
@@ -168,6 +214,12 @@ func TestOAuthBrowser(t *testing.T) {
 		if !strings.Contains(text, cl.Name) {
 			t.Errorf("the consent page does not name the app %q:\n%s", cl.Name, text)
 		}
+		// Who grants: the member and the partner it acts for.
+		for _, want := range []string{st.member.Email, st.user.Partner.Name, "Not you?"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("the consent page does not show %q:\n%s", want, text)
+			}
+		}
 		if !regexp.MustCompile(`\btest\b`).MatchString(text) {
 			t.Errorf("the consent page does not name the test environment:\n%s", text)
 		}
@@ -182,16 +234,7 @@ func TestOAuthBrowser(t *testing.T) {
 			must("visible "+sel, chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(sel))))
 		}
 
-		shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		must("screenshot", err)
-		path := filepath.Join(shots, "consent.png")
-		if err := os.WriteFile(path, shot, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		img, err := png.Decode(bytes.NewReader(shot))
-		if err != nil || img.Bounds().Dx() < 100 || img.Bounds().Dy() < 100 {
-			t.Errorf("the consent screenshot %s (%d bytes) is not a real PNG: %v", path, len(shot), err)
-		}
+		oaPhotograph(t, ctx, shots, "consent", `button[value="approve"]`)
 
 		must("approve", chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[value="approve"]`))))
 		hit := cb.wait(t, 20*time.Second)
@@ -216,10 +259,32 @@ func TestOAuthBrowser(t *testing.T) {
 			t.Errorf("the token from the browser flow: %s", p)
 		}
 
-		// Deny, in the same browser: the session skips the login.
+		// Deny, in the same browser: the session skips the login. On the way
+		// "Not you? Sign out" ends the session and comes back to the same
+		// request, whose login page names the app; signing in again leads to
+		// its consent page.
 		state = "deny-" + randomHex(6)
 		must("consent again", chromedp.Do(ctx,
 			chromedp.Navigate(conf.AuthCodeURL(state, oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))),
+			chromedp.WaitVisible(chromedp.CSS(`button[value="deny"]`)),
+			chromedp.Click(chromedp.ID("switch-account")),
+			chromedp.WaitVisible(chromedp.ID("email")),
+		))
+		asking, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("asking")))
+		must("reading the login page", err)
+		if !strings.Contains(asking, cl.Name) {
+			t.Errorf("the login page of the authorization request does not name the app %q: %q", cl.Name, asking)
+		}
+		loc, err = chromedp.Run(ctx, chromedp.Location())
+		must("location", err)
+		if u, err := url.Parse(loc); err != nil || u.Path != "/oauth/authorize" || u.Query().Get("state") != state {
+			t.Errorf("after Not you? the browser is at %s, want the same authorization request (state %s)", loc, state)
+		}
+		oaPhotograph(t, ctx, shots, "login", `button[type="submit"]`)
+		must("signing in again", chromedp.Do(ctx,
+			chromedp.SendKeys(chromedp.ID("email"), st.member.Email),
+			chromedp.SendKeys(chromedp.ID("password"), st.member.Password),
+			chromedp.Click(chromedp.CSS(`form[action="/login"] button[type="submit"]`)),
 			chromedp.WaitVisible(chromedp.CSS(`button[value="deny"]`)),
 			chromedp.Click(chromedp.CSS(`button[value="deny"]`)),
 		))
