@@ -149,7 +149,7 @@ func docsShot(t *testing.T, ctx context.Context, name string) {
 // scrollToTop scrolls the element of sel to the top of the window.
 func scrollToTop(sel string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := chromedp.Evaluate[bool](`(document.querySelector(` + strconv.Quote(sel) + `).scrollIntoView({block: "start"}), true)`)(ctx, tg)
+		_, err := chromedp.Evaluate[bool](`(document.querySelector(`+strconv.Quote(sel)+`).scrollIntoView({block: "start"}), true)`)(ctx, tg)
 		return err
 	})
 }
