@@ -3,9 +3,11 @@ package e2e
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +16,9 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/nexus-fintech/nexus/openapi"
 )
 
 // /docs in a real browser under the server's own CSP: Redoc renders the
@@ -77,8 +82,9 @@ func TestDocsBrowser(t *testing.T) {
 		}()
 
 		// createApiKey: its request example, its 201 example and the
-		// properties of its schema.
+		// properties of its schema, as the document has them.
 		op := `[id="operation/createApiKey"]`
+		reqExample, respExample := docsExamples(t, "/v1/api_keys", "201")
 		must("loading /docs", chromedp.Do(ctx,
 			chromedp.EmulateViewport(1280, 900),
 			chromedp.Navigate(s.URL+"/docs"),
@@ -91,7 +97,9 @@ func TestDocsBrowser(t *testing.T) {
 			"Create an API key",
 			"Request samples", "Response samples",
 			"allowed_origins", // a property of the request schema
-			"nx_test_sk_",     // the 201 example's key
+			"last4",           // a property of the answer's schema
+			reqExample,        // the request example's name
+			respExample,       // the 201 example's id
 			"201",
 		} {
 			if !strings.Contains(text, want) {
@@ -152,4 +160,29 @@ func scrollToTop(sel string) chromedp.Action[chromedp.Void] {
 		_, err := chromedp.Evaluate[bool](`(document.querySelector(`+strconv.Quote(sel)+`).scrollIntoView({block: "start"}), true)`)(ctx, tg)
 		return err
 	})
+}
+
+// docsExamples returns the name in the request example and the id in the
+// answer's example of POST path, from openapi.yaml.
+func docsExamples(t *testing.T, path, status string) (string, string) {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromData(openapi.Document)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := doc.Paths.Value(path).Post
+	req := op.RequestBody.Value.Content.Get("application/json")
+	var reqEx any = req.Example
+	if reqEx == nil && len(req.Examples) > 0 {
+		// Redoc shows the first of /openapi.json, whose keys are sorted.
+		names := slices.Sorted(maps.Keys(req.Examples))
+		reqEx = req.Examples[names[0]].Value.Value
+	}
+	resp := op.Responses.Value(status).Value.Content.Get("application/json")
+	name, _ := reqEx.(map[string]any)["name"].(string)
+	id, _ := resp.Example.(map[string]any)["id"].(string)
+	if name == "" || id == "" {
+		t.Fatalf("openapi.yaml: POST %s has no request example with a name (%v) or %s example with an id (%v)", path, reqEx, status, resp.Example)
+	}
+	return name, id
 }

@@ -115,6 +115,7 @@ func (a *lgAPI) send(method, path string, body any, hdr lgHdr) (*lgResp, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
 	}
+	recordExchange(req, resp.StatusCode, resp.Header, b)
 	return &lgResp{Method: method, Path: path, Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
 }
 

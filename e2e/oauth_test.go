@@ -264,6 +264,7 @@ func (a *oaAgent) send(t testing.TB, method, rawURL string, form url.Values) *oa
 	if err != nil {
 		t.Fatalf("%s %s: reading the answer: %v", method, rawURL, err)
 	}
+	recordExchange(req, resp.StatusCode, resp.Header, data)
 	return &oaPage{Method: method, URL: rawURL, Status: resp.StatusCode, Header: resp.Header, Body: string(data)}
 }
 
@@ -273,6 +274,7 @@ func (a *oaAgent) get(t testing.TB, rawURL string) *oaPage {
 }
 
 var (
+	oaFormRE  = regexp.MustCompile(`(?is)<form\b.*?</form>`)
 	oaInputRE = regexp.MustCompile(`(?is)<input\b[^>]*>`)
 	oaAttrRE  = regexp.MustCompile(`([a-zA-Z_:-]+)\s*=\s*"([^"]*)"`)
 	oaLiRE    = regexp.MustCompile(`(?is)<li\b[^>]*>(.*?)</li>`)
@@ -281,8 +283,12 @@ var (
 	oaTagRE   = regexp.MustCompile(`(?s)<[^>]*>`)
 )
 
-// oaHidden returns the hidden inputs of a page.
+// oaHidden returns the hidden inputs of a page's first form (the consent
+// page's second is "Not you? Sign out").
 func oaHidden(body string) url.Values {
+	if f := oaFormRE.FindString(body); f != "" {
+		body = f
+	}
 	v := url.Values{}
 	for _, in := range oaInputRE.FindAllString(body, -1) {
 		attrs := map[string]string{}
