@@ -186,7 +186,8 @@ func TestOAuthBrowser(t *testing.T) {
 		if err := chromedp.Do(bctx, oaExtraHeaders(st.ip)); err != nil {
 			t.Fatalf("starting Chromium (%s): %v", chromium, err)
 		}
-		ctx, cancel := context.WithTimeout(bctx, 90*time.Second)
+		// Generous: two sign-ins, a consent and four screenshots on a busy machine.
+		ctx, cancel := context.WithTimeout(bctx, 4*time.Minute)
 		defer cancel()
 		must := func(what string, err error) {
 			t.Helper()
