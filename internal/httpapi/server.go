@@ -449,6 +449,8 @@ func meta(c *fiber.Ctx) *reqMeta {
 // decision, then logs the request for the access log.
 func (s *Server) guard(r Route) fiber.Handler {
 	ipLimited := strings.HasPrefix(r.Path, "/oauth/") || r.Path == "/login" || strings.HasPrefix(r.Path, "/secret-scanning/")
+	// A person's browser shows these: refusals are pages, not JSON.
+	page := r.Path == "/oauth/authorize" || r.Path == "/login"
 	cors := strings.HasPrefix(r.Path, "/v1/")
 	// The access log keeps the method and path after fasthttp reuses its
 	// buffers: for a route without parameters the path is usually the
@@ -479,6 +481,11 @@ func (s *Server) guard(r Route) fiber.Handler {
 				if res := s.cfg.Limiter.Hit(ctx, "ip:"+ip, s.cfg.IPLimit); !res.Allowed {
 					s.metrics.limited.WithLabelValues("ip").Inc()
 					rateHeaders(c, res)
+					if page {
+						return s.render(c, fiber.StatusTooManyRequests, "error.html", pageData{Title: "Too many requests",
+							Error: "Too many requests came from your network in the last minute.",
+							Next:  "Wait " + strconv.Itoa(retryAfter(res)) + " seconds, then reload this page."})
+					}
 					return nexus.Errorf(nexus.CodeRateLimited, "too many requests from this address; retry after the window resets")
 				}
 			}

@@ -347,3 +347,25 @@ func TestErrorPagesSayWhatNext(t *testing.T) {
 		t.Errorf("a stale consent form: %d %s", p.status, p.body)
 	}
 }
+
+// Over the per-IP limit the pages people see answer 429 as a page that
+// says how long to wait, with Retry-After; the token endpoint keeps JSON.
+func TestIPLimitedPages(t *testing.T) {
+	t.Parallel()
+	f := newSignInFx(t, func(c *Config) { c.IPLimit = 1 })
+	b := newBrowser(t, f.env.srv)
+	if p := b.send("GET", "/login", nil); p.status != 200 {
+		t.Fatalf("first request: %d", p.status)
+	}
+	for _, target := range []string{"/login", f.authURL} {
+		p := b.send("GET", target, nil)
+		if p.status != 429 || !strings.HasPrefix(p.header.Get("Content-Type"), "text/html") ||
+			!strings.Contains(p.body, "then reload this page") || p.header.Get("Retry-After") == "" {
+			t.Errorf("GET %s over the limit: %d %q Retry-After %q: %s", target, p.status, p.header.Get("Content-Type"), p.header.Get("Retry-After"), p.body)
+		}
+	}
+	p := b.send("POST", "/oauth/token", url.Values{"grant_type": {"refresh_token"}})
+	if p.status != 429 || !strings.HasPrefix(p.header.Get("Content-Type"), "application/json") {
+		t.Errorf("POST /oauth/token over the limit: %d %q", p.status, p.header.Get("Content-Type"))
+	}
+}
