@@ -92,6 +92,9 @@ func TestExamples(t *testing.T) {
 					if pv.Schema.Value.Example != nil {
 						ex["schema example"] = pv.Schema.Value.Example
 					}
+					for i, e := range pv.Schema.Value.Examples {
+						ex[fmt.Sprintf("schema examples[%d]", i)] = e
+					}
 					if c := pv.Schema.Value.Const; c != nil {
 						ex["const"] = c
 					}
