@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/nexus-fintech/nexus/internal/apikey"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/oauth"
@@ -36,6 +38,25 @@ func viewPartner(p nexus.Partner) partnerJSON {
 		rl = nexus.DefaultRateLimit
 	}
 	return partnerJSON{Object: "partner", ID: p.ID, Name: p.Name, Status: p.Status, RateLimit: rl, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
+}
+
+// readPassword reads one line from stdin; on a terminal it prompts on
+// stderr and does not echo what is typed.
+func readPassword(stdin io.Reader) (string, error) {
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(os.Stderr, "Password (12 to 256 characters): ")
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(os.Stderr)
+		if err != nil {
+			return "", err
+		}
+		return string(b), nil
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return "", nexus.ParamError(nexus.CodeParameterMissing, "password", "send the password as one line on stdin")
+	}
+	return strings.TrimRight(line, "\r\n"), nil
 }
 
 const adminUsage = "usage: nexus admin partner create|set-status|list|show|lockdown | nexus admin key create|list|suspend|revoke | nexus admin member create|list | nexus admin service create|list|revoke | nexus admin rekey | nexus admin client list|disable|enable|delete"
@@ -166,16 +187,20 @@ func cmdAdmin(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 	case "member create":
 		pid := fs.String("partner", "", "partner id (required)")
 		email := fs.String("email", "", "the member's email, used to log in (required)")
+		role := fs.String("role", "owner", "owner, admin, developer or viewer")
 		if err := parseFlags(fs, args[2:]); err != nil {
 			return err
 		}
+		if r := oauth.Role(*role); !r.Valid() {
+			return nexus.ParamError(nexus.CodeParameterInvalid, "role", "--role must be owner, admin, developer or viewer")
+		}
 		// The password comes on stdin, never as a flag (flags show in ps).
-		line, err := bufio.NewReader(stdin).ReadString('\n')
-		if err != nil && line == "" {
-			return nexus.ParamError(nexus.CodeParameterMissing, "password", "send the password as one line on stdin")
+		pw, err := readPassword(stdin)
+		if err != nil {
+			return err
 		}
 		return ofPartner(*pid, func(db *store.DB) (any, error) {
-			return oauth.NewService(db).CreateMember(ctx, *pid, *email, strings.TrimRight(line, "\r\n"))
+			return oauth.NewService(db).CreateMemberWithRole(ctx, *pid, *email, pw, oauth.Role(*role))
 		})
 	case "service create":
 		name := fs.String("name", "", "service name, shown in the audit log (required)")

@@ -23,7 +23,8 @@ const usage = `usage: nexus <command> [flags]
   bench                         load benchmark over loopback (see nexus bench -h)
   admin partner create|set-status|list|show
   admin key create|list|suspend|revoke|set-limits
-  admin member create|list      (create: password as one line on stdin)
+  admin member create|list      (create: --role owner|admin|developer|viewer, default owner;
+                                password as one line on stdin, or typed unechoed on a terminal)
   admin service create|list|revoke
   admin client list|disable|enable|delete
   admin rekey                   re-seal stored secrets under NEXUS_MASTER_KEY

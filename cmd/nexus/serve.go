@@ -25,6 +25,8 @@ import (
 	"github.com/nexus-fintech/nexus/internal/audit"
 	"github.com/nexus-fintech/nexus/internal/auth"
 	"github.com/nexus-fintech/nexus/internal/breaker"
+	"github.com/nexus-fintech/nexus/internal/csrf"
+	"github.com/nexus-fintech/nexus/internal/dashboard"
 	"github.com/nexus-fintech/nexus/internal/httpapi"
 	"github.com/nexus-fintech/nexus/internal/idempotency"
 	"github.com/nexus-fintech/nexus/internal/ledger"
@@ -187,19 +189,26 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if c.MetricsListen != "" {
 		apiMetricsToken = "" // with a listener of its own, /metrics leaves the API's
 	}
+	csrfSigner := csrf.New(box.Derive("csrf"))
+	auditReader := audit.NewReader(db)
+	dash := dashboard.New(dashboard.Config{
+		Keys: keys, OAuth: oauthSvc, Partners: partners, Ledger: ledgerSvc, Audit: auditReader, CSRF: csrfSigner,
+		Services: tokens, Drop: authn.Drop, Issuer: c.Issuer, Environments: c.Environments, Logger: log,
+	})
 	srv := httpapi.New(httpapi.Config{
 		OpenAPIJSON: oasJSON, Docs: openapi.Docs,
 		DB: db, Auth: authn, Keys: keys, Partners: partners, Logger: log, Registry: reg, OpenAPI: openapi.Document,
 		Ledger: ledgerSvc, Idempotency: idem, ServiceTokens: tokens,
 		OAuth: oauthSvc, Issuer: c.Issuer,
-		Limiter: limiter, AccessLog: accessLog, Audit: audit.NewReader(db),
+		Limiter: limiter, AccessLog: accessLog, Audit: auditReader,
 		IPLimit: c.IPLimit, FailedAuthLimit: c.FailedAuthLimit, HSTS: c.HSTS,
 		LogRequests:    c.AccessLog == "on",
 		MetricsToken:   apiMetricsToken,
-		CSRFKey:        box.Derive("csrf"),
 		SecretScanning: scanKeys,
 		Redis:          redisBreaker,
 		Lockout:        lockout,
+		CSRF:           csrfSigner,
+		Dashboard:      dash,
 	})
 
 	ln, err := net.Listen("tcp", c.Listen)

@@ -38,6 +38,11 @@ type ListParams struct {
 	CredentialID  string     `query:"credential_id" validate:"omitempty,max=64"`
 	CreatedAfter  *time.Time `query:"created_after"`
 	CreatedBefore *time.Time `query:"created_before"`
+	// StatusClass keeps access entries whose status is in this hundred
+	// (2 for 2xx, 4 for 4xx, …); the dashboard's filter. Zero keeps all.
+	StatusClass int `query:"-"`
+	// Lifecycle keeps lifecycle events only, no access entries.
+	Lifecycle bool `query:"-"`
 }
 
 // Reader lists a tenant's events.
@@ -66,7 +71,7 @@ func (r *Reader) List(ctx context.Context, t nexus.Tenant, p ListParams) ([]*Vie
 	if err != nil {
 		return nil, false, err
 	}
-	if p.Type == "" || p.Type == AccessType {
+	if (p.Type == "" && !p.Lifecycle) || p.Type == AccessType {
 		acc, err := r.access(ctx, t, p, limit+1)
 		if err != nil {
 			return nil, false, err
@@ -111,6 +116,9 @@ func (r *Reader) events(ctx context.Context, t nexus.Tenant, p ListParams, n int
 	q := store.Scoped(r.db.NewSelect(), t)
 	if p.Type != "" {
 		q = q.Where("type = ?", p.Type)
+	}
+	if p.Lifecycle {
+		q = q.Where("type <> ?", AccessType)
 	}
 	if p.CredentialID != "" {
 		q = q.Where("credential_id = ?", p.CredentialID)
@@ -180,7 +188,8 @@ func (r *Reader) access(ctx context.Context, t nexus.Tenant, p ListParams, n int
 				switch {
 				case p.StartingAfter != "" && e.ID >= p.StartingAfter,
 					p.CreatedAfter != nil && !e.Time().After(*p.CreatedAfter),
-					p.CreatedBefore != nil && !e.Time().Before(*p.CreatedBefore):
+					p.CreatedBefore != nil && !e.Time().Before(*p.CreatedBefore),
+					p.StatusClass != 0 && e.Status/100 != p.StatusClass:
 					continue
 				}
 				out = append(out, e.view(c))

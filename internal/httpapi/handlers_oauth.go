@@ -3,10 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
 	"encoding/base64"
 	"errors"
@@ -30,7 +27,7 @@ var templateFS embed.FS
 var pages = template.Must(template.ParseFS(templateFS, "templates/*.html"))
 
 const (
-	sessionCookie = "nexus_session"
+	sessionCookie = oauth.SessionCookie
 	// csrfCookie holds a browser's pre-session id: the login form's CSRF
 	// token is bound to it until there is a session.
 	csrfCookie = "nexus_csrf"
@@ -101,17 +98,8 @@ func (s *Server) csrfToken(c *fiber.Ctx) string {
 }
 
 // csrfMAC is the CSRF token of a form of purpose for a browser known by
-// binding (its session cookie, or its pre-session cookie before login):
-// HMAC-SHA256 under the server's key. Unlike a bare double-submit value, a
-// cookie planted in the browser is useless without its token, which only
-// the server can make, and a token fits only its own session and form.
-func (s *Server) csrfMAC(purpose, binding string) string {
-	m := hmac.New(sha256.New, s.csrfKey)
-	m.Write([]byte(purpose))
-	m.Write([]byte{0})
-	m.Write([]byte(binding))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
+// binding (see csrf.Signer.Token).
+func (s *Server) csrfMAC(purpose, binding string) string { return s.csrf.Token(purpose, binding) }
 
 // csrfOK checks a form's token in constant time against the one its
 // purpose binds to: the pre-session cookie for login, the session for the
@@ -121,11 +109,7 @@ func (s *Server) csrfOK(c *fiber.Ctx, purpose string) bool {
 	if purpose == csrfLogin {
 		binding = c.Cookies(csrfCookie)
 	}
-	if len(binding) < 32 {
-		return false
-	}
-	want := s.csrfMAC(purpose, binding)
-	return subtle.ConstantTimeCompare([]byte(want), []byte(c.FormValue("csrf_token"))) == 1
+	return s.csrf.Valid(purpose, binding, c.FormValue("csrf_token"))
 }
 
 func (s *Server) session(c *fiber.Ctx) (*oauth.Session, error) {
@@ -142,10 +126,16 @@ func formValues(c *fiber.Ctx) url.Values {
 	return v
 }
 
-// safeReturn keeps login's return_to on our own authorization endpoint, so
-// it cannot become an open redirect.
+// safeReturn keeps login's return_to on our own authorization endpoint or
+// dashboard, so it cannot become an open redirect.
 func safeReturn(r string) string {
-	if strings.HasPrefix(r, "/oauth/authorize?") && !strings.ContainsAny(r, "\\\r\n") {
+	if strings.ContainsAny(r, "\\\r\n") {
+		return ""
+	}
+	if strings.HasPrefix(r, "/oauth/authorize?") {
+		return r
+	}
+	if (r == "/dashboard" || strings.HasPrefix(r, "/dashboard/") || strings.HasPrefix(r, "/dashboard?")) && !strings.Contains(r, "//") {
 		return r
 	}
 	return ""

@@ -5,7 +5,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -31,6 +30,7 @@ import (
 	"github.com/nexus-fintech/nexus/internal/audit"
 	"github.com/nexus-fintech/nexus/internal/auth"
 	"github.com/nexus-fintech/nexus/internal/breaker"
+	"github.com/nexus-fintech/nexus/internal/csrf"
 	"github.com/nexus-fintech/nexus/internal/idempotency"
 	"github.com/nexus-fintech/nexus/internal/ledger"
 	"github.com/nexus-fintech/nexus/internal/nexus"
@@ -89,6 +89,11 @@ type Config struct {
 	// (POST /secret-scanning/github). Optional. Default: none, and every
 	// report is refused as unsigned.
 	SecretScanning *secretscan.Keys
+	// CSRF makes and checks the tokens; it wins over CSRFKey, so that the
+	// dashboard's forms and these share one signer. Optional.
+	CSRF *csrf.Signer
+	// Dashboard is mounted at /dashboard when set. Optional.
+	Dashboard Mounter
 	// HSTS sends Strict-Transport-Security on every answer: set it when
 	// clients reach Nexus over TLS only (served over TLS, or behind a TLS
 	// proxy: NEXUS_HSTS=1). Optional. Default: off.
@@ -116,6 +121,12 @@ type Config struct {
 // data: images, and its search index runs in a blob: worker.
 const docsCSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
 	"connect-src 'self'; worker-src blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+// Mounter adds its routes under a prefix (the dashboard under /dashboard).
+// clientIP tells a request's client address as the limits and the audit
+// log see it.
+type Mounter interface {
+	Mount(r fiber.Router, clientIP func(*fiber.Ctx) string)
+}
 
 // Server is the HTTP API.
 type Server struct {
@@ -128,7 +139,7 @@ type Server struct {
 	// partnerBodies are GET /v1/partner answers by principal.
 	partnerBodies bodyCache
 	gate          *addrGate
-	csrfKey       []byte
+	csrf          *csrf.Signer
 
 	// fresh holds connections that have not started a request yet: at
 	// shutdown they are closed at once instead of holding the server until
@@ -162,11 +173,10 @@ func New(cfg Config) *Server {
 	if cfg.Lockout == nil {
 		cfg.Lockout = ratelimit.NewLockout(ratelimit.LockoutConfig{})
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registry), csrfKey: cfg.CSRFKey}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registry), csrf: cfg.CSRF}
 	s.gate = &addrGate{s: s}
-	if len(s.csrfKey) == 0 {
-		s.csrfKey = make([]byte, 32)
-		_, _ = rand.Read(s.csrfKey)
+	if s.csrf == nil {
+		s.csrf = csrf.New(cfg.CSRFKey)
 	}
 	onError := errorHandler(cfg.Logger)
 	if cfg.HSTS {
@@ -235,6 +245,11 @@ func New(cfg Config) *Server {
 			handlers = append(handlers, s.idempotent(r))
 		}
 		s.app.Add(r.Method, r.Path, append(handlers, s.recovering(r.Handler))...)
+	}
+	if cfg.Dashboard != nil {
+		cfg.Dashboard.Mount(s.app.Group("/dashboard"), func(c *fiber.Ctx) string {
+			return s.cfg.Auth.ClientIP(&auth.Request{RemoteIP: remoteIP(c), XForwardedFor: forwardedFor(&c.Request().Header)}).String()
+		})
 	}
 	s.app.Use(func(c *fiber.Ctx) error {
 		return nexus.Errorf(nexus.CodeRouteNotFound, "no route for %s %s", c.Method(), c.Path())

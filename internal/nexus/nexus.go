@@ -80,6 +80,8 @@ const (
 	CredentialServiceToken    CredentialType = "service_token"
 	CredentialInternalService CredentialType = "internal_service"
 	CredentialOAuthToken      CredentialType = "oauth_access_token"
+	// CredentialMember is a person signed in to the dashboard.
+	CredentialMember CredentialType = "member"
 )
 
 // Principal is what the authenticator makes of any credential: who acts, for

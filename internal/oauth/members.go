@@ -29,6 +29,7 @@ type Member struct {
 	Object       string    `bun:"-" json:"object"`
 	PartnerID    string    `bun:"partner_id" json:"partner_id"`
 	Email        string    `bun:"email" json:"email"`
+	Role         Role      `bun:"role" json:"role"`
 	PasswordHash string    `bun:"password_hash" json:"-"`
 	CreatedAt    time.Time `bun:"created_at" json:"created_at"`
 }
@@ -86,35 +87,95 @@ func dummyHash() string {
 	return dummy.hash
 }
 
-// CreateMember adds a member to a partner.
+// CreateMember adds an owner to a partner.
 func (s *Service) CreateMember(ctx context.Context, partnerID, email, password string) (*Member, error) {
+	return s.CreateMemberWithRole(ctx, partnerID, email, password, Owner)
+}
+
+// CreateMemberWithRole adds a member to a partner with role (Owner when
+// empty).
+func (s *Service) CreateMemberWithRole(ctx context.Context, partnerID, email, password string, role Role) (*Member, error) {
+	m, err := newMember(partnerID, email, password, role)
+	if err != nil {
+		return nil, err
+	}
+	err = s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error { return insertMember(ctx, tx, m, nil) })
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// newMember checks a new member's fields and hashes the password.
+func newMember(partnerID, email, password string, role Role) (*Member, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
-	if !strings.Contains(email, "@") || len(email) > 254 {
-		return nil, nexus.ParamError(nexus.CodeParameterInvalid, "email", "a valid email is required")
+	if err := checkEmail(email); err != nil {
+		return nil, err
+	}
+	if role == "" {
+		role = Owner
+	}
+	if !role.Valid() {
+		return nil, nexus.ParamError(nexus.CodeParameterInvalid, "role", "role must be owner, admin, developer or viewer")
 	}
 	if len(password) < 12 || len(password) > 256 {
 		return nil, nexus.ParamError(nexus.CodeParameterInvalid, "password", "passwords are 12 to 256 characters")
 	}
-	m := &Member{ID: nexus.NewID("mbr"), PartnerID: partnerID, Email: email, PasswordHash: HashPassword(password), CreatedAt: store.Now()}
-	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.NewInsert().Model(m).Exec(ctx); err != nil {
-			if store.IsUniqueViolation(err) {
-				return nexus.ParamError(nexus.CodeParameterInvalid, "email", "a member with this email exists")
-			}
+	return &Member{ID: nexus.NewID("mbr"), Object: "member", PartnerID: partnerID, Email: email, Role: role,
+		PasswordHash: HashPassword(password), CreatedAt: store.Now()}, nil
+}
+
+func checkEmail(email string) error {
+	if !strings.Contains(email, "@") || len(email) > 254 || strings.ContainsAny(email, " \t\r\n") {
+		return nexus.ParamError(nexus.CodeParameterInvalid, "email", "a valid email is required")
+	}
+	return nil
+}
+
+// insertMember writes m and its member.created events (in both
+// environments: members are the partner's, not an environment's).
+func insertMember(ctx context.Context, tx bun.Tx, m *Member, data map[string]any) error {
+	if _, err := tx.NewInsert().Model(m).Exec(ctx); err != nil {
+		if store.IsUniqueViolation(err) {
+			return nexus.ParamError(nexus.CodeParameterInvalid, "email", "a member with this email exists")
+		}
+		return err
+	}
+	if data == nil {
+		data = map[string]any{}
+	}
+	data["role"] = m.Role
+	for _, env := range []nexus.Environment{nexus.Live, nexus.Test} {
+		if err := audit.Record(ctx, tx, nexus.Tenant{PartnerID: m.PartnerID, Environment: env}, "member.created", m.ID, data); err != nil {
 			return err
 		}
-		for _, env := range []nexus.Environment{nexus.Live, nexus.Test} {
-			if err := audit.Record(ctx, tx, nexus.Tenant{PartnerID: partnerID, Environment: env}, "member.created", m.ID, nil); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}
+	return nil
+}
+
+// GetMember returns one member of a partner (another partner's is not found).
+func (s *Service) GetMember(ctx context.Context, partnerID, id string) (*Member, error) {
+	m := new(Member)
+	err := s.db.NewSelect().Model(m).Where("partner_id = ?", partnerID).Where("id = ?", id).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nexus.NotFound("member", id)
+	}
 	if err != nil {
 		return nil, err
 	}
 	m.Object = "member"
 	return m, nil
+}
+
+// CheckPassword re-checks a signed-in member's password before a
+// sensitive action (a live secret key, a live revocation).
+func (s *Service) CheckPassword(ctx context.Context, m *Member, password string) (bool, error) {
+	release, ok := s.passwords.Acquire(ctx)
+	if !ok {
+		return false, ErrBusy
+	}
+	defer release()
+	return checkPassword(m.PasswordHash, password), nil
 }
 
 type session struct {
@@ -124,7 +185,9 @@ type session struct {
 	MemberID  string    `bun:"member_id"`
 	PartnerID string    `bun:"partner_id"`
 	CreatedAt time.Time `bun:"created_at"`
-	ExpiresAt time.Time `bun:"expires_at"`
+	// ExpiresAt is the absolute end; LastSeenAt starts the idle timeout.
+	ExpiresAt  time.Time  `bun:"expires_at"`
+	LastSeenAt *time.Time `bun:"last_seen_at"`
 }
 
 // Session is a logged-in member.
@@ -148,7 +211,7 @@ func (s *Service) Login(ctx context.Context, email, password string) (string, er
 	}
 	tok := randomToken()
 	now := store.Now()
-	_, err = s.db.NewInsert().Model(&session{IDHash: digest(tok), MemberID: m.ID, PartnerID: m.PartnerID, CreatedAt: now, ExpiresAt: now.Add(SessionTTL)}).Exec(ctx)
+	_, err = s.db.NewInsert().Model(&session{IDHash: digest(tok), MemberID: m.ID, PartnerID: m.PartnerID, CreatedAt: now, ExpiresAt: now.Add(SessionTTL), LastSeenAt: &now}).Exec(ctx)
 	return tok, err
 }
 
@@ -175,19 +238,40 @@ func (s *Service) checkMember(ctx context.Context, email, password string) (*Mem
 	return m, nil
 }
 
-// Session returns the session for a cookie value, or nil.
+// Session returns the session for a cookie value, or nil when there is
+// none, it passed its absolute end (SessionTTL after login) or it sat
+// unused longer than SessionIdle. Use keeps it alive: last_seen_at is
+// written at most once a minute, so reading a page costs no write.
 func (s *Service) Session(ctx context.Context, tok string) (*Session, error) {
 	if tok == "" {
 		return nil, nil
 	}
-	sess := new(Session)
-	// The member's email comes along: the consent page names who grants.
-	err := s.db.NewSelect().TableExpr("sessions AS s").Join("JOIN members AS m ON m.id = s.member_id").
-		ColumnExpr("s.member_id, s.partner_id, m.email").
-		Where("s.id_hash = ?", digest(tok)).Where("s.expires_at > ?", store.Now()).
-		Scan(ctx, &sess.MemberID, &sess.PartnerID, &sess.Email)
+	row := new(session)
+	now := store.Now()
+	err := s.db.NewSelect().Model(row).Where("id_hash = ?", digest(tok)).Where("expires_at > ?", now).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	seen := row.CreatedAt
+	if row.LastSeenAt != nil {
+		seen = *row.LastSeenAt
+	}
+	if now.Sub(seen) >= SessionIdle {
+		return nil, nil
+	}
+	if now.Sub(seen) >= time.Minute {
+		if _, err := s.db.NewUpdate().Model((*session)(nil)).Set("last_seen_at = ?", now).Where("id_hash = ?", row.IDHash).Exec(ctx); err != nil {
+			return nil, err
+		}
+	}
+	sess := &Session{MemberID: row.MemberID, PartnerID: row.PartnerID}
+	// The member's email comes along: the consent page names who grants.
+	err = s.db.NewSelect().Table("members").Column("email").Where("id = ?", row.MemberID).Scan(ctx, &sess.Email)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil // the member was removed
 	}
 	if err != nil {
 		return nil, err

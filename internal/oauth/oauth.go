@@ -23,7 +23,13 @@ const (
 	AccessTokenTTL  = time.Hour
 	RefreshTokenTTL = 30 * 24 * time.Hour
 	SessionTTL      = 12 * time.Hour
+	// SessionIdle ends a session nobody used for this long.
+	SessionIdle = 30 * time.Minute
 )
+
+// SessionCookie is the name of the member session cookie, set by /login
+// and read by the consent pages and the dashboard.
+const SessionCookie = "nexus_session"
 
 // Error is an RFC 6749 §5.2 error (and §4.1.2.1 for redirects).
 type Error struct {

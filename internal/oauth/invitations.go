@@ -1,0 +1,128 @@
+package oauth
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/nexus-fintech/nexus/internal/audit"
+	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/store"
+)
+
+// InvitationTTL is how long an invitation link works.
+const InvitationTTL = 72 * time.Hour
+
+// Invitation asks a person to become a member of a partner. The link holds
+// a random token; only its digest is stored, and it works once.
+type Invitation struct {
+	bun.BaseModel `bun:"table:invitations"`
+
+	ID         string     `bun:"id,pk"`
+	PartnerID  string     `bun:"partner_id"`
+	Email      string     `bun:"email"`
+	Role       Role       `bun:"role"`
+	TokenHash  string     `bun:"token_hash"`
+	InvitedBy  string     `bun:"invited_by"`
+	CreatedAt  time.Time  `bun:"created_at"`
+	ExpiresAt  time.Time  `bun:"expires_at"`
+	AcceptedAt *time.Time `bun:"accepted_at"`
+}
+
+// ErrInvitationInvalid is the one answer for an unknown, used or expired
+// invitation token: the page cannot tell which, and need not.
+var ErrInvitationInvalid = errors.New("this invitation link is not valid: it was used, it expired, or it is wrong")
+
+// Invite records an invitation of email with role to partnerID and returns
+// the token of its link (shown once). invitedBy is the inviting member's
+// id.
+func (s *Service) Invite(ctx context.Context, partnerID, email string, role Role, invitedBy string) (string, *Invitation, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	if err := checkEmail(email); err != nil {
+		return "", nil, err
+	}
+	if !role.Valid() {
+		return "", nil, nexus.ParamError(nexus.CodeParameterInvalid, "role", "role must be owner, admin, developer or viewer")
+	}
+	tok := randomToken()
+	now := store.Now()
+	inv := &Invitation{ID: nexus.NewID("inv"), PartnerID: partnerID, Email: email, Role: role, TokenHash: digest(tok),
+		InvitedBy: invitedBy, CreatedAt: now, ExpiresAt: now.Add(InvitationTTL)}
+	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		n, err := tx.NewSelect().Model((*Member)(nil)).Where("email = ?", email).Count(ctx)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return nexus.ParamError(nexus.CodeParameterInvalid, "email", "a member with this email exists")
+		}
+		if _, err := tx.NewInsert().Model(inv).Exec(ctx); err != nil {
+			return err
+		}
+		for _, env := range []nexus.Environment{nexus.Live, nexus.Test} {
+			if err := audit.Record(ctx, tx, nexus.Tenant{PartnerID: partnerID, Environment: env}, "member.invited", inv.ID,
+				map[string]any{"email": email, "role": role}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	return tok, inv, nil
+}
+
+// PendingInvitation returns the open invitation of a token.
+func (s *Service) PendingInvitation(ctx context.Context, tok string) (*Invitation, error) {
+	inv := new(Invitation)
+	err := s.db.NewSelect().Model(inv).Where("token_hash = ?", digest(tok)).
+		Where("accepted_at IS NULL").Where("expires_at > ?", store.Now()).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrInvitationInvalid
+	}
+	return inv, err
+}
+
+// ListInvitations returns a partner's open invitations, newest first.
+func (s *Service) ListInvitations(ctx context.Context, partnerID string) ([]*Invitation, error) {
+	var l []*Invitation
+	err := s.db.NewSelect().Model(&l).Where("partner_id = ?", partnerID).Where("accepted_at IS NULL").
+		Where("expires_at > ?", store.Now()).OrderExpr("created_at DESC, id DESC").Limit(100).Scan(ctx)
+	return l, err
+}
+
+// AcceptInvitation uses an invitation once: it creates the member with the
+// password chosen, in the transaction that marks the invitation used, so a
+// second use (even a concurrent one) finds nothing to accept.
+func (s *Service) AcceptInvitation(ctx context.Context, tok, password string) (*Member, error) {
+	inv, err := s.PendingInvitation(ctx, tok)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMember(inv.PartnerID, inv.Email, password, inv.Role)
+	if err != nil {
+		return nil, err
+	}
+	err = s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		now := store.Now()
+		res, err := tx.NewUpdate().Model((*Invitation)(nil)).Set("accepted_at = ?", now).
+			Where("id = ?", inv.ID).Where("accepted_at IS NULL").Where("expires_at > ?", now).Exec(ctx)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrInvitationInvalid
+		}
+		ctx = audit.WithOrigin(ctx, audit.Origin{CredentialID: m.ID, Actor: m.Email, IP: audit.OriginFrom(ctx).IP})
+		return insertMember(ctx, tx, m, map[string]any{"invitation": inv.ID})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
