@@ -192,6 +192,11 @@ func (l *AccessLog) write(ctx context.Context, batch []Access) error {
 	}
 	if err == nil {
 		l.markIndexed(refs)
+		// The usage counters follow the rows they count; if this write
+		// fails the rows are stored and only the counters miss them.
+		if uerr := countUsage(ctx, l.db, batch); uerr != nil {
+			l.log.Warn("access log: usage counters not updated", "rows", len(batch), "err", uerr)
+		}
 	}
 	return err
 }

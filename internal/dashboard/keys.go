@@ -29,6 +29,7 @@ func scopeChoices(checked []string) []scopeChoice {
 		{Name: "write:addresses", Words: "Add and archive payout addresses"},
 		{Name: "read:requests", Words: "See withdrawal requests", Read: true},
 		{Name: "write:requests", Words: "Create and cancel withdrawal requests"},
+		{Name: "read:usage", Words: "See request counts (usage)", Read: true},
 		{Name: "admin:all", Words: "Full access: everything above, and manage keys, apps and audit events"},
 	}
 	for i := range l {

@@ -7,6 +7,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/nexus-fintech/nexus/internal/apikey"
+	"github.com/nexus-fintech/nexus/internal/audit"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/store"
 )
@@ -139,4 +140,18 @@ func (s *Server) putPolicy(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(p)
+}
+
+// usage answers the hourly or daily request counts of the caller's
+// environment, read from the counters the access log keeps.
+func (s *Server) usage(c *fiber.Ctx) error {
+	var in audit.UsageParams
+	if err := decodeQuery(c, &in); err != nil {
+		return err
+	}
+	u, err := s.cfg.Audit.Usage(c.UserContext(), tenant(c), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(u)
 }

@@ -48,6 +48,7 @@ var scopeWords = map[string]string{
 	"write:addresses": "Add and archive payout addresses",
 	"read:requests":   "See your withdrawal requests",
 	"write:requests":  "Create and cancel withdrawal requests",
+	"read:usage":      "See how many API requests you make",
 }
 
 type pageData struct {

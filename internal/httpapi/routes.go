@@ -128,6 +128,7 @@ func (s *Server) Routes() []Route {
 		{Method: "POST", Path: "/v1/credentials/revoke_all", Access: admin, Handler: s.revokeAll(kill)},
 
 		{Method: "GET", Path: "/v1/audit_events", Access: admin, Handler: listOf(s.cfg.Audit.List)},
+		{Method: "GET", Path: "/v1/usage", Access: Need(nexus.ScopeReadUsage), Handler: s.usage},
 
 		// Signed by the code host instead of a credential (ECDSA P-256).
 		{Method: "POST", Path: "/secret-scanning/github", Access: Public, Handler: s.secretScanning(scan)},

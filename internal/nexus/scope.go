@@ -20,6 +20,9 @@ const (
 	ScopeAdminAll
 	ScopeInternalFunding
 	ScopeInternalRequests
+	// ScopeReadUsage came later: new scopes go last, so that no existing
+	// bit changes meaning.
+	ScopeReadUsage
 	scopeEnd
 )
 
@@ -36,6 +39,7 @@ var scopeNames = map[Scope]string{
 	ScopeAdminAll:         "admin:all",
 	ScopeInternalFunding:  "internal:funding",
 	ScopeInternalRequests: "internal:requests",
+	ScopeReadUsage:        "read:usage",
 }
 
 var scopeByName = func() map[string]Scope {
@@ -48,7 +52,7 @@ var scopeByName = func() map[string]Scope {
 
 const (
 	// ReadScopes is every read:* scope.
-	ReadScopes = ScopeSet(ScopeReadBalances | ScopeReadFunding | ScopeReadAddresses | ScopeReadRequests)
+	ReadScopes = ScopeSet(ScopeReadBalances | ScopeReadFunding | ScopeReadAddresses | ScopeReadRequests | ScopeReadUsage)
 	// WriteScopes is every write:* scope.
 	WriteScopes = ScopeSet(ScopeWriteAddresses | ScopeWriteRequests)
 	// PartnerScopes is every scope a partner credential can hold.

@@ -24,7 +24,7 @@ func TestParseScopes(t *testing.T) {
 		{name: "internal", in: []string{"internal:funding", "internal:requests"}, want: InternalScopes, valid: true},
 		{name: "every canonical name", in: []string{
 			"read:balances", "read:funding", "read:addresses", "write:addresses",
-			"read:requests", "write:requests", "admin:all", "internal:funding", "internal:requests",
+			"read:requests", "write:requests", "admin:all", "internal:funding", "internal:requests", "read:usage",
 		}, want: PartnerScopes | InternalScopes, valid: true},
 		{name: "unknown", in: []string{"read:balances", "read:everything"}, bad: "read:everything"},
 		{name: "first unknown reported", in: []string{"nope", "also-nope"}, bad: "nope"},
@@ -77,7 +77,7 @@ func TestParseScopeString(t *testing.T) {
 
 var allScopes = []Scope{
 	ScopeReadBalances, ScopeReadFunding, ScopeReadAddresses, ScopeWriteAddresses,
-	ScopeReadRequests, ScopeWriteRequests, ScopeAdminAll, ScopeInternalFunding, ScopeInternalRequests,
+	ScopeReadRequests, ScopeWriteRequests, ScopeAdminAll, ScopeInternalFunding, ScopeInternalRequests, ScopeReadUsage,
 }
 
 func TestHas(t *testing.T) {
@@ -91,17 +91,17 @@ func TestHas(t *testing.T) {
 		{name: "read:addresses does not imply write", set: ScopeSet(ScopeReadAddresses), want: []Scope{ScopeReadAddresses}},
 		{name: "write:addresses implies read:addresses", set: ScopeSet(ScopeWriteAddresses), want: []Scope{ScopeWriteAddresses, ScopeReadAddresses}},
 		{name: "write:requests implies read:requests", set: ScopeSet(ScopeWriteRequests), want: []Scope{ScopeWriteRequests, ScopeReadRequests}},
-		{name: "read alias", set: ReadScopes, want: []Scope{ScopeReadBalances, ScopeReadFunding, ScopeReadAddresses, ScopeReadRequests}},
+		{name: "read alias", set: ReadScopes, want: []Scope{ScopeReadBalances, ScopeReadFunding, ScopeReadAddresses, ScopeReadRequests, ScopeReadUsage}},
 		{name: "write alias", set: ReadScopes | WriteScopes, want: []Scope{
-			ScopeReadBalances, ScopeReadFunding, ScopeReadAddresses, ScopeWriteAddresses, ScopeReadRequests, ScopeWriteRequests,
+			ScopeReadBalances, ScopeReadFunding, ScopeReadAddresses, ScopeWriteAddresses, ScopeReadRequests, ScopeWriteRequests, ScopeReadUsage,
 		}},
 		{name: "admin:all implies every partner scope, no internal one", set: ScopeSet(ScopeAdminAll), want: []Scope{
-			ScopeReadBalances, ScopeReadFunding, ScopeReadAddresses, ScopeWriteAddresses, ScopeReadRequests, ScopeWriteRequests, ScopeAdminAll,
+			ScopeReadBalances, ScopeReadFunding, ScopeReadAddresses, ScopeWriteAddresses, ScopeReadRequests, ScopeWriteRequests, ScopeAdminAll, ScopeReadUsage,
 		}},
 		{name: "internal:funding implies nothing else", set: ScopeSet(ScopeInternalFunding), want: []Scope{ScopeInternalFunding}},
 		{name: "internal scopes do not imply partner scopes", set: InternalScopes, want: []Scope{ScopeInternalFunding, ScopeInternalRequests}},
 		{name: "every read does not imply admin", set: ReadScopes | WriteScopes, want: []Scope{
-			ScopeReadBalances, ScopeReadFunding, ScopeReadAddresses, ScopeWriteAddresses, ScopeReadRequests, ScopeWriteRequests,
+			ScopeReadBalances, ScopeReadFunding, ScopeReadAddresses, ScopeWriteAddresses, ScopeReadRequests, ScopeWriteRequests, ScopeReadUsage,
 		}},
 	}
 	for _, tt := range tests {
@@ -169,13 +169,13 @@ func TestNames(t *testing.T) {
 	}{
 		{0, []string{}},
 		{ScopeSet(ScopeWriteRequests | ScopeReadBalances), []string{"read:balances", "write:requests"}},
-		{ReadScopes, []string{"read:addresses", "read:balances", "read:funding", "read:requests"}},
+		{ReadScopes, []string{"read:addresses", "read:balances", "read:funding", "read:requests", "read:usage"}},
 		// Names lists the set as held, not its implications.
 		{ScopeSet(ScopeAdminAll), []string{"admin:all"}},
 		{ScopeSet(ScopeWriteAddresses), []string{"write:addresses"}},
 		{PartnerScopes | InternalScopes, []string{
 			"admin:all", "internal:funding", "internal:requests",
-			"read:addresses", "read:balances", "read:funding", "read:requests",
+			"read:addresses", "read:balances", "read:funding", "read:requests", "read:usage",
 			"write:addresses", "write:requests",
 		}},
 		// Bits beyond the known scopes are not names.
@@ -193,7 +193,7 @@ func TestNames(t *testing.T) {
 			t.Errorf("Names() of %b not sorted: %q", tt.set, got)
 		}
 	}
-	if got, want := (ReadScopes | WriteScopes).String(), "read:addresses read:balances read:funding read:requests write:addresses write:requests"; got != want {
+	if got, want := (ReadScopes | WriteScopes).String(), "read:addresses read:balances read:funding read:requests read:usage write:addresses write:requests"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
 }

@@ -56,6 +56,7 @@ type Client struct {
 	OAuthGrants        *OAuthGrantService
 	Credentials        *CredentialService
 	AuditEvents        *AuditEventService
+	Usage              *UsageService
 	TestHelpers        *TestHelperService
 
 	baseURL     string
@@ -174,6 +175,7 @@ func NewClient(credential string, opts ...Option) *Client {
 	c.OAuthGrants = &OAuthGrantService{c}
 	c.Credentials = &CredentialService{c}
 	c.AuditEvents = &AuditEventService{c}
+	c.Usage = &UsageService{c}
 	c.TestHelpers = &TestHelperService{c}
 	return c
 }
