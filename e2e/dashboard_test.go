@@ -444,6 +444,27 @@ func TestDashboardBrowser(t *testing.T) {
 			br.must("overview", chromedp.Do(ctx, chromedp.Navigate(st.s.URL+"/dashboard/test"), chromedp.WaitVisible(chromedp.CSS("main table"))))
 			br.shot("overview")
 
+			// Usage: the chart shows the key's requests once the access log
+			// has flushed (bounded wait, no fixed sleep).
+			deadline := time.Now().Add(15 * time.Second)
+			for {
+				br.must("usage", chromedp.Do(ctx, chromedp.Navigate(st.s.URL+"/dashboard/test/usage?credential_id="+keyID), chromedp.WaitVisible(chromedp.CSS("svg.chart"))))
+				if br.count(`svg.chart rect[fill="#1f4fd1"]:not([height="0.0"])`) > 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the usage chart never shows the key's requests")
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			label, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("chart-title").textContent`))
+			br.must("chart title", err)
+			if !strings.Contains(label, "requests") {
+				t.Errorf("the chart is not labelled: %q", label)
+			}
+			br.must("usage, all", chromedp.Do(ctx, chromedp.Navigate(st.s.URL+"/dashboard/test/usage"), chromedp.WaitVisible(chromedp.CSS("svg.chart"))))
+			br.shot("usage")
+
 			// Readable at 375 px: nothing wider than the screen.
 			br.must("narrow", chromedp.Do(ctx, chromedp.EmulateViewport(375, 740), chromedp.Navigate(st.s.URL+"/dashboard/test/keys?status=all"), chromedp.WaitVisible(chromedp.CSS("main"))))
 			wide, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))

@@ -147,6 +147,7 @@ func (d *Dashboard) Routes() []Route {
 		{get, "/:env/members", Read, d.membersPage},
 		{post, "/:env/members/invitations", ManageMembers, d.invite},
 		{get, "/:env/logs", Read, d.logsPage},
+		{get, "/:env/usage", Read, d.usagePage},
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 var funcs = template.FuncMap{
 	"statusClass": statusClass,
+	"itoa":        itoa,
 	"list":        func(v ...string) []string { return v },
 	// money writes an amount in minor units with its currency's decimals.
 	"money": money,
