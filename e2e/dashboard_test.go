@@ -266,6 +266,55 @@ func TestDashboardHTTP(t *testing.T) {
 		if p := ia.get(t, link[1]); p.Status != 404 {
 			t.Errorf("the used invitation page: %s", p)
 		}
+		// Service credentials and OAuth apps: created with the secret shown
+		// once, ended after a confirmation; a viewer can do neither.
+		ap := oa.get(t, base+"/dashboard/test/apps")
+		if ap.Status != 200 || !strings.Contains(ap.Body, "No service credentials") {
+			t.Fatalf("the apps page: %s", ap)
+		}
+		tokn := dashCSRF(t, ap.Body)
+		p = oa.send(t, "POST", base+"/dashboard/test/service_credentials", url.Values{"csrf_token": {tokn}, "name": {"billing"}, "algorithm": {"HS256"}, "scopes": {"read:balances"}})
+		scID := regexp.MustCompile(`sc_[0-9a-z]{26}`).FindString(p.Body)
+		if p.Status != 201 || !regexp.MustCompile(`value="nx_test_ss_[0-9A-Za-z]{36}"`).MatchString(p.Body) || scID == "" {
+			t.Fatalf("create a service credential: %s", p)
+		}
+		if p := oa.send(t, "POST", base+"/dashboard/test/service_credentials", url.Values{"csrf_token": {tokn}, "name": {"bad"}, "algorithm": {"ES256"}, "public_key": {"not a pem"}}); p.Status != 400 || !strings.Contains(p.Body, `class="field-error"`) {
+			t.Errorf("a service credential with a bad key: %s", p)
+		}
+		if p := va.send(t, "POST", base+"/dashboard/test/service_credentials", url.Values{"csrf_token": {tokn}, "name": {"v"}, "algorithm": {"HS256"}}); p.Status != 403 {
+			t.Errorf("the viewer creates a service credential: %s", p)
+		}
+		if p := va.send(t, "POST", base+"/dashboard/test/service_credentials/"+scID+"/end", url.Values{"csrf_token": {tokn}}); p.Status != 403 {
+			t.Errorf("the viewer revokes a service credential: %s", p)
+		}
+		if p := oa.send(t, "POST", base+"/dashboard/live/service_credentials/"+scID+"/end", url.Values{"csrf_token": {tokn}, "password": {owner.Password}}); p.Status != 404 {
+			t.Errorf("the test credential ended from live: %s", p)
+		}
+		cf := oa.get(t, base+"/dashboard/test/service_credentials/"+scID+"/end")
+		if p := oa.send(t, "POST", base+"/dashboard/test/service_credentials/"+scID+"/end", url.Values{"csrf_token": {dashCSRF(t, cf.Body)}}); p.Status != 303 {
+			t.Errorf("revoke the service credential: %s", p)
+		}
+		if r := st.api(t, "GET", "/v1/service_credentials/"+scID, st.owner.Admin.Key, nil); r.Str("status") != "revoked" {
+			t.Errorf("the service credential after the dashboard revoked it: %s", r)
+		}
+		p = oa.send(t, "POST", base+"/dashboard/test/oauth_clients", url.Values{"csrf_token": {tokn}, "name": {"My app"}, "type": {"confidential"},
+			"redirect_uris": {"https://app.example/cb"}, "scopes": {"read:balances"}})
+		cliID := regexp.MustCompile(`cli_[0-9a-z]{26}`).FindString(p.Body)
+		if p.Status != 201 || !strings.Contains(p.Body, "nx_test_cs_") || cliID == "" {
+			t.Fatalf("register an app: %s", p)
+		}
+		if p := oa.send(t, "POST", base+"/dashboard/test/oauth_clients", url.Values{"csrf_token": {tokn}, "name": {"bad"}, "type": {"confidential"},
+			"redirect_uris": {"ftp://x"}, "scopes": {"read:balances"}}); p.Status != 400 || !strings.Contains(p.Body, `class="field-error"`) {
+			t.Errorf("an app with a bad redirect URI: %s", p)
+		}
+		cf = oa.get(t, base+"/dashboard/test/oauth_clients/"+cliID+"/end")
+		if p := oa.send(t, "POST", base+"/dashboard/test/oauth_clients/"+cliID+"/end", url.Values{"csrf_token": {dashCSRF(t, cf.Body)}}); p.Status != 303 {
+			t.Errorf("delete the app: %s", p)
+		}
+		if r := st.api(t, "GET", "/v1/oauth_clients/"+cliID, st.owner.Admin.Key, nil); r.Status != 404 && r.Str("status") != "deleted" {
+			t.Errorf("the app after the dashboard deleted it: %s", r)
+		}
+
 		na := st.agent()
 		dashLogin(t, na, base, oaMember{Email: email, Password: "invited-password-123"}, "/dashboard/test/members")
 		if p := na.get(t, base+"/dashboard/test/members"); p.Status != 200 || !strings.Contains(p.Body, email) || strings.Contains(p.Body, "Create invitation link") {

@@ -148,6 +148,11 @@ func (d *Dashboard) Routes() []Route {
 		{post, "/:env/members/invitations", ManageMembers, d.invite},
 		{get, "/:env/logs", Read, d.logsPage},
 		{get, "/:env/usage", Read, d.usagePage},
+		{get, "/:env/apps", Read, d.appsPage},
+		{post, "/:env/service_credentials", Manage, d.serviceCreate},
+		{post, "/:env/oauth_clients", Manage, d.clientCreate},
+		{get, "/:env/:kind/:id/end", Manage, d.endPage},
+		{post, "/:env/:kind/:id/end", Manage, d.end},
 	}
 }
 

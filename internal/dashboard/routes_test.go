@@ -40,7 +40,7 @@ func TestTemplatesAndAssets(t *testing.T) {
 	t.Parallel()
 	d := New(Config{})
 	for _, name := range []string{"keys.html", "key.html", "key_new.html", "key_secret.html", "key_revoke.html",
-		"members.html", "invitation.html", "joined.html", "overview.html", "logs.html", "message.html", "usage.html"} {
+		"members.html", "invitation.html", "joined.html", "overview.html", "logs.html", "message.html", "usage.html", "apps.html", "secret.html", "confirm.html"} {
 		if d.pages[name] == nil {
 			t.Errorf("no page %s", name)
 		}
