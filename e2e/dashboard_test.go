@@ -5,6 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
+	"image/color/palette"
+	"image/draw"
+	"image/png"
 	"net/url"
 	"os"
 	"os/exec"
@@ -373,9 +377,18 @@ func (br *dashBrowser) shot(name string) {
 	if dir == "" {
 		return
 	}
-	png, err := chromedp.Run(br.ctx, chromedp.FullScreenshot(100))
+	shot, err := chromedp.Run(br.ctx, chromedp.FullScreenshot(100))
 	br.must("screenshot", err)
-	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+	// Kept small for the README: 216 web-safe colours, not dithered
+	// (dithering noise compresses badly).
+	img, err := png.Decode(bytes.NewReader(shot))
+	br.must("decoding the screenshot", err)
+	pal := image.NewPaletted(img.Bounds(), palette.WebSafe)
+	draw.Draw(pal, img.Bounds(), img, image.Point{}, draw.Src)
+	var out bytes.Buffer
+	enc := png.Encoder{CompressionLevel: png.BestCompression}
+	br.must("encoding the screenshot", enc.Encode(&out, pal))
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), out.Bytes(), 0o644); err != nil {
 		br.t.Fatal(err)
 	}
 }
