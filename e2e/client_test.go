@@ -343,7 +343,7 @@ func sameSet(a, b []string) bool {
 }
 
 // readScopes is every read:* scope (CONTRACT §3).
-var readScopes = []string{"read:balances", "read:funding", "read:addresses", "read:requests"}
+var readScopes = []string{"read:balances", "read:funding", "read:addresses", "read:requests", "read:usage"}
 
 // poll calls check every interval until it returns true or within passes;
 // it returns how long that took and whether it happened.

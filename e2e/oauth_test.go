@@ -53,6 +53,7 @@ var oaScopeHints = map[string][]string{
 	"write:addresses": {"address"},
 	"read:requests":   {"request", "withdrawal"},
 	"write:requests":  {"request", "withdrawal"},
+	"read:usage":      {"request", "usage"},
 }
 
 // oaStack is one OAuth test's world: a server, partner A (owns the app) and

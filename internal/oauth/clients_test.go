@@ -112,8 +112,8 @@ func TestCreateClientScopes(t *testing.T) {
 		scopes []string
 		want   []string // nil: refused with invalid_scopes
 	}{
-		{[]string{"read"}, []string{"read:addresses", "read:balances", "read:funding", "read:requests"}},
-		{[]string{"write"}, []string{"read:addresses", "read:balances", "read:funding", "read:requests", "write:addresses", "write:requests"}},
+		{[]string{"read"}, []string{"read:addresses", "read:balances", "read:funding", "read:requests", "read:usage"}},
+		{[]string{"write"}, []string{"read:addresses", "read:balances", "read:funding", "read:requests", "read:usage", "write:addresses", "write:requests"}},
 		{[]string{"read:balances", "write:addresses"}, []string{"read:balances", "write:addresses"}},
 		{[]string{"read:balances", "read:balances"}, []string{"read:balances"}},
 		{[]string{"admin"}, nil},

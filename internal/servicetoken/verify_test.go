@@ -250,7 +250,7 @@ func TestVerifyAccepts(t *testing.T) {
 		{
 			name: "ES256 without service: the actor is the credential id",
 			tok:  mint(t, sdk.ServiceTokenParams{CredentialID: e.es.ID, PrivateKey: e.esKey}),
-			cred: e.es, env: nexus.Test, wantScopes: []string{"read:addresses", "read:balances", "read:funding", "read:requests"}, wantActor: e.es.ID,
+			cred: e.es, env: nexus.Test, wantScopes: []string{"read:addresses", "read:balances", "read:funding", "read:requests", "read:usage"}, wantActor: e.es.ID,
 		},
 		{
 			name: "EdDSA admin credential with narrowed permissions",
@@ -276,7 +276,7 @@ func TestVerifyAccepts(t *testing.T) {
 		{
 			name: "nbf 10 s ahead is inside the 30 s leeway",
 			tok:  signed(t, jwt.SigningMethodES256, e.es.ID, with(claims(e.es.ID), "nbf", time.Now().Add(10*time.Second).Unix()), e.esKey),
-			cred: e.es, env: nexus.Test, wantScopes: []string{"read:addresses", "read:balances", "read:funding", "read:requests"}, wantActor: e.es.ID,
+			cred: e.es, env: nexus.Test, wantScopes: []string{"read:addresses", "read:balances", "read:funding", "read:requests", "read:usage"}, wantActor: e.es.ID,
 		},
 		{
 			name: "lifetime of exactly 3600 s",
