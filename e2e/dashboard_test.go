@@ -324,6 +324,32 @@ func TestDashboardHTTP(t *testing.T) {
 		if p := na.get(t, base+"/dashboard/test/members"); p.Status != 200 || !strings.Contains(p.Body, email) || strings.Contains(p.Body, "Create invitation link") {
 			t.Errorf("the invited developer's members page: %s", p)
 		}
+
+		// The owner changes roles and removes members; a partner keeps an
+		// owner; a viewer can do neither.
+		mp = oa.get(t, base+"/dashboard/test/members")
+		mt := dashCSRF(t, mp.Body)
+		if p := oa.send(t, "POST", base+"/dashboard/test/members/"+dev.ID+"/role", url.Values{"csrf_token": {mt}, "role": {"viewer"}}); p.Status != 303 {
+			t.Errorf("change the developer's role: %s", p)
+		}
+		if p := da.get(t, base+"/dashboard/test/keys/new"); p.Status != 403 {
+			t.Errorf("a developer made viewer still opens the create form: %s", p)
+		}
+		if p := oa.send(t, "POST", base+"/dashboard/test/members/"+owner.ID+"/role", url.Values{"csrf_token": {mt}, "role": {"admin"}}); p.Status != 409 {
+			t.Errorf("the only owner demoted itself: %s", p)
+		}
+		if p := oa.send(t, "POST", base+"/dashboard/test/members/"+st.member.ID+"/remove", url.Values{"csrf_token": {mt}}); p.Status != 404 {
+			t.Errorf("removing another partner's member: %s", p)
+		}
+		if p := va.send(t, "POST", base+"/dashboard/test/members/"+dev.ID+"/remove", url.Values{"csrf_token": {mt}}); p.Status != 403 {
+			t.Errorf("a viewer removes a member: %s", p)
+		}
+		if p := oa.send(t, "POST", base+"/dashboard/test/members/"+dev.ID+"/remove", url.Values{"csrf_token": {mt}}); p.Status != 303 {
+			t.Errorf("remove the developer: %s", p)
+		}
+		if p := da.get(t, base+"/dashboard/test/keys"); p.Status != 303 {
+			t.Errorf("a removed member's session still works: %s", p)
+		}
 	})
 }
 

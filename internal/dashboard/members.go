@@ -132,3 +132,28 @@ func (d *Dashboard) invitationAccept(c *fiber.Ctx, _ *request) error {
 	pg.Notice = "Your account is ready."
 	return d.render(c, fiber.StatusCreated, "joined.html", pg)
 }
+
+func (d *Dashboard) memberRole(c *fiber.Ctx, r *request) error {
+	if _, err := d.cfg.OAuth.SetMemberRole(r.ctx, r.partner.ID, c.Params("id"), oauth.Role(c.FormValue("role"))); err != nil {
+		return d.fail(c, r, err)
+	}
+	return c.Redirect("/dashboard/"+string(r.env)+"/members", fiber.StatusSeeOther)
+}
+
+func (d *Dashboard) memberRemovePage(c *fiber.Ctx, r *request) error {
+	m, err := d.cfg.OAuth.GetMember(r.ctx, r.partner.ID, c.Params("id"))
+	if err != nil {
+		return d.fail(c, r, err)
+	}
+	return d.render(c, fiber.StatusOK, "confirm.html", d.newPage(r, "Remove member", "members", "/members", confirmData{
+		What: "member " + m.Email, Verb: "Remove", Action: "/dashboard/" + string(r.env) + "/members/" + m.ID + "/remove",
+		Back: "/dashboard/" + string(r.env) + "/members",
+	}))
+}
+
+func (d *Dashboard) memberRemove(c *fiber.Ctx, r *request) error {
+	if _, err := d.cfg.OAuth.RemoveMember(r.ctx, r.partner.ID, c.Params("id")); err != nil {
+		return d.fail(c, r, err)
+	}
+	return c.Redirect("/dashboard/"+string(r.env)+"/members", fiber.StatusSeeOther)
+}

@@ -126,3 +126,70 @@ func (s *Service) AcceptInvitation(ctx context.Context, tok, password string) (*
 	}
 	return m, nil
 }
+
+// SetMemberRole changes a member's role. A partner always keeps an owner.
+func (s *Service) SetMemberRole(ctx context.Context, partnerID, id string, role Role) (*Member, error) {
+	if !role.Valid() {
+		return nil, nexus.ParamError(nexus.CodeParameterInvalid, "role", "role must be owner, admin, developer or viewer")
+	}
+	return s.changeMember(ctx, partnerID, id, "member.role_changed", map[string]any{"role": role}, func(tx bun.Tx) (int64, error) {
+		res, err := tx.NewUpdate().Model((*Member)(nil)).Set("role = ?", role).Where("partner_id = ?", partnerID).Where("id = ?", id).Exec(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	})
+}
+
+// RemoveMember deletes a member and ends its sessions. A partner always
+// keeps an owner.
+func (s *Service) RemoveMember(ctx context.Context, partnerID, id string) (*Member, error) {
+	return s.changeMember(ctx, partnerID, id, "member.removed", nil, func(tx bun.Tx) (int64, error) {
+		if _, err := tx.NewDelete().Model((*session)(nil)).Where("member_id = ?", id).Where("partner_id = ?", partnerID).Exec(ctx); err != nil {
+			return 0, err
+		}
+		res, err := tx.NewDelete().Model((*Member)(nil)).Where("partner_id = ?", partnerID).Where("id = ?", id).Exec(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	})
+}
+
+// changeMember runs change on one member, refuses a partner left with no
+// owner, and records event in both environments.
+func (s *Service) changeMember(ctx context.Context, partnerID, id, event string, data map[string]any, change func(bun.Tx) (int64, error)) (*Member, error) {
+	m, err := s.GetMember(ctx, partnerID, id)
+	if err != nil {
+		return nil, err
+	}
+	err = s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		n, err := change(tx)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nexus.NotFound("member", id)
+		}
+		owners, err := tx.NewSelect().Model((*Member)(nil)).Where("partner_id = ?", partnerID).Where("role = ?", Owner).Count(ctx)
+		if err != nil {
+			return err
+		}
+		if owners == 0 {
+			return nexus.Errorf(nexus.CodeInvalidState, "a partner keeps at least one owner: make another member owner first")
+		}
+		for _, env := range []nexus.Environment{nexus.Live, nexus.Test} {
+			if err := audit.Record(ctx, tx, nexus.Tenant{PartnerID: partnerID, Environment: env}, event, id, data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if r, ok := data["role"].(Role); ok {
+		m.Role = r
+	}
+	return m, nil
+}
