@@ -244,7 +244,7 @@ func TestScopes(t *testing.T) {
 		t.Run("aliases are answered canonically", func(t *testing.T) {
 			for alias, want := range map[string][]string{
 				"admin": {"admin:all"},
-				"write": {"read:balances", "read:funding", "read:addresses", "read:requests", "write:addresses", "write:requests"},
+				"write": {"read:balances", "read:funding", "read:addresses", "read:requests", "read:usage", "write:addresses", "write:requests"},
 			} {
 				k := apiCreateKey(t, s, tn.Admin.Key, map[string]any{"scopes": []string{alias}})
 				if !sameSet(k.Scopes, want) {

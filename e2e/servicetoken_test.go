@@ -250,7 +250,7 @@ func TestServiceTokenCredentials(t *testing.T) {
 		}
 		ed, edKey := stEdDSA(t, s, tn.Admin.Key, "read", "write:addresses")
 		if ed.Secret != "" || ed.PublicKey == nil ||
-			!sameSet(ed.Scopes, []string{"read:balances", "read:funding", "read:addresses", "read:requests", "write:addresses"}) {
+			!sameSet(ed.Scopes, []string{"read:balances", "read:funding", "read:addresses", "read:requests", "read:usage", "write:addresses"}) {
 			t.Errorf("EdDSA credential (aliases expanded to canonical scopes): %+v", ed)
 		}
 
