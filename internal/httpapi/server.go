@@ -121,6 +121,7 @@ type Config struct {
 // data: images, and its search index runs in a blob: worker.
 const docsCSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
 	"connect-src 'self'; worker-src blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
 // Mounter adds its routes under a prefix (the dashboard under /dashboard).
 // clientIP tells a request's client address as the limits and the audit
 // log see it.
