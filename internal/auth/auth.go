@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/pkg/credential"
 )
@@ -114,6 +116,10 @@ type Authenticator struct {
 	touches chan string
 	hits    atomic.Uint64
 	misses  atomic.Uint64
+	// loads makes concurrent misses of one key one lookup: after a restart
+	// a burst of a partner's requests is one evaluation (and one lockout
+	// slot), not one per request.
+	loads singleflight.Group
 }
 
 // DefaultOutageGrace is Config.OutageGrace's default.
@@ -331,24 +337,31 @@ func (a *Authenticator) verifyKey(ctx context.Context, d [32]byte, now time.Time
 	if e != nil {
 		a.hits.Add(1)
 	} else {
-		done := func(bool) {}
-		if r.Gate != nil {
-			var err error
-			if done, err = r.Gate.Admit(ctx, r); err != nil {
+		v, err, _ := a.loads.Do(string(d[:]), func() (any, error) {
+			done := func(bool) {}
+			if r.Gate != nil {
+				var err error
+				if done, err = r.Gate.Admit(ctx, r); err != nil {
+					return nil, err
+				}
+				r.Gated = true
+			}
+			a.misses.Add(1)
+			e, err := a.load(ctx, d)
+			if err != nil {
+				done(false) // storage failed, not the credential
 				return nil, err
 			}
-			r.Gated = true
-		}
-		a.misses.Add(1)
-		var err error
-		if e, err = a.load(ctx, d); err != nil {
-			done(false) // storage failed, not the credential
+			// A known key refused for its status counts against itself,
+			// not against the address (the caller counts it): only an
+			// unknown key is the address's failure.
+			done(e == nil || !e.matches(d))
+			return e, nil
+		})
+		if err != nil {
 			return nil, err
 		}
-		// A known key refused for its status counts against itself, not
-		// against the address (the caller counts it): only an unknown key
-		// is the address's failure.
-		done(e == nil || !e.matches(d))
+		e, _ = v.(*entry)
 	}
 	if e == nil || !e.matches(d) {
 		return nil, errUnknown

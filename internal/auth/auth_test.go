@@ -1073,3 +1073,54 @@ func TestCacheBounded(t *testing.T) {
 		t.Errorf("hits, misses = %d, %d; want %d, %d", hits, misses, others, 1+others)
 	}
 }
+
+// A burst of requests with one key the cache does not hold (after a
+// restart, say) is one lookup and one lockout slot, not one per request:
+// otherwise a partner's burst from one address fills the failed-auth gate.
+func TestConcurrentMissesLoadOnce(t *testing.T) {
+	e := newEnv(t, auth.Config{})
+	const n = 32
+	arrived := make(chan struct{}, n)
+	e.store.onLookup = func(string) {
+		// Hold the first lookup until every request could have made its
+		// own (they all would without coalescing), or 2 s have passed.
+		arrived <- struct{}{}
+		deadline := time.After(2 * time.Second)
+		for len(arrived) < n {
+			select {
+			case <-deadline:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+	var admits atomic.Int64
+	gate := gateFunc(func() { admits.Add(1) })
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := bearer(e.key)
+			r.Gate = gate
+			if _, err := e.a.Authenticate(context.Background(), r); err != nil {
+				t.Errorf("Authenticate: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if l := e.store.lookups.Load(); l != 1 {
+		t.Errorf("lookups = %d, want 1", l)
+	}
+	if a := admits.Load(); a != 1 {
+		t.Errorf("gate admits = %d, want 1", a)
+	}
+}
+
+// gateFunc is an auth.Gate that admits everything and calls f each time.
+type gateFunc func()
+
+func (g gateFunc) Admit(context.Context, *auth.Request) (func(bool), error) {
+	g()
+	return func(bool) {}, nil
+}
