@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nexus-fintech/nexus/pkg/credential"
 )
@@ -48,15 +49,31 @@ func TestAccessLogLines(t *testing.T) {
 			"grant_type=client_credentials&client_id=cli_x&client_secret="+url.QueryEscape(unknown)), "/oauth/token", 401, "")
 		check(do(t, "GET", s.URL+"/healthz", nil, nil), "/healthz", 200, "")
 
-		lines := map[string]map[string]any{}
-		for _, l := range s.LogLines() {
-			if l.Fields["msg"] == "request" {
-				id, _ := l.Fields["request_id"].(string)
-				if lines[id] != nil {
-					t.Errorf("two access lines for request %s", id)
+		// The line is written after the answer is sent, so the last one may
+		// still be on its way: wait (bounded) until every request has one.
+		var lines map[string]map[string]any
+		var dup []string
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			lines, dup = map[string]map[string]any{}, nil
+			for _, l := range s.LogLines() {
+				if l.Fields["msg"] == "request" {
+					id, _ := l.Fields["request_id"].(string)
+					if lines[id] != nil {
+						dup = append(dup, id)
+					}
+					lines[id] = l.Fields
 				}
-				lines[id] = l.Fields
 			}
+			all := true
+			for _, w := range wants {
+				all = all && lines[w.r.Header.Get("X-Request-Id")] != nil
+			}
+			if all || time.Now().After(deadline) {
+				break
+			}
+		}
+		for _, id := range dup {
+			t.Errorf("two access lines for request %s", id)
 		}
 		for _, w := range wants {
 			id := w.r.Header.Get("X-Request-Id")
