@@ -118,6 +118,14 @@ func TestDatabaseOutage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Both listeners (credential and balances caches) empty their cache
+		// once when they start hearing changes: cache the key after that.
+		for deadline := time.Now().Add(20 * time.Second); strings.Count(srv.Logs(), "cache invalidation: listening") < 2; {
+			if time.Now().After(deadline) {
+				t.Fatalf("the server's cache listeners did not start within 20 s")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		api := lgClient(t, srv, ten.Admin.Key, 8)
 		api.get(t, "/v1/partner").want(t, 200, nil)
 

@@ -124,6 +124,8 @@ func (db *DB) listen(ctx context.Context, log *slog.Logger, drop func(string)) {
 			// Anything published while we were not listening is lost.
 			drop(TopicAll)
 			healthy = true
+			// Once per start or reconnection: says from when changes are heard.
+			log.Info("cache invalidation: listening")
 		}
 		_, payload, err := ln.ReceiveTimeout(ctx, 30*time.Second)
 		if err != nil {
