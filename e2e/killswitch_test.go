@@ -6,7 +6,6 @@ package e2e
 import (
 	"encoding/json"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
 
@@ -213,29 +212,7 @@ func TestKillSwitchAcrossInstances(t *testing.T) {
 			t.Fatalf("revoke_all: %s, want 2 keys", r)
 		}
 
-		hc := sourceFor(t).client
-		took := make([]time.Duration, len(servers))
-		last := make([]*Response, len(servers))
-		var wg sync.WaitGroup
-		for i, s := range servers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for time.Since(committed) < 5*time.Second {
-					r, err := flSend(hc, "GET", s.URL+"/v1/partner", bearer(victim.Key), nil)
-					if err == nil {
-						last[i] = r
-						if r.Status != 200 {
-							took[i] = time.Since(committed)
-							return
-						}
-					}
-					time.Sleep(10 * time.Millisecond)
-				}
-				took[i] = -1
-			}()
-		}
-		wg.Wait()
+		took, last := watchRefusal(t, servers, bearer(victim.Key), committed)
 		for i, s := range servers {
 			if took[i] < 0 {
 				t.Fatalf("instance %d (%s) still accepts a key 5 s after the lockdown: %s", i, s.URL, last[i])

@@ -8,7 +8,6 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -99,29 +98,7 @@ func TestPlatformServiceRevocation(t *testing.T) {
 		}
 
 		// Each instance is asked until it refuses; both are watched at once.
-		hc := sourceFor(t).client
-		took := make([]time.Duration, len(servers))
-		last := make([]*Response, len(servers))
-		var wg sync.WaitGroup
-		for i, s := range servers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for time.Since(committed) < 5*time.Second {
-					r, err := flSend(hc, "GET", s.URL+"/v1/partner", tok, nil)
-					if err == nil {
-						last[i] = r
-						if r.Status != 200 {
-							took[i] = time.Since(committed)
-							return
-						}
-					}
-					time.Sleep(20 * time.Millisecond)
-				}
-				took[i] = -1
-			}()
-		}
-		wg.Wait()
+		took, last := watchRefusal(t, servers, tok, committed)
 		for i, s := range servers {
 			if took[i] < 0 {
 				t.Fatalf("instance %d (%s) still accepts the revoked service's token 5 s after the CLI returned: %s", i, s.URL, last[i])

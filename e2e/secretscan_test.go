@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -327,27 +326,12 @@ func TestSecretScanningAcrossInstances(t *testing.T) {
 		if labels[0].Label != "true_positive" {
 			t.Fatalf("labels: %+v", labels)
 		}
-		hc := sourceFor(t).client
-		took := make([]time.Duration, len(servers))
-		var wg sync.WaitGroup
-		for i, s := range servers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for time.Since(committed) < 5*time.Second {
-					if r, err := flSend(hc, "GET", s.URL+"/v1/partner", bearer(leaked.Key), nil); err == nil && r.Status == 401 {
-						took[i] = time.Since(committed)
-						return
-					}
-					time.Sleep(10 * time.Millisecond)
-				}
-				took[i] = -1
-			}()
-		}
-		wg.Wait()
+		took, last := watchRefusal(t, servers, bearer(leaked.Key), committed)
 		for i := range servers {
 			if took[i] < 0 || took[i] >= time.Second {
 				t.Errorf("instance %d refused the leaked key after %v, want < 1s", i, took[i])
+			} else {
+				wantStatus(t, last[i], 401)
 			}
 			t.Logf("%s: instance %d refused the leaked key %s after the report was answered", b.Name, i, took[i].Round(time.Millisecond))
 		}
