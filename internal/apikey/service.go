@@ -353,7 +353,7 @@ func (s *Service) List(ctx context.Context, t nexus.Tenant, p ListParams) ([]*Ke
 			q = q.Where("id IN (?)", bun.In(ids))
 		}
 	}
-	rows, more, err := store.List[Row](ctx, s.db.DB, t, p.Page, q)
+	rows, more, err := store.List[Row](ctx, s.db.For(t), p.Page, q)
 	if err != nil {
 		return nil, false, err
 	}

@@ -262,7 +262,7 @@ func listView[M any, P viewed[M]](ctx context.Context, db *store.DB, t nexus.Ten
 			q = q.Where("? = ?", bun.Ident(col), v)
 		}
 	}
-	rows, more, err := store.List[M](ctx, db.DB, t, page, q)
+	rows, more, err := store.List[M](ctx, db.For(t), page, q)
 	out := make([]*M, len(rows))
 	for i := range rows {
 		out[i] = P(&rows[i]).view()

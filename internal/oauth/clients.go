@@ -183,7 +183,7 @@ func (s *Service) GetClient(ctx context.Context, t nexus.Tenant, id string) (*Cl
 
 // ListClients returns one page of the tenant's clients.
 func (s *Service) ListClients(ctx context.Context, t nexus.Tenant, p store.Page) ([]*ClientView, bool, error) {
-	rows, more, err := store.List[Client](ctx, s.db.DB, t, p, s.db.NewSelect())
+	rows, more, err := store.List[Client](ctx, s.db.For(t), p, s.db.NewSelect())
 	out := make([]*ClientView, len(rows))
 	for i := range rows {
 		out[i] = rows[i].view()
@@ -434,7 +434,7 @@ func (s *Service) grantViews(ctx context.Context, gs []Grant) ([]*GrantView, err
 
 // ListGrants lists the apps the tenant's partner authorised in its environment.
 func (s *Service) ListGrants(ctx context.Context, t nexus.Tenant, p store.Page) ([]*GrantView, bool, error) {
-	rows, more, err := store.List[Grant](ctx, s.db.DB, t, p, s.db.NewSelect())
+	rows, more, err := store.List[Grant](ctx, s.db.For(t), p, s.db.NewSelect())
 	if err != nil {
 		return nil, false, err
 	}

@@ -263,7 +263,7 @@ func (s *Service) Update(ctx context.Context, t nexus.Tenant, id string, p Updat
 
 // List returns one page of the tenant's credentials.
 func (s *Service) List(ctx context.Context, t nexus.Tenant, p store.Page) ([]*View, bool, error) {
-	rows, more, err := store.List[Credential](ctx, s.db.DB, t, p, s.db.NewSelect())
+	rows, more, err := store.List[Credential](ctx, s.db.For(t), p, s.db.NewSelect())
 	if err != nil {
 		return nil, false, err
 	}

@@ -22,17 +22,18 @@ const DefaultLimit = 20
 // reading the query, so an explicit limit=0 is refused rather than defaulted.
 func (p *Page) SetDefaults() { p.Limit = DefaultLimit }
 
-// List runs q (a select on T's table, already filtered by anything but the
-// tenant) for one page of tenant t. A cursor that is not one of the tenant's
+// List runs q (a select already filtered by anything but the tenant) on T's
+// table for one page of s's tenant. A cursor that is not one of the tenant's
 // own rows is refused rather than silently paging someone else's order.
-func List[T any](ctx context.Context, idb bun.IDB, t nexus.Tenant, p Page, q *bun.SelectQuery) ([]T, bool, error) {
+func List[T any](ctx context.Context, s Scope, p Page, q *bun.SelectQuery) ([]T, bool, error) {
 	limit := p.Limit
 	if limit == 0 {
 		limit = DefaultLimit
 	}
-	q = Scoped(q, t)
+	var rows []T
+	q = scoped(q.Model(&rows), s.t)
 	if p.StartingAfter != "" {
-		ok, err := Scoped(idb.NewSelect().Model((*T)(nil)), t).Where("?TableAlias.id = ?", p.StartingAfter).Exists(ctx)
+		ok, err := s.Select((*T)(nil)).Where("?TableAlias.id = ?", p.StartingAfter).Exists(ctx)
 		if err != nil {
 			return nil, false, err
 		}
@@ -41,8 +42,7 @@ func List[T any](ctx context.Context, idb bun.IDB, t nexus.Tenant, p Page, q *bu
 		}
 		q = q.Where("?TableAlias.id < ?", p.StartingAfter)
 	}
-	var rows []T
-	if err := q.Model(&rows).OrderExpr("?TableAlias.id DESC").Limit(int64(limit + 1)).Scan(ctx); err != nil {
+	if err := q.OrderExpr("?TableAlias.id DESC").Limit(int64(limit + 1)).Scan(ctx); err != nil {
 		return nil, false, err
 	}
 	more := len(rows) > limit

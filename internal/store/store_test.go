@@ -641,7 +641,7 @@ func TestListPagination(t *testing.T) {
 			if filter != nil {
 				q = filter(q)
 			}
-			rows, more, err := store.List[apikey.Row](ctx, db.DB, tn, p, q)
+			rows, more, err := store.List[apikey.Row](ctx, db.For(tn), p, q)
 			ids := make([]string, len(rows))
 			for i, r := range rows {
 				if r.PartnerID != tn.PartnerID || r.Environment != tn.Environment {

@@ -99,3 +99,18 @@ func OpenPostgres(t testing.TB) *store.DB {
 	t.Cleanup(func() { db.Close() })
 	return db
 }
+
+// CheckTenancy fails t at its end if any query on db after this call broke
+// the tenancy rule (store.TenancyViolation). Install it after migrating:
+// migrations copy rows between tenant tables by hand.
+func CheckTenancy(t testing.TB, db *store.DB) *store.TenancyCheck {
+	t.Helper()
+	c := new(store.TenancyCheck)
+	db.AddQueryHook(c)
+	t.Cleanup(func() {
+		for _, v := range c.Violations() {
+			t.Errorf("tenancy: %s", v)
+		}
+	})
+	return c
+}
