@@ -59,8 +59,8 @@ func TestTenancyViolationNeedsBothConditions(t *testing.T) {
 		`/* nexus:tenant */ SELECT * FROM "api_keys" AS "row" WHERE ("row"."environment" = 'test')`:                             "partner_id",
 		`/* nexus:tenant */ SELECT * FROM "api_keys" AS "row" WHERE ("row"."partner_id" = 'p') AND ("row"."environment" = 't')`: "",
 		`/* nexus:tenant */ SELECT * FROM "members" AS "m" WHERE ("m"."partner_id" = 'p')`:                                      "",
-		`SELECT * FROM "partners" WHERE id = 'p'`:                                                                                "",
-		`DELETE FROM "sessions" WHERE expires_at < now()`:                                                                        "not built",
+		`SELECT * FROM "partners" WHERE id = 'p'`:                                                                               "",
+		`DELETE FROM "sessions" WHERE expires_at < now()`:                                                                       "not built",
 	} {
 		got := store.TenancyViolation(q)
 		if (want == "") != (got == "") || !strings.Contains(got, want) {
