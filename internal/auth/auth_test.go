@@ -16,6 +16,7 @@ import (
 	"github.com/nexus-fintech/nexus/internal/auth"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/store"
+	"github.com/nexus-fintech/nexus/internal/store/storetest"
 	"github.com/nexus-fintech/nexus/pkg/credential"
 )
 
@@ -795,11 +796,7 @@ func TestCacheConcurrent(t *testing.T) {
 func openSQLite(t testing.TB) *store.DB {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite:"+t.TempDir()+"/nexus.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := storetest.OpenSQLite(t)
 	if _, err := db.MigrateUp(ctx); err != nil {
 		t.Fatal(err)
 	}

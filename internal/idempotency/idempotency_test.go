@@ -8,16 +8,13 @@ import (
 
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/store"
+	"github.com/nexus-fintech/nexus/internal/store/storetest"
 )
 
 func newStore(t *testing.T) (*Store, *store.DB) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite:"+t.TempDir()+"/t.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := storetest.OpenSQLite(t)
 	if _, err := db.MigrateUp(ctx); err != nil {
 		t.Fatal(err)
 	}

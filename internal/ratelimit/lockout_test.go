@@ -5,20 +5,21 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/nexus-fintech/nexus/internal/store/storetest"
 )
 
-// lockouts are a memory-only lockout and, with NEXUS_TEST_REDIS_URL, one
+// lockouts are a memory-only lockout and, when storetest has a Redis, one
 // on Redis.
 func lockouts(t *testing.T) map[string]func() *Lockout {
 	out := map[string]func() *Lockout{"memory": func() *Lockout { return NewLockout(LockoutConfig{}) }}
-	if u := os.Getenv("NEXUS_TEST_REDIS_URL"); u != "" {
+	if u := storetest.MaybeRedisURL(t); u != "" {
 		opt, err := redis.ParseURL(u)
 		if err != nil {
 			t.Fatal(err)
@@ -174,10 +175,7 @@ func BenchmarkLockoutLockedNone(b *testing.B) {
 // Two instances leasing one key's budget from Redis at once: together they
 // allow exactly the limit, however the leases interleave.
 func TestLeasesNeverExceedTheLimit(t *testing.T) {
-	u := os.Getenv("NEXUS_TEST_REDIS_URL")
-	if u == "" {
-		t.Skip("set NEXUS_TEST_REDIS_URL")
-	}
+	u := storetest.RedisURL(t)
 	opt, err := redis.ParseURL(u)
 	if err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ import (
 	"github.com/nexus-fintech/nexus/internal/partner"
 	"github.com/nexus-fintech/nexus/internal/secretbox"
 	"github.com/nexus-fintech/nexus/internal/store"
+	"github.com/nexus-fintech/nexus/internal/store/storetest"
 	sdk "github.com/nexus-fintech/nexus/pkg/nexus"
 )
 
@@ -81,11 +82,7 @@ func pemOf(tb testing.TB, pub any) string {
 func newEnv(tb testing.TB) *env {
 	tb.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite:"+tb.TempDir()+"/t.db")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
+	db := storetest.OpenSQLite(tb)
 	if _, err := db.MigrateUp(ctx); err != nil {
 		tb.Fatal(err)
 	}

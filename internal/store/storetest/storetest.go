@@ -1,25 +1,32 @@
 // Package storetest opens fresh databases for tests: always an embedded
-// SQLite file, and a PostgreSQL database of its own when
-// NEXUS_TEST_DATABASE_URL names a server.
+// SQLite file, and a PostgreSQL database of its own on the server testsvc
+// finds (NEXUS_TEST_DATABASE_URL, else a testcontainers container when a
+// Docker engine answers, else skipped with the reason).
 package storetest
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nexus-fintech/nexus/internal/store"
+	"github.com/nexus-fintech/nexus/internal/testsvc"
 )
 
-// ForEachDB runs fn (a test or a benchmark) on a fresh, empty SQLite database always, and on a fresh
-// PostgreSQL database when NEXUS_TEST_DATABASE_URL names a server (an admin
-// URL: a database nexus_store_<random> is created and dropped around fn).
+// ForEachDB runs fn (a test or a benchmark) on a fresh, empty SQLite
+// database always, and on a fresh PostgreSQL database when there is a
+// server (see AdminDB: a database nexus_store_<random> is created and
+// dropped around fn).
 func ForEachDB[T interface {
 	testing.TB
 	Run(string, func(T)) bool
@@ -45,31 +52,116 @@ var pgAdmin struct {
 	err  error
 }
 
-// AdminDB connects once per test binary to the server of
-// NEXUS_TEST_DATABASE_URL; it skips (or, with NEXUS_TEST_REQUIRE_SERVICES=1,
-// fails) the test when there is none.
+// wanted records that a test of this binary asked for a service, so that
+// Main reports a missing one only where it mattered.
+var wanted struct{ postgres, redis atomic.Bool }
+
+// found fails t when the environment names a server that does not answer.
+func found(t testing.TB, s testsvc.Services, err error) testsvc.Services {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// AdminDB connects once per test binary to the PostgreSQL server of
+// testsvc (NEXUS_TEST_DATABASE_URL, else a container); it skips (or, with
+// NEXUS_TEST_REQUIRE_SERVICES=1, fails) the test when there is none.
 func AdminDB(t testing.TB) *store.DB {
 	t.Helper()
-	raw := os.Getenv("NEXUS_TEST_DATABASE_URL")
-	required := os.Getenv("NEXUS_TEST_REQUIRE_SERVICES") == "1"
-	if raw == "" {
-		if required {
-			t.Fatal("NEXUS_TEST_REQUIRE_SERVICES=1 but NEXUS_TEST_DATABASE_URL is not set")
+	wanted.postgres.Store(true)
+	s, err := testsvc.GetPostgres()
+	s = found(t, s, err)
+	if s.PostgresURL == "" {
+		if testsvc.Required() {
+			t.Fatalf("NEXUS_TEST_REQUIRE_SERVICES=1 but no PostgreSQL: %s", s.NoPostgres)
 		}
-		t.Skip("PostgreSQL: NEXUS_TEST_DATABASE_URL not set")
+		t.Skipf("no PostgreSQL: %s", s.NoPostgres)
 	}
 	pgAdmin.once.Do(func() {
+		routeDriverLogs()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		pgAdmin.db, pgAdmin.err = store.Open(ctx, raw)
+		pgAdmin.db, pgAdmin.err = store.Open(ctx, s.PostgresURL)
 	})
 	if pgAdmin.err != nil {
-		if required {
-			t.Fatalf("PostgreSQL at %s does not answer: %v", store.RedactURL(raw), pgAdmin.err)
-		}
-		t.Skipf("PostgreSQL at %s does not answer: %v", store.RedactURL(raw), pgAdmin.err)
+		t.Fatalf("PostgreSQL (%s) at %s does not answer: %v", s.PostgresFrom, store.RedactURL(s.PostgresURL), pgAdmin.err)
 	}
 	return pgAdmin.db
+}
+
+// RedisURL is the Redis of testsvc (NEXUS_TEST_REDIS_URL, else a
+// container); it skips (or, with NEXUS_TEST_REQUIRE_SERVICES=1, fails) the
+// test when there is none. Tests share it: use keys of their own.
+func RedisURL(t testing.TB) string {
+	t.Helper()
+	u := MaybeRedisURL(t)
+	if u == "" {
+		s, _ := testsvc.GetRedis()
+		t.Skipf("no Redis: %s", s.NoRedis)
+	}
+	return u
+}
+
+// MaybeRedisURL is RedisURL for a test that also has cases without Redis:
+// "" when there is none (a failure under NEXUS_TEST_REQUIRE_SERVICES=1).
+func MaybeRedisURL(t testing.TB) string {
+	t.Helper()
+	wanted.redis.Store(true)
+	s, err := testsvc.GetRedis()
+	s = found(t, s, err)
+	if s.RedisURL == "" && testsvc.Required() {
+		t.Fatalf("NEXUS_TEST_REQUIRE_SERVICES=1 but no Redis: %s", s.NoRedis)
+	}
+	return s.RedisURL
+}
+
+var routeOnce sync.Once
+
+// routeDriverLogs sends the PostgreSQL driver's own lines (a broken
+// connection discarded, …) through slog as the server does, instead of
+// the driver's bare log.Printf to stderr.
+func routeDriverLogs() {
+	routeOnce.Do(func() {
+		store.RouteDriverLogs(slog.New(slog.NewTextHandler(os.Stderr, nil)).With("source", "test"))
+	})
+}
+
+// Main runs a package's tests (call it from TestMain: os.Exit(storetest.Main(m)))
+// and then prints one line per backend its tests asked for and did not
+// have, with the reason, so that plain `go test ./...` shows what was not
+// run; it removes the containers it started.
+func Main(m *testing.M) int {
+	pkg := "tests"
+	if pc, _, _, ok := runtime.Caller(1); ok {
+		// github.com/…/internal/store_test.TestMain → internal/store
+		name := runtime.FuncForPC(pc).Name()
+		name = name[:strings.LastIndex(name, ".")]
+		name = strings.TrimSuffix(name, "_test")
+		if i := strings.Index(name, "/internal/"); i >= 0 {
+			name = name[i+1:]
+		}
+		pkg = name
+	}
+	code := m.Run()
+	// Only when a test asked: Get must not start containers for a package
+	// whose tests needed no server.
+	if wanted.postgres.Load() {
+		if s, err := testsvc.GetPostgres(); err == nil && s.PostgresURL == "" {
+			testsvc.Announce("%s: postgres backend skipped: %s", pkg, s.NoPostgres)
+		}
+	}
+	if wanted.redis.Load() {
+		if s, err := testsvc.GetRedis(); err == nil && s.RedisURL == "" {
+			testsvc.Announce("%s: redis tests skipped: %s", pkg, s.NoRedis)
+		}
+	}
+	if pgAdmin.db != nil {
+		pgAdmin.db.Close() // before its container goes
+	}
+	testsvc.Finish(code)
+	return code
 }
 
 func OpenPostgres(t testing.TB) *store.DB {
