@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -379,15 +378,6 @@ func partnerAs(t testing.TB, s *Server, h H) *Response {
 	return do(t, "GET", s.URL+"/v1/partner", h, nil)
 }
 
-// knownBug skips a test that shows a reported server bug, unless
-// NEXUS_TEST_KNOWN_BUGS=1 asks to run it (to check a fix).
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if !runKnownBugs() {
-		t.Skip("BUG: " + what + " (NEXUS_TEST_KNOWN_BUGS=1 runs it)")
-	}
-}
-
 // doOversized sends a request whose body the server should refuse unread
 // (413). A server that refuses on Content-Length closes the connection
 // while a client would still be writing, and the client would see a reset
@@ -425,5 +415,3 @@ func doOversized(t testing.TB, s *Server, method, path string, h H, body string)
 	}
 	return r
 }
-
-func runKnownBugs() bool { return os.Getenv("NEXUS_TEST_KNOWN_BUGS") == "1" }

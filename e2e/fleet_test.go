@@ -9,6 +9,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -19,7 +20,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -32,25 +32,27 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/s2"
+
+	"github.com/nexus-fintech/nexus/internal/testsvc"
 )
 
 // ---------------------------------------------------------------------------
 // Helpers
 
-// flRedisURL is the Redis the fleet tests share: the backend's, else
-// NEXUS_TEST_REDIS_URL. Without one the test is skipped (failed under
-// NEXUS_TEST_REQUIRE_SERVICES=1).
+// flRedisURL is the Redis the fleet tests share, on every backend: the
+// run's (NEXUS_TEST_REDIS_URL, else its container). Without one the test is
+// skipped (failed under NEXUS_TEST_REQUIRE_SERVICES=1).
 func flRedisURL(t *testing.T, b *Backend) string {
 	t.Helper()
 	u := b.RedisURL
 	if u == "" {
-		u = os.Getenv("NEXUS_TEST_REDIS_URL")
+		u = testRedis
 	}
 	if u == "" {
-		if os.Getenv("NEXUS_TEST_REQUIRE_SERVICES") == "1" {
-			t.Fatal("NEXUS_TEST_REQUIRE_SERVICES=1 but no Redis: set NEXUS_TEST_REDIS_URL")
+		if testsvc.Required() {
+			t.Fatalf("NEXUS_TEST_REQUIRE_SERVICES=1 but no Redis: %s", noRedis)
 		}
-		t.Skip("no Redis for the fleet: set NEXUS_TEST_REDIS_URL (for example redis://127.0.0.1:6379/0)")
+		t.Skipf("no Redis for the fleet: %s", noRedis)
 	}
 	return u
 }
@@ -293,24 +295,38 @@ func flRandomIP() string {
 	return fmt.Sprintf("198.%d.%d.%d", 18+b[0]%2, b[1], 1+b[2]%254)
 }
 
-// flRedisServer is a throwaway redis-server of one test, on a port of its
-// own, without persistence.
+// flRedisServer is a throwaway Redis of one test, without persistence,
+// that the test may kill and restart on the same address: a redis-server
+// process when the binary is installed, else a container (testsvc).
 type flRedisServer struct {
 	t    testing.TB
 	port string
 	cmd  *exec.Cmd
 	done chan struct{}
 	out  *syncBuffer
+
+	ctr *testsvc.RedisContainer // instead of the process
 }
 
 func flStartRedis(t *testing.T) *flRedisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		if os.Getenv("NEXUS_TEST_REQUIRE_SERVICES") == "1" {
-			t.Fatal("NEXUS_TEST_REQUIRE_SERVICES=1 but no redis-server binary to start a throwaway Redis")
+		ctr, cerr := testsvc.StartRedis(t.Context())
+		if cerr != nil {
+			why := fmt.Sprintf("no redis-server binary and no Redis container (%v): this test starts (and kills) a Redis of its own", cerr)
+			if testsvc.Required() {
+				t.Fatal("NEXUS_TEST_REQUIRE_SERVICES=1 but " + why)
+			}
+			t.Skip(why)
 		}
-		t.Skip("no redis-server binary: the outage test starts (and kills) a Redis of its own")
+		t.Cleanup(func() {
+			if err := ctr.Terminate(); err != nil {
+				t.Logf("removing the Redis container: %v", err)
+			}
+		})
+		t.Logf("Redis of the test: a container at %s", ctr.URL())
+		return &flRedisServer{t: t, ctr: ctr}
 	}
 	addr, err := freeAddr()
 	if err != nil {
@@ -323,7 +339,12 @@ func flStartRedis(t *testing.T) *flRedisServer {
 	return r
 }
 
-func (r *flRedisServer) URL() string { return "redis://127.0.0.1:" + r.port + "/0" }
+func (r *flRedisServer) URL() string {
+	if r.ctr != nil {
+		return r.ctr.URL()
+	}
+	return "redis://127.0.0.1:" + r.port + "/0"
+}
 
 func (r *flRedisServer) start(bin string) {
 	r.t.Helper()
@@ -339,30 +360,53 @@ func (r *flRedisServer) start(bin string) {
 	}
 	done := r.done
 	go func() { _ = r.cmd.Wait(); close(done) }()
-	if _, ok := poll(10*time.Second, 50*time.Millisecond, func() bool {
+	// Ready when it answers PING (bounded), or failed when it exits.
+	if _, ok := poll(10*time.Second, 20*time.Millisecond, func() bool {
+		select {
+		case <-done:
+			return true
+		default:
+		}
 		return pingRedis(r.t.Context(), r.URL()) == nil
-	}); !ok {
+	}); !ok || r.exited() {
 		r.kill()
 		r.t.Fatalf("redis-server on port %s did not answer within 10 s:\n%s", r.port, r.out.String())
 	}
 }
 
-// kill kills the server (SIGKILL, as a crash would) and waits for it.
-func (r *flRedisServer) kill() {
-	if r.cmd == nil || r.cmd.Process == nil {
-		return
-	}
+func (r *flRedisServer) exited() bool {
 	select {
 	case <-r.done:
-		return
+		return true
 	default:
+		return false
+	}
+}
+
+// kill kills the server (SIGKILL, as a crash would) and waits for it.
+func (r *flRedisServer) kill() {
+	if r.ctr != nil {
+		if err := r.ctr.Kill(context.Background()); err != nil {
+			r.t.Errorf("killing the Redis container: %v", err)
+		}
+		return
+	}
+	if r.cmd == nil || r.cmd.Process == nil || r.exited() {
+		return
 	}
 	_ = r.cmd.Process.Kill()
 	<-r.done
 }
 
+// restart starts the killed Redis again, empty, on the same address.
 func (r *flRedisServer) restart() {
 	r.t.Helper()
+	if r.ctr != nil {
+		if err := r.ctr.Restart(r.t.Context()); err != nil {
+			r.t.Fatalf("restarting the Redis container: %v", err)
+		}
+		return
+	}
 	r.start(r.cmd.Path)
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"os/exec"
@@ -17,11 +18,10 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/testcontainers/testcontainers-go"
-	tclog "github.com/testcontainers/testcontainers-go/log"
-	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
-	tcredis "github.com/testcontainers/testcontainers-go/modules/redis"
 	"github.com/uptrace/bun/driver/pgdriver"
+
+	"github.com/nexus-fintech/nexus/internal/store"
+	"github.com/nexus-fintech/nexus/internal/testsvc"
 )
 
 // The run's shared state, set once by TestMain before any test starts.
@@ -30,6 +30,8 @@ var (
 	runDir     string     // temporary root of this run
 	backends   []*Backend // sqlite always, postgres when available
 	noPostgres string     // why there is no postgres backend
+	testRedis  string     // the run's Redis ("" for none), for every backend's Redis scenarios
+	noRedis    string     // why there is none
 )
 
 func TestMain(m *testing.M) { os.Exit(mainE2E(m)) }
@@ -38,6 +40,9 @@ func mainE2E(m *testing.M) int {
 	flag.Parse()
 	raiseParallelism(8)
 	initSources()
+	// The harness's own PostgreSQL connections log through slog, as the
+	// server's do, not as bare lines on stderr.
+	store.RouteDriverLogs(slog.New(slog.NewTextHandler(os.Stderr, nil)).With("source", "e2e"))
 
 	dir, err := os.MkdirTemp("", "nexus-e2e-")
 	if err != nil {
@@ -50,12 +55,15 @@ func mainE2E(m *testing.M) int {
 		return fatalMain("%v", err)
 	}
 
-	ctx := context.Background()
-	svc, stopServices, err := findServices(ctx)
-	defer stopServices()
+	// The environment, else testcontainers, else none (testsvc); a
+	// container that does not start leaves its service out with the reason.
+	svc, err := testsvc.Get()
+	code := 1
+	defer func() { testsvc.Finish(code) }()
 	if err != nil {
 		return fatalMain("%v", err)
 	}
+	testRedis, noRedis = svc.RedisURL, svc.NoRedis
 
 	sqliteDir := filepath.Join(dir, "sqlite")
 	if err := os.MkdirAll(sqliteDir, 0o700); err != nil {
@@ -64,10 +72,10 @@ func mainE2E(m *testing.M) int {
 	sqlitePath := filepath.Join(sqliteDir, "nexus.db")
 	backends = append(backends, &Backend{Name: "sqlite", URL: "sqlite:" + sqlitePath, sqlitePath: sqlitePath, dir: sqliteDir})
 
-	if svc.pgAdmin != "" {
-		pgURL, drop, err := createDatabase(ctx, svc.pgAdmin)
+	if svc.PostgresURL != "" {
+		pgURL, drop, err := createDatabase(context.Background(), svc.PostgresURL)
 		if err != nil {
-			return fatalMain("postgres (%s): %v", svc.pgSource, err)
+			return fatalMain("postgres (%s): %v", svc.PostgresFrom, err)
 		}
 		defer func() {
 			if err := drop(); err != nil {
@@ -78,16 +86,22 @@ func mainE2E(m *testing.M) int {
 		if err := os.MkdirAll(pgDir, 0o700); err != nil {
 			return fatalMain("%v", err)
 		}
-		backends = append(backends, &Backend{Name: "postgres", URL: pgURL, RedisURL: svc.redis, pgAdmin: svc.pgAdmin, dir: pgDir})
+		backends = append(backends, &Backend{Name: "postgres", URL: pgURL, RedisURL: svc.RedisURL, pgAdmin: svc.PostgresURL, dir: pgDir})
 	} else {
-		noPostgres = svc.why
-		if os.Getenv("NEXUS_TEST_REQUIRE_SERVICES") == "1" {
-			return fatalMain("NEXUS_TEST_REQUIRE_SERVICES=1 but PostgreSQL is not available: %s", svc.why)
+		noPostgres = svc.NoPostgres
+		if testsvc.Required() {
+			return fatalMain("NEXUS_TEST_REQUIRE_SERVICES=1 but PostgreSQL is not available: %s", svc.NoPostgres)
 		}
-		fmt.Fprintf(os.Stderr, "e2e: PostgreSQL not available (%s): the postgres subtests are skipped\n", svc.why)
+		testsvc.Announce("e2e: postgres backend skipped: %s", svc.NoPostgres)
+	}
+	if testRedis == "" {
+		if testsvc.Required() {
+			return fatalMain("NEXUS_TEST_REQUIRE_SERVICES=1 but Redis is not available: %s", svc.NoRedis)
+		}
+		testsvc.Announce("e2e: Redis scenarios skipped: %s", svc.NoRedis)
 	}
 
-	code := m.Run()
+	code = m.Run()
 
 	// Shared servers outlive the tests that started them: stop them here and
 	// fail the run if one did not exit cleanly or logged a problem.
@@ -138,123 +152,6 @@ func buildBinary(dir string) (string, error) {
 	return bin, nil
 }
 
-// services are the external backends found for this run.
-type services struct {
-	pgAdmin  string // admin URL: fresh databases are created through it
-	pgSource string // where it came from, for messages
-	redis    string
-	why      string // why there is no PostgreSQL
-}
-
-// findServices picks PostgreSQL and Redis: from the environment, else from
-// testcontainers when a Docker engine answers, else none (SQLite only). A
-// service named explicitly in the environment that does not answer is an
-// error, not a silent skip.
-func findServices(ctx context.Context) (services, func(), error) {
-	var s services
-	nop := func() {}
-	s.redis = os.Getenv("NEXUS_TEST_REDIS_URL")
-	if s.redis != "" {
-		if err := pingRedis(ctx, s.redis); err != nil {
-			return s, nop, fmt.Errorf("NEXUS_TEST_REDIS_URL does not answer: %v", err)
-		}
-	}
-	if u := os.Getenv("NEXUS_TEST_DATABASE_URL"); u != "" {
-		if err := pingPostgres(ctx, u); err != nil {
-			return s, nop, fmt.Errorf("NEXUS_TEST_DATABASE_URL does not answer: %v", err)
-		}
-		s.pgAdmin, s.pgSource = u, "NEXUS_TEST_DATABASE_URL"
-		return s, nop, nil
-	}
-	if err := dockerHealthy(10 * time.Second); err != nil {
-		s.why = "NEXUS_TEST_DATABASE_URL is not set and no Docker engine answers for testcontainers: " + firstLine(err.Error())
-		return s, nop, nil
-	}
-	return startContainers(ctx, s)
-}
-
-// dockerHealthy asks testcontainers' provider whether a Docker engine
-// answers, quietly, within timeout, surviving a panic in the probe.
-func dockerHealthy(timeout time.Duration) error {
-	tclog.SetDefault(tclog.NewNoopLogger())
-	res := make(chan error, 1)
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				res <- fmt.Errorf("testcontainers panicked: %v", r)
-			}
-		}()
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		p, err := testcontainers.ProviderDefault.GetProvider(testcontainers.WithLogger(tclog.NewNoopLogger()))
-		if err != nil {
-			res <- err
-			return
-		}
-		defer p.Close()
-		res <- p.Health(ctx)
-	}()
-	select {
-	case err := <-res:
-		return err
-	case <-time.After(timeout + time.Second):
-		return fmt.Errorf("no answer within %s", timeout)
-	}
-}
-
-func startContainers(ctx context.Context, s services) (services, func(), error) {
-	var stops []func()
-	stop := func() {
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
-		}
-	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-
-	pgImage := envOr("NEXUS_TEST_POSTGRES_IMAGE", "postgres:16-alpine")
-	pg, err := tcpostgres.Run(ctx, pgImage,
-		tcpostgres.WithDatabase("postgres"), tcpostgres.WithUsername("postgres"), tcpostgres.WithPassword("nexus"),
-		tcpostgres.BasicWaitStrategies())
-	if pg != nil {
-		stops = append(stops, func() { _ = testcontainers.TerminateContainer(pg) })
-	}
-	if err != nil {
-		stop()
-		return s, func() {}, fmt.Errorf("testcontainers postgres (%s): %w", pgImage, err)
-	}
-	if s.pgAdmin, err = pg.ConnectionString(ctx, "sslmode=disable"); err != nil {
-		stop()
-		return s, func() {}, fmt.Errorf("testcontainers postgres: %w", err)
-	}
-	s.pgSource = "testcontainers " + pgImage
-
-	if s.redis == "" {
-		redisImage := envOr("NEXUS_TEST_REDIS_IMAGE", "redis:7-alpine")
-		rc, err := tcredis.Run(ctx, redisImage)
-		if rc != nil {
-			stops = append(stops, func() { _ = testcontainers.TerminateContainer(rc) })
-		}
-		if err != nil {
-			stop()
-			return s, func() {}, fmt.Errorf("testcontainers redis (%s): %w", redisImage, err)
-		}
-		if s.redis, err = rc.ConnectionString(ctx); err != nil {
-			stop()
-			return s, func() {}, fmt.Errorf("testcontainers redis: %w", err)
-		}
-	}
-	return s, stop, nil
-}
-
-func pingPostgres(ctx context.Context, dsn string) error {
-	db := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dsn)))
-	defer db.Close()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	return db.PingContext(ctx)
-}
-
 func pingRedis(ctx context.Context, rawURL string) error {
 	opt, err := redis.ParseURL(rawURL)
 	if err != nil {
@@ -297,16 +194,4 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	return s
 }

@@ -145,8 +145,20 @@ func Main(m *testing.M) int {
 		pkg = name
 	}
 	code := m.Run()
-	// Only when a test asked: Get must not start containers for a package
-	// whose tests needed no server.
+	if !testsvc.Required() { // when required, a missing one failed the tests
+		announceSkipped(pkg)
+	}
+	if pgAdmin.db != nil {
+		pgAdmin.db.Close() // before its container goes
+	}
+	testsvc.Finish(code)
+	return code
+}
+
+// announceSkipped prints a line per service a test asked for and did not
+// have. Only asked ones: Get must not start containers for a package whose
+// tests needed no server.
+func announceSkipped(pkg string) {
 	if wanted.postgres.Load() {
 		if s, err := testsvc.GetPostgres(); err == nil && s.PostgresURL == "" {
 			testsvc.Announce("%s: postgres backend skipped: %s", pkg, s.NoPostgres)
@@ -157,11 +169,6 @@ func Main(m *testing.M) int {
 			testsvc.Announce("%s: redis tests skipped: %s", pkg, s.NoRedis)
 		}
 	}
-	if pgAdmin.db != nil {
-		pgAdmin.db.Close() // before its container goes
-	}
-	testsvc.Finish(code)
-	return code
 }
 
 func OpenPostgres(t testing.TB) *store.DB {
