@@ -293,8 +293,8 @@ func TestScopes(t *testing.T) {
 	})
 }
 
-// Partner status decides the environments (CONTRACT §1), and a change made
-// by the CLI reaches a running server within a second.
+// Partner status decides the environments (CONTRACT §1); see also
+// TestPartnerStatusReachesRunningServer.
 func TestPartnerStatus(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *Backend) {
@@ -325,40 +325,6 @@ func TestPartnerStatus(t *testing.T) {
 			})
 		}
 
-		t.Run("set-status on a running server", func(t *testing.T) {
-			p := b.CreatePartner(t, "pending")
-			live := b.CreateKey(t, p.ID, "live", "secret")
-			test := b.CreateKey(t, p.ID, "test", "secret")
-			wantError(t, partnerAs(t, s, bearer(live.Key)), 403, "partner_not_approved")
-			wantStatus(t, partnerAs(t, s, bearer(test.Key)), 200)
-
-			steps := []struct {
-				status     string
-				test, live int
-			}{
-				{"approved", 200, 200},
-				{"inactive", 403, 403},
-				{"approved", 200, 200},
-				{"pending", 200, 403},
-				{"rejected", 403, 403},
-			}
-			for _, st := range steps {
-				b.SetPartnerStatus(t, p.ID, st.status)
-				var lt, tt int
-				took, ok := poll(3*time.Second, 50*time.Millisecond, func() bool {
-					lt = partnerAs(t, s, bearer(live.Key)).Status
-					tt = partnerAs(t, s, bearer(test.Key)).Status
-					return lt == st.live && tt == st.test
-				})
-				if !ok {
-					t.Fatalf("after set-status %s: live %d test %d, want live %d test %d (waited %s)", st.status, lt, tt, st.live, st.test, took)
-				}
-				if took > time.Second {
-					t.Errorf("set-status %s took %s to reach the server, want < 1s", st.status, took)
-				}
-			}
-		})
-
 		t.Run("environment not served", func(t *testing.T) {
 			sandbox := b.NewServer(t, "NEXUS_ENVIRONMENTS=test")
 			p := b.CreatePartner(t, "approved")
@@ -368,6 +334,46 @@ func TestPartnerStatus(t *testing.T) {
 			wantStatus(t, partnerAs(t, sandbox, bearer(test.Key)), 200)
 			wantStatus(t, partnerAs(t, s, bearer(live.Key)), 200)
 		})
+	})
+}
+
+// A partner status changed by the CLI reaches a running server within a
+// second (serial: it measures that second; the delays are logged).
+func TestPartnerStatusReachesRunningServer(t *testing.T) {
+	forEachBackendSerial(t, func(t *testing.T, b *Backend) {
+		s := b.Server(t)
+		p := b.CreatePartner(t, "pending")
+		live := b.CreateKey(t, p.ID, "live", "secret")
+		test := b.CreateKey(t, p.ID, "test", "secret")
+		wantError(t, partnerAs(t, s, bearer(live.Key)), 403, "partner_not_approved")
+		wantStatus(t, partnerAs(t, s, bearer(test.Key)), 200)
+
+		steps := []struct {
+			status     string
+			test, live int
+		}{
+			{"approved", 200, 200},
+			{"inactive", 403, 403},
+			{"approved", 200, 200},
+			{"pending", 200, 403},
+			{"rejected", 403, 403},
+		}
+		for _, st := range steps {
+			b.SetPartnerStatus(t, p.ID, st.status)
+			var lt, tt int
+			took, ok := poll(3*time.Second, 50*time.Millisecond, func() bool {
+				lt = partnerAs(t, s, bearer(live.Key)).Status
+				tt = partnerAs(t, s, bearer(test.Key)).Status
+				return lt == st.live && tt == st.test
+			})
+			if !ok {
+				t.Fatalf("after set-status %s: live %d test %d, want live %d test %d (waited %s)", st.status, lt, tt, st.live, st.test, took)
+			}
+			t.Logf("%s: set-status %s reached the server after %s", b.Name, st.status, took.Round(time.Millisecond))
+			if took > time.Second {
+				t.Errorf("set-status %s took %s to reach the server, want < 1s", st.status, took)
+			}
+		}
 	})
 }
 

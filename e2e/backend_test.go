@@ -57,6 +57,27 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, b *Backend)) {
 	}
 }
 
+// forEachBackendSerial runs fn on each backend in turn, never in parallel:
+// a test measuring a delay (a revocation refused within 1 s) calls it from a
+// test without t.Parallel, so that no other test's load is in the measure.
+func forEachBackendSerial(t *testing.T, fn func(t *testing.T, b *Backend)) {
+	t.Helper()
+	for _, name := range []string{"sqlite", "postgres"} {
+		var b *Backend
+		for _, x := range backends {
+			if x.Name == name {
+				b = x
+			}
+		}
+		t.Run(name, func(t *testing.T) {
+			if b == nil {
+				t.Skipf("no %s backend: %s", name, noPostgres)
+			}
+			fn(t, b)
+		})
+	}
+}
+
 // RequirePostgres skips the test on backends other than PostgreSQL.
 func (b *Backend) RequirePostgres(t *testing.T) {
 	t.Helper()

@@ -756,39 +756,28 @@ func TestAdminKeyCLI(t *testing.T) {
 // A key the CLI revokes is refused by a running server that had it cached
 // within 1 s (serial: it measures time; the measured delay is logged).
 func TestCLIRevocationReachesServersWithinOneSecond(t *testing.T) {
-	for _, name := range []string{"sqlite", "postgres"} {
-		t.Run(name, func(t *testing.T) {
-			var b *Backend
-			for _, x := range backends {
-				if x.Name == name {
-					b = x
-				}
+	forEachBackendSerial(t, func(t *testing.T, b *Backend) {
+		s := b.NewServer(t)
+		tn := b.NewTenant(t, "approved")
+		for _, verb := range []string{"suspend", "revoke"} {
+			k := b.CreateKey(t, tn.Partner.ID, "test", "secret", "read")
+			for i := 0; i < 3; i++ { // verified, then served from the cache
+				wantStatus(t, partnerAs(t, s, bearer(k.Key)), 200)
 			}
-			if b == nil {
-				t.Skipf("no %s backend: %s", name, noPostgres)
+			b.CLI(t, "admin", "key", verb, "--partner", tn.Partner.ID, "--id", k.ID)
+			var last *Response
+			took, ok := poll(3*time.Second, 10*time.Millisecond, func() bool {
+				last = partnerAs(t, s, bearer(k.Key))
+				return last.Status != 200
+			})
+			if !ok {
+				t.Fatalf("the server still accepts the key %s %s %s ago by the CLI: %s", k.ID, verb+"ed", took, last)
 			}
-			s := b.NewServer(t)
-			tn := b.NewTenant(t, "approved")
-			for _, verb := range []string{"suspend", "revoke"} {
-				k := b.CreateKey(t, tn.Partner.ID, "test", "secret", "read")
-				for i := 0; i < 3; i++ { // verified, then served from the cache
-					wantStatus(t, partnerAs(t, s, bearer(k.Key)), 200)
-				}
-				b.CLI(t, "admin", "key", verb, "--partner", tn.Partner.ID, "--id", k.ID)
-				var last *Response
-				took, ok := poll(3*time.Second, 10*time.Millisecond, func() bool {
-					last = partnerAs(t, s, bearer(k.Key))
-					return last.Status != 200
-				})
-				if !ok {
-					t.Fatalf("the server still accepts the key %s %s %s ago by the CLI: %s", k.ID, verb+"ed", took, last)
-				}
-				wantError(t, last, 401, map[string]string{"suspend": "api_key_suspended", "revoke": "api_key_revoked"}[verb])
-				t.Logf("%s: the server refused the key %s %s after `nexus admin key %s` returned", name, k.ID, took.Round(time.Millisecond), verb)
-				if took >= time.Second {
-					t.Errorf("the server refused the key %s after the CLI's %s, want < 1s", took, verb)
-				}
+			wantError(t, last, 401, map[string]string{"suspend": "api_key_suspended", "revoke": "api_key_revoked"}[verb])
+			t.Logf("%s: the server refused the key %s %s after `nexus admin key %s` returned", b.Name, k.ID, took.Round(time.Millisecond), verb)
+			if took >= time.Second {
+				t.Errorf("the server refused the key %s after the CLI's %s, want < 1s", took, verb)
 			}
-		})
-	}
+		}
+	})
 }

@@ -472,12 +472,10 @@ func TestFleetSharedRateLimit(t *testing.T) {
 // ---------------------------------------------------------------------------
 // 2. Revocation across instances, with and without Redis
 
-func TestFleetRevocation(t *testing.T) {
-	t.Parallel()
-	forEachBackend(t, func(t *testing.T, b *Backend) {
+func TestFleetRevocation(t *testing.T) { // serial: it measures a delay
+	forEachBackendSerial(t, func(t *testing.T, b *Backend) {
 		for _, mode := range []string{"redis", "no redis"} {
 			t.Run(mode, func(t *testing.T) {
-				t.Parallel()
 				redisEnv := "NEXUS_REDIS_URL="
 				if mode == "redis" {
 					redisEnv += flRedisURL(t, b)

@@ -191,7 +191,7 @@ func TestKillSwitch(t *testing.T) {
 // Every instance refuses the revoked credentials within a second, a key
 // each had verified and cached included. Serial: it measures that second.
 func TestKillSwitchAcrossInstances(t *testing.T) {
-	prForEachBackend(t, func(t *testing.T, b *Backend) {
+	forEachBackendSerial(t, func(t *testing.T, b *Backend) {
 		servers := []*Server{b.NewServer(t), b.NewServer(t)}
 		tn := b.NewTenant(t, "approved")
 		pid := tn.Partner.ID

@@ -63,8 +63,8 @@ func oaBlockedApp(t *testing.T, why string, servers []*oaStack, ua *oaAgent, cl 
 // and codes are refused, introspection says inactive and no member can
 // consent. Reactivating the owner restores the grants that were not
 // revoked meanwhile. Serial: it measures how fast every instance hears it.
-func TestOAuthClientOwnerNotApproved(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b *Backend) {
+func TestOAuthClientOwnerNotApproved(t *testing.T) { // serial: oaWithin measures a delay
+	forEachBackendSerial(t, func(t *testing.T, b *Backend) {
 		st := oaSetup(t, b)
 		servers := []*oaStack{st, st.on(oaServer(t, b))}
 		redirect := "https://app.example/cb"
@@ -113,8 +113,8 @@ type oaCLIClient struct {
 // refused on every instance within 1 s, the owner's other apps untouched),
 // starts it again with enable, and removes it with delete. Serial: it
 // measures how fast every instance hears it.
-func TestOAuthAdminClientCLI(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b *Backend) {
+func TestOAuthAdminClientCLI(t *testing.T) { // serial: oaWithin measures a delay
+	forEachBackendSerial(t, func(t *testing.T, b *Backend) {
 		st := oaSetup(t, b)
 		servers := []*oaStack{st, st.on(oaServer(t, b))}
 		redirect := "https://app.example/cb"

@@ -14,26 +14,6 @@ import (
 	sdk "github.com/nexus-fintech/nexus/pkg/nexus"
 )
 
-// prForEachBackend runs fn on each backend in turn, never in parallel: what
-// it measures must not wait on other tests' load.
-func prForEachBackend(t *testing.T, fn func(t *testing.T, b *Backend)) {
-	t.Helper()
-	for _, name := range []string{"sqlite", "postgres"} {
-		var b *Backend
-		for _, x := range backends {
-			if x.Name == name {
-				b = x
-			}
-		}
-		t.Run(name, func(t *testing.T) {
-			if b == nil {
-				t.Skipf("no %s backend: %s", name, noPostgres)
-			}
-			fn(t, b)
-		})
-	}
-}
-
 // prService is a platform service as `nexus admin service` prints it.
 type prService struct {
 	Object      string     `json:"object"`
@@ -69,7 +49,7 @@ func prList(t *testing.T, b *Backend) map[string]prService {
 // tokens refused on every instance within a second, a token each instance
 // had verified and cached included. Serial: it measures that second.
 func TestPlatformServiceRevocation(t *testing.T) {
-	prForEachBackend(t, func(t *testing.T, b *Backend) {
+	forEachBackendSerial(t, func(t *testing.T, b *Backend) {
 		servers := []*Server{b.NewServer(t), b.NewServer(t)}
 		tn := b.NewTenant(t, "approved")
 		doomedID, _, doomedKey := stPlatform(t, b, "internal:funding")

@@ -311,7 +311,7 @@ func TestSecretScanning(t *testing.T) {
 // since it measures that second. It also logs how long a report of 1000
 // tokens takes over HTTP.
 func TestSecretScanningAcrossInstances(t *testing.T) {
-	prForEachBackend(t, func(t *testing.T, b *Backend) {
+	forEachBackendSerial(t, func(t *testing.T, b *Backend) {
 		signer := ssNewSigner(t)
 		servers := []*Server{b.NewServer(t, signer.file), b.NewServer(t, signer.file)}
 		tn := b.NewTenant(t, "approved")
