@@ -858,7 +858,12 @@ func TestServiceTokenNoSecretStored(t *testing.T) {
 			wantError(t, partnerAs(t, s, bearer(bad)), 401, "invalid_token")
 		}
 		wantStatus(t, do(t, "POST", s.URL+"/v1/service_credentials/"+creds[0].ID+"/revoke", bearer(tn.Admin.Key), nil), 200)
-		time.Sleep(2500 * time.Millisecond) // access records are written in batches
+		// Access records are written in batches: the scan waits for them.
+		var ids []string
+		for _, c := range creds {
+			ids = append(ids, c.ID)
+		}
+		awaitAccessLogged(t, b, tn.Partner.ID, ids...)
 
 		db := OpenDB(t, b.URL)
 		cells := dumpDatabase(t, b.Name, db)

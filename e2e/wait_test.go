@@ -1,0 +1,66 @@
+package e2e
+
+// Bounded waits for a state the server reaches on its own (an expiry, a
+// batched write). The server has no injectable clock, so a test polls for
+// the change instead of sleeping for a guessed duration.
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// awaitRefusal calls call until it answers anything but 200 and returns
+// that answer. The refusal must come at or after notBefore (an expiry: a
+// refusal before it would be a bug) and within 5 s after it.
+func awaitRefusal(t *testing.T, what string, notBefore time.Time, call func() *Response) *Response {
+	t.Helper()
+	var last *Response
+	var at time.Time
+	_, ok := poll(time.Until(notBefore)+5*time.Second, 25*time.Millisecond, func() bool {
+		last = call()
+		at = time.Now()
+		return last.Status != 200
+	})
+	if !ok {
+		t.Fatalf("%s: still accepted 5 s after %s: %s", what, notBefore.Format(time.RFC3339Nano), last)
+	}
+	if at.Before(notBefore) {
+		t.Errorf("%s: refused at %s, before %s: %s", what, at.Format(time.RFC3339Nano), notBefore.Format(time.RFC3339Nano), last)
+	}
+	t.Logf("%s: refused %s after %s", what, at.Sub(notBefore).Round(time.Millisecond), notBefore.Format(time.RFC3339Nano))
+	return last
+}
+
+// awaitAccessLogged waits (at most 15 s) until the access log of partnerID
+// holds an entry of each credential in ids: the batched writer, which works
+// off the request path, has written them.
+func awaitAccessLogged(t *testing.T, b *Backend, partnerID string, ids ...string) {
+	t.Helper()
+	db := OpenDB(t, b.URL)
+	var missing []string
+	took, ok := poll(15*time.Second, 50*time.Millisecond, func() bool {
+		seen := map[string]bool{}
+		rows, err := db.Query(b.SQL("SELECT DISTINCT credential_id FROM access_chunks WHERE partner_id = ?"), partnerID)
+		if err != nil {
+			t.Fatalf("access_chunks: %v", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			seen[id] = true
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		missing = slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return seen[id] })
+		return len(missing) == 0
+	})
+	if !ok {
+		t.Fatalf("no access entry of %v after %s", missing, took)
+	}
+	t.Logf("the access entries of %d credentials were written %s after the requests", len(ids), took.Round(time.Millisecond))
+}
