@@ -850,20 +850,20 @@ func TestServiceTokenNoSecretStored(t *testing.T) {
 		var idem stCred
 		r.Decode(t, &idem)
 		creds = append(creds, idem)
+		var served []string // request ids
 		for _, c := range creds {
 			tok := stMint(t, sdk.ServiceTokenParams{CredentialID: c.ID, Secret: c.Secret, Service: "scan"})
-			wantStatus(t, partnerAs(t, s, bearer(tok)), 200)
+			r := partnerAs(t, s, bearer(tok))
+			wantStatus(t, r, 200)
+			served = append(served, r.Header.Get("X-Request-Id"))
 			// and a failing one, signed with a corrupted secret
 			bad := stMint(t, sdk.ServiceTokenParams{CredentialID: c.ID, Secret: c.Secret + "x"})
 			wantError(t, partnerAs(t, s, bearer(bad)), 401, "invalid_token")
 		}
-		wantStatus(t, do(t, "POST", s.URL+"/v1/service_credentials/"+creds[0].ID+"/revoke", bearer(tn.Admin.Key), nil), 200)
+		r = do(t, "POST", s.URL+"/v1/service_credentials/"+creds[0].ID+"/revoke", bearer(tn.Admin.Key), nil)
+		wantStatus(t, r, 200)
 		// Access records are written in batches: the scan waits for them.
-		var ids []string
-		for _, c := range creds {
-			ids = append(ids, c.ID)
-		}
-		awaitAccessLogged(t, b, tn.Partner.ID, ids...)
+		awaitAccessLogged(t, b, tn.Partner.ID, append(served, r.Header.Get("X-Request-Id"))...)
 
 		db := OpenDB(t, b.URL)
 		cells := dumpDatabase(t, b.Name, db)

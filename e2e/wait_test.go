@@ -5,9 +5,13 @@ package e2e
 // the change instead of sleeping for a guessed duration.
 
 import (
+	"bytes"
+	"encoding/json"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/s2"
 )
 
 // awaitRefusal calls call until it answers anything but 200 and returns
@@ -33,25 +37,38 @@ func awaitRefusal(t *testing.T, what string, notBefore time.Time, call func() *R
 }
 
 // awaitAccessLogged waits (at most 15 s) until the access log of partnerID
-// holds an entry of each credential in ids: the batched writer, which works
-// off the request path, has written them.
+// holds an entry of each request in ids (X-Request-Id): the batched writer,
+// which works off the request path, has written them.
 func awaitAccessLogged(t *testing.T, b *Backend, partnerID string, ids ...string) {
 	t.Helper()
 	db := OpenDB(t, b.URL)
 	var missing []string
 	took, ok := poll(15*time.Second, 50*time.Millisecond, func() bool {
 		seen := map[string]bool{}
-		rows, err := db.Query(b.SQL("SELECT DISTINCT credential_id FROM access_chunks WHERE partner_id = ?"), partnerID)
+		rows, err := db.Query(b.SQL("SELECT data FROM access_chunks WHERE partner_id = ?"), partnerID)
 		if err != nil {
 			t.Fatalf("access_chunks: %v", err)
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
+			var data []byte
+			if err := rows.Scan(&data); err != nil {
 				t.Fatal(err)
 			}
-			seen[id] = true
+			// A chunk holds one JSON object per access entry, S2-compressed.
+			lines, err := s2.Decode(nil, data)
+			if err != nil {
+				t.Fatalf("access chunk: %v", err)
+			}
+			for dec := json.NewDecoder(bytes.NewReader(lines)); dec.More(); {
+				var e struct {
+					RequestID string `json:"request_id"`
+				}
+				if err := dec.Decode(&e); err != nil {
+					t.Fatalf("access chunk: %v", err)
+				}
+				seen[e.RequestID] = true
+			}
 		}
 		if err := rows.Err(); err != nil {
 			t.Fatal(err)
@@ -60,7 +77,7 @@ func awaitAccessLogged(t *testing.T, b *Backend, partnerID string, ids ...string
 		return len(missing) == 0
 	})
 	if !ok {
-		t.Fatalf("no access entry of %v after %s", missing, took)
+		t.Fatalf("no access entry of the requests %v after %s", missing, took)
 	}
-	t.Logf("the access entries of %d credentials were written %s after the requests", len(ids), took.Round(time.Millisecond))
+	t.Logf("the access entries of %d requests were written %s after them", len(ids), took.Round(time.Millisecond))
 }
