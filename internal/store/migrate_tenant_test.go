@@ -114,7 +114,7 @@ func countRows(t *testing.T, db *store.DB, r seedRow) int {
 func tableCount(t *testing.T, db *store.DB, table string) int {
 	t.Helper()
 	var n int
-	if err := db.NewRaw("SELECT count(*) FROM " + table).Scan(context.Background(), &n); err != nil {
+	if err := db.NewRaw("SELECT count(*) FROM "+table).Scan(context.Background(), &n); err != nil {
 		t.Fatalf("count %s: %v", table, err)
 	}
 	return n
