@@ -302,3 +302,28 @@ func TestTenantKeysKeepRows(t *testing.T) {
 		checkTenantKeys(t, db)
 	})
 }
+
+// Both dialects have the same primary and unique keys, column for column.
+func TestKeyParity(t *testing.T) {
+	lite := openSQLite(t)
+	migrateUp(t, lite)
+	pg := openPostgres(t)
+	migrateUp(t, pg)
+	lk, pk := uniqueKeys(t, lite), uniqueKeys(t, pg)
+	for tbl := range bunTables {
+		delete(lk, tbl)
+		delete(pk, tbl)
+	}
+	// An INTEGER PRIMARY KEY is SQLite's rowid: no index of its own.
+	delete(pk, "cache_invalidations")
+	for _, tbl := range slices.Sorted(maps.Keys(pk)) {
+		if !slices.Equal(lk[tbl], pk[tbl]) {
+			t.Errorf("%s keys: sqlite %v, postgres %v", tbl, lk[tbl], pk[tbl])
+		}
+	}
+	for tbl := range lk {
+		if _, ok := pk[tbl]; !ok {
+			t.Errorf("%s keys only in sqlite: %v", tbl, lk[tbl])
+		}
+	}
+}
