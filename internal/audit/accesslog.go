@@ -172,9 +172,10 @@ func (l *AccessLog) write(ctx context.Context, batch []Access) error {
 	}()
 	refs = l.unindexed(refs)
 	err := l.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		// One multi-row insert per table: a chunk's data goes in as one
-		// literal of a few kilobytes, so the statement costs the database
-		// little more than binary COPY did (see the README's Performance).
+		// One multi-row insert per table. A chunk's data goes in as one
+		// literal of some kilobytes: measured against the binary COPY this
+		// replaced, it cost about 0.1 µs a row more of PostgreSQL's CPU,
+		// within noise of the whole write (README, Performance).
 		w := store.CrossTenant(tx, "batched access-log write: one flush holds rows of many tenants")
 		if _, err := w.Insert(&chunks).Exec(ctx); err != nil {
 			return err

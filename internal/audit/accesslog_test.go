@@ -316,7 +316,11 @@ func BenchmarkBuildChunks(b *testing.B) {
 // turn: the cost per row must not grow with the credentials in use.
 func BenchmarkAccessLog(b *testing.B) {
 	storetest.ForEachDB(b, func(b *testing.B, db *store.DB) {
-		migrate(b, db)
+		// Not migrate: the tenancy check's scan of every statement would
+		// be in the figure.
+		if _, err := db.MigrateUp(context.Background()); err != nil {
+			b.Fatal(err)
+		}
 		for _, keys := range []int{1, 1000, 10_000} {
 			b.Run(fmt.Sprintf("keys=%d", keys), func(b *testing.B) {
 				tn := nexus.Tenant{PartnerID: "ptr_01kabcdefghjkmnpqrstvwxyz0", Environment: nexus.Test}
