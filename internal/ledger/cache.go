@@ -172,5 +172,5 @@ func (s *Service) Drop(topic string) {
 // Run keeps the balances cache in step with other processes' changes until
 // ctx ends.
 func (s *Service) Run(ctx context.Context, log *slog.Logger) {
-	s.db.Subscribe(ctx, log, s.Drop)
+	s.db.Subscribe(ctx, log, s.Drop, nil)
 }
