@@ -289,7 +289,7 @@ func TestConcurrentMissesShareOneRead(t *testing.T) {
 // (another server, or the CLI) reaches this ledger through Run.
 func TestOtherProcessChange(t *testing.T) {
 	storetest.ForEachDB(t, func(t *testing.T, db *store.DB) {
-		// Run needs a second handle on the same database: for SQLite the
+		// The change comes through a second handle on the same database: for SQLite the
 		// file of another handle, for PostgreSQL db's own URL.
 		var other *store.DB
 		if db.Dialect == store.SQLite {
@@ -314,9 +314,14 @@ func TestOtherProcessChange(t *testing.T) {
 
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
-		go func() { defer close(done); s.Run(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+		ready := make(chan struct{})
+		// As the server wires it: the bus brings other processes' changes.
+		go func() {
+			defer close(done)
+			db.Subscribe(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), s.Drop, func() { close(ready) })
+		}()
 		t.Cleanup(func() { cancel(); <-done })
-		time.Sleep(300 * time.Millisecond) // the subscription is up (it drops everything when it starts)
+		<-ready // it drops everything when it starts: read the balances after that
 
 		readBalances(t, s, tn)
 		if _, err := writer.CreateFunding(context.Background(), tn, CreateFundingParams{Amount: 42, Currency: USDT, Status: FundingCompleted}); err != nil {
