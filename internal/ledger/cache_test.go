@@ -345,7 +345,10 @@ func TestOtherProcessChange(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
-		go func() { defer close(done); db.Subscribe(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), heard, nil) }()
+		go func() {
+			defer close(done)
+			db.Subscribe(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), heard, nil)
+		}()
 		t.Cleanup(func() { cancel(); <-done })
 		wait := func(c <-chan struct{}, what string) {
 			t.Helper()
