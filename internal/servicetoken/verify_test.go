@@ -728,23 +728,28 @@ func TestCreatePlatformKeys(t *testing.T) {
 	}
 }
 
-func TestSameToken(t *testing.T) {
-	base := strings.Repeat("abcdefghij", 31) // 310 bytes: whole words and a tail
-	for _, c := range []struct {
-		a, b string
-		want bool
-	}{
-		{base, strings.Clone(base), true},
-		{"", "", true},
-		{"abc", "abc", true},
-		{base, base[:len(base)-1], false},
-		{base, base[:len(base)-1] + "x", false},
-		{base, "x" + base[1:], false},
-		{base, base[:150] + "x" + base[151:], false},
-		{"abc", "abd", false},
+// The token cache answers only the very token it verified: a token that
+// differs from a cached one anywhere (or only in length) is verified anew,
+// and refused, as its signature no longer matches.
+func TestTokenCacheAnswersOnlyTheSameToken(t *testing.T) {
+	e := newEnv(t)
+	tok := signed(t, jwt.SigningMethodHS256, e.hs.ID, claims(e.hs.ID), []byte(e.hsSecret))
+	if _, err := e.v.Verify(e.ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	mid := len(tok) / 2
+	for name, other := range map[string]string{
+		"last byte":     tok[:len(tok)-1] + string(tok[len(tok)-1]^1),
+		"a middle byte": tok[:mid] + string(tok[mid]^1) + tok[mid+1:],
+		"first byte":    string(tok[0]^1) + tok[1:],
+		"truncated":     tok[:len(tok)-1],
+		"extended":      tok + "A",
 	} {
-		if got := sameToken(c.a, c.b); got != c.want {
-			t.Errorf("sameToken(%.12q…, %.12q…) = %v, want %v", c.a, c.b, got, c.want)
+		if _, err := e.v.Verify(e.ctx, other); err == nil {
+			t.Errorf("%s changed: accepted", name)
 		}
+	}
+	if _, err := e.v.Verify(e.ctx, strings.Clone(tok)); err != nil {
+		t.Errorf("the same token, another string: %v", err)
 	}
 }
