@@ -513,21 +513,26 @@ func TestVerifyCache(t *testing.T) {
 }
 
 // The cache never outlives a token: an accepted token stops working once
-// exp (plus leeway) has passed, even when cached.
+// exp (plus leeway) has passed, even when cached. The verifier's clock is
+// stepped past the expiry rather than waited for.
 func TestVerifyCacheHonoursExpiry(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits 2 s")
-	}
 	e := newEnv(t)
 	now := time.Now()
-	// exp 31 s ago + 1.5 s: accepted now (leeway), expired in under 2 s.
-	c := with(claims(e.hs.ID), "iat", now.Add(-time.Minute).Unix(), "nbf", nil, "exp", now.Add(-Leeway+1500*time.Millisecond).Unix())
+	var clock atomic.Int64
+	clock.Store(now.UnixNano())
+	v := NewVerifier(VerifierConfig{Service: e.svc, Partners: e.partners, Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	// exp 29 s ago: accepted now (leeway), expired 1 s later.
+	c := with(claims(e.hs.ID), "iat", now.Add(-time.Minute).Unix(), "nbf", nil, "exp", now.Add(-Leeway+time.Second).Unix())
 	tok := signed(t, jwt.SigningMethodHS256, e.hs.ID, c, []byte(e.hsSecret))
-	if _, err := e.v.Verify(e.ctx, tok); err != nil {
+	if _, err := v.Verify(e.ctx, tok); err != nil {
 		t.Fatalf("inside the leeway: %v", err)
 	}
-	time.Sleep(2500 * time.Millisecond)
-	if _, err := e.v.Verify(e.ctx, tok); nexus.CodeOf(err) != nexus.CodeTokenExpired {
+	before := e.partners.n.Load()
+	if _, err := v.Verify(e.ctx, tok); err != nil || e.partners.n.Load() != before {
+		t.Fatalf("inside the leeway, again: %v (%d partner reads: not from the cache)", err, e.partners.n.Load()-before)
+	}
+	clock.Store(now.Add(2 * time.Second).UnixNano())
+	if _, err := v.Verify(e.ctx, tok); nexus.CodeOf(err) != nexus.CodeTokenExpired {
 		t.Fatalf("after exp + leeway: %v, want token_expired", err)
 	}
 }
