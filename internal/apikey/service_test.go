@@ -22,6 +22,9 @@ func newKeys(t *testing.T, db *store.DB, env nexus.Environment) (*apikey.Service
 	if _, err := db.MigrateUp(ctx); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
+	// Every query on a tenant table from here on is scoped or marked as
+	// crossing tenants on purpose.
+	storetest.CheckTenancy(t, db)
 	p, err := partner.NewService(db).Create(ctx, partner.CreateParams{Name: "apikey test", Status: nexus.PartnerApproved})
 	if err != nil {
 		t.Fatalf("create partner: %v", err)
@@ -121,5 +124,50 @@ func TestCreatePublishable(t *testing.T) {
 		if _, err := keys.Create(ctx, live, apikey.CreateParams{}); err != nil {
 			t.Errorf("live secret key: %v", err)
 		}
+	})
+}
+
+// Suspend, reactivate and revoke move a key only from the statuses they
+// allow; anything else is invalid_state naming the status the caller sees
+// (an active key past its expiry is expired), and another tenant's key or
+// an unknown one is resource_missing.
+func TestTransitions(t *testing.T) {
+	storetest.ForEachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		keys, tn := newKeys(t, db, nexus.Test)
+		k, err := keys.Create(ctx, tn, apikey.CreateParams{Name: "moves"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		step := func(name string, do func(context.Context, nexus.Tenant, string) (*apikey.Key, error), tn nexus.Tenant, id string, want apikey.Status, code nexus.Code, msg string) {
+			t.Helper()
+			got, err := do(ctx, tn, id)
+			switch {
+			case code != "" && nexus.CodeOf(err) != code:
+				t.Fatalf("%s: %v, want %s", name, err, code)
+			case code != "" && msg != "" && err.(*nexus.Error).Message != msg:
+				t.Errorf("%s: message %q, want %q", name, err.(*nexus.Error).Message, msg)
+			case code == "" && err != nil:
+				t.Fatalf("%s: %v", name, err)
+			case code == "" && got.Status != want:
+				t.Fatalf("%s: status %s, want %s", name, got.Status, want)
+			}
+		}
+		step("reactivate an active key", keys.Reactivate, tn, k.ID, "", nexus.CodeInvalidState, "a api key with status active cannot be reactivated")
+		step("suspend", keys.Suspend, tn, k.ID, apikey.Suspended, "", "")
+		step("suspend again", keys.Suspend, tn, k.ID, "", nexus.CodeInvalidState, "a api key with status suspended cannot be suspended")
+		step("reactivate", keys.Reactivate, tn, k.ID, apikey.Active, "", "")
+		live := nexus.Tenant{PartnerID: tn.PartnerID, Environment: nexus.Live}
+		step("suspend from the other environment", keys.Suspend, live, k.ID, "", nexus.CodeResourceMissing, "")
+		step("suspend an unknown key", keys.Suspend, tn, "key_unknown", "", nexus.CodeResourceMissing, "")
+
+		// A key past its expiry cannot be suspended; it can be revoked.
+		if _, err := db.For(tn).Update((*apikey.Row)(nil)).Set("expires_at = ?", store.Now().Add(-time.Minute)).
+			Where("?TableAlias.id = ?", k.ID).Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		step("suspend an expired key", keys.Suspend, tn, k.ID, "", nexus.CodeInvalidState, "a api key with status expired cannot be suspended")
+		step("revoke", keys.Revoke, tn, k.ID, apikey.Revoked, "", "")
+		step("revoke again", keys.Revoke, tn, k.ID, "", nexus.CodeInvalidState, "a api key with status revoked cannot be revoked")
 	})
 }
