@@ -22,6 +22,7 @@ func setup(t testing.TB, db *store.DB) nexus.Tenant {
 	if _, err := db.MigrateUp(ctx); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
+	storetest.CheckTenancy(t, db)
 	p, err := partner.NewService(db).Create(ctx, partner.CreateParams{Name: "scan", Status: nexus.PartnerApproved})
 	if err != nil {
 		t.Fatal(err)

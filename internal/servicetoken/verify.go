@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/store"
 	"github.com/nexus-fintech/nexus/pkg/credential"
 )
 
@@ -297,7 +298,9 @@ func (v *Verifier) load(ctx context.Context, kid string) (*keyEntry, error) {
 	switch {
 	case strings.HasPrefix(kid, "sc_"):
 		c := new(Credential)
-		if err := db.NewSelect().Model(c).Where("id = ?", kid).Scan(ctx); err != nil {
+		err := store.CrossTenant(db.DB, "service credential by kid: a token names its key before its tenant is known").
+			Select(c).Where("?TableAlias.id = ?", kid).Scan(ctx)
+		if err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
 				return nil, errUnknownKid
 			}

@@ -25,6 +25,7 @@ import (
 	"github.com/nexus-fintech/nexus/internal/partner"
 	"github.com/nexus-fintech/nexus/internal/secretbox"
 	"github.com/nexus-fintech/nexus/internal/store"
+	"github.com/nexus-fintech/nexus/internal/store/storetest"
 	sdk "github.com/nexus-fintech/nexus/pkg/nexus"
 )
 
@@ -78,6 +79,16 @@ func pemOf(tb testing.TB, pub any) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 }
 
+// migrate migrates db and fails tb if a query on a tenant table after that
+// is neither scoped to its tenant nor marked as crossing tenants.
+func migrate(tb testing.TB, db *store.DB) {
+	tb.Helper()
+	if _, err := db.MigrateUp(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	storetest.CheckTenancy(tb, db)
+}
+
 func newEnv(tb testing.TB) *env {
 	tb.Helper()
 	ctx := context.Background()
@@ -86,9 +97,7 @@ func newEnv(tb testing.TB) *env {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { db.Close() })
-	if _, err := db.MigrateUp(ctx); err != nil {
-		tb.Fatal(err)
-	}
+	migrate(tb, db)
 	box, err := secretbox.New(testMasterKey)
 	if err != nil {
 		tb.Fatal(err)
