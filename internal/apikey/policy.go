@@ -186,7 +186,7 @@ func (p *Policy) violations(ctx context.Context, idb bun.IDB, t nexus.Tenant, no
 		} else if limit, ok := p.maxExpiry(r.CreatedAt); ok && r.ExpiresAt.After(limit) {
 			v = append(v, "expires_at")
 		}
-		if p.RequireAllowedIPsForSecretKeys && r.Type == Secret && len(r.ipList()) == 0 {
+		if p.RequireAllowedIPsForSecretKeys && r.Type == Secret && len(r.AllowedIPs) == 0 {
 			v = append(v, "allowed_ips")
 		}
 		if p.MaxActiveKeys != nil && i >= *p.MaxActiveKeys {

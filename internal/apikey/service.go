@@ -80,7 +80,7 @@ func (s *Service) Create(ctx context.Context, t nexus.Tenant, p CreateParams) (*
 		if err != nil {
 			return err
 		}
-		if err := pol.checkKey(row.CreatedAt, row.Type, row.ExpiresAt, row.ipList()); err != nil {
+		if err := pol.checkKey(row.CreatedAt, row.Type, row.ExpiresAt, row.AllowedIPs); err != nil {
 			return err
 		}
 		if err := pol.checkCount(ctx, tx, t, row.CreatedAt); err != nil {
@@ -255,32 +255,29 @@ func checkScopes(typ Type, names []string) (nexus.ScopeSet, error) {
 	return set, nil
 }
 
-func checkIPs(ips []string) (string, error) {
+// checkIPs returns the allowlist as given (never nil), or the parameter
+// error naming the first entry that is no IP address or CIDR range.
+func checkIPs(ips []string) ([]string, error) {
 	for i, s := range ips {
-		if _, err := parsePrefix(s); err != nil {
-			return "", nexus.ParamError(nexus.CodeParameterInvalid, fmt.Sprintf("allowed_ips[%d]", i), "not an IP address or CIDR range: %q", s)
+		if _, err := nexus.ParsePrefix(s); err != nil {
+			return nil, nexus.ParamError(nexus.CodeParameterInvalid, fmt.Sprintf("allowed_ips[%d]", i), "not an IP address or CIDR range: %q", s)
 		}
 	}
-	return jsonList(ips), nil
+	return append([]string{}, ips...), nil
 }
 
-func checkOrigins(origins []string) (string, error) {
+// checkOrigins returns the origins as scheme://host[:port] (never nil), or
+// the parameter error naming the first entry that is no origin.
+func checkOrigins(origins []string) ([]string, error) {
+	out := make([]string, len(origins))
 	for i, o := range origins {
 		u, err := url.Parse(o)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-			return "", nexus.ParamError(nexus.CodeParameterInvalid, fmt.Sprintf("allowed_origins[%d]", i), "not an origin (scheme://host[:port]): %q", o)
+			return nil, nexus.ParamError(nexus.CodeParameterInvalid, fmt.Sprintf("allowed_origins[%d]", i), "not an origin (scheme://host[:port]): %q", o)
 		}
-		origins[i] = u.Scheme + "://" + u.Host
+		out[i] = u.Scheme + "://" + u.Host
 	}
-	return jsonList(origins), nil
-}
-
-func jsonList(l []string) string {
-	if l == nil {
-		l = []string{}
-	}
-	b, _ := json.Marshal(l)
-	return string(b)
+	return out, nil
 }
 
 // Get returns one of the tenant's keys.
@@ -456,20 +453,20 @@ func (s *Service) Rotate(ctx context.Context, t nexus.Tenant, id string, p Rotat
 			// policy's bound when that is sooner (or there is none).
 			expires = &limit
 		}
-		ips := old.ipList()
+		ips := old.AllowedIPs
 		if p.AllowedIPs != nil {
 			ips = p.AllowedIPs
 		}
 		newRowV, plain, err = newRow(t, CreateParams{
 			Type: old.Type, Name: old.Name, Scopes: old.ScopeSet().Names(),
-			AllowedIPs: ips, AllowedOrigins: old.Origins(), ExpiresAt: expires,
+			AllowedIPs: ips, AllowedOrigins: old.AllowedOrigins, ExpiresAt: expires,
 		})
 		if err != nil {
 			return err
 		}
 		// A rotation replaces one live key by another: it is checked
 		// like a creation, but never against max_active_keys.
-		if err := pol.checkKey(now, newRowV.Type, newRowV.ExpiresAt, newRowV.ipList()); err != nil {
+		if err := pol.checkKey(now, newRowV.Type, newRowV.ExpiresAt, newRowV.AllowedIPs); err != nil {
 			return err
 		}
 		if _, err := store.For(tx, t).Insert(newRowV).Exec(ctx); err != nil {
@@ -507,12 +504,6 @@ func (s *Service) Rotate(ctx context.Context, t nexus.Tenant, id string, p Rotat
 	}
 	k.Plain = plain
 	return k, nil
-}
-
-func (r *Row) ipList() []string {
-	var l []string
-	_ = json.Unmarshal([]byte(r.AllowedIPs), &l)
-	return l
 }
 
 // Lookup finds a key by the digest of its secret, across tenants: it is how

@@ -296,7 +296,7 @@ func keyRow(pid string, env nexus.Environment) *apikey.Row {
 	return &apikey.Row{
 		ID: id, PartnerID: pid, Environment: env, Type: apikey.Secret, Name: "k",
 		Prefix: "nx_" + string(env) + "_sk_abcd", Last4: "wxyz", KeyHash: "hash_" + id,
-		Scopes: "admin:all", Status: apikey.Active, AllowedIPs: "[]", AllowedOrigins: "[]",
+		Scopes: "admin:all", Status: apikey.Active, AllowedIPs: []string{}, AllowedOrigins: []string{},
 		CreatedAt: now, UpdatedAt: now,
 	}
 }
