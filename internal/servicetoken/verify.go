@@ -12,6 +12,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/nexus-fintech/nexus/internal/auth"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/store"
 	"github.com/nexus-fintech/nexus/pkg/credential"
@@ -74,6 +75,13 @@ type tokenEntry struct {
 	exp    time.Time
 	kid    string
 }
+
+// The authenticator holds a Verifier as its service-token verifier and
+// forwards cache invalidations to its Drop.
+var (
+	_ auth.TokenVerifier        = (*Verifier)(nil)
+	_ interface{ Drop(string) } = (*Verifier)(nil)
+)
 
 // NewVerifier returns a verifier.
 func NewVerifier(cfg VerifierConfig) *Verifier {
