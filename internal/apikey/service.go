@@ -364,7 +364,9 @@ func (s *Service) transition(ctx context.Context, t nexus.Tenant, id string, to 
 	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		now := store.Now()
 		c := store.Change{
-			Kind: "api key", ID: id, To: string(to), Verb: verb,
+			// Kind names the key as GET does: a missing key's 404 is the
+			// same whatever the route (and a foreign key's with it).
+			Kind: "api_key", ID: id, To: string(to), Verb: verb,
 			// The status the caller sees: an active key past its expiry is
 			// expired.
 			Status: func(row any) string { return string(row.(*Row).EffectiveStatus(now)) },

@@ -296,7 +296,7 @@ func (s *Service) Revoke(ctx context.Context, t nexus.Tenant, id string) (*View,
 // with publisher the credential's topic is published (nil: the caller
 // announces the change itself, as secret scanning does once per partner).
 func RevokeChange(id string, now time.Time, record func(ctx context.Context, idb bun.IDB, t nexus.Tenant, event, id string) error, publisher *store.DB) store.Change {
-	c := store.Change{Kind: "service credential", ID: id, To: "revoked", From: []string{"active"}, Verb: "revoked",
+	c := store.Change{Kind: "service_credential", ID: id, To: "revoked", From: []string{"active"}, Verb: "revoked",
 		Set: map[string]any{"revoked_at": now}, Event: "service_credential.revoked", Record: record}
 	if publisher != nil {
 		c.Topic, c.Publisher = store.TopicKey(id), publisher
