@@ -469,7 +469,7 @@ func TestVerifyCache(t *testing.T) {
 	}
 	lookups := e.partners.n.Load()
 	// Revoke directly in storage, with no invalidation.
-	if _, err := e.db.NewUpdate().Model((*Credential)(nil)).Set("status = 'revoked'").Where("id = ?", e.hs.ID).Exec(e.ctx); err != nil {
+	if _, err := e.db.For(e.tenant).Update((*Credential)(nil)).Set("status = 'revoked'").Where("?TableAlias.id = ?", e.hs.ID).Exec(e.ctx); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 5; i++ {
@@ -685,8 +685,8 @@ func TestCreateRules(t *testing.T) {
 		})
 	}
 	// The HS256 secret is stored sealed, never in clear.
-	var c Credential
-	if err := e.db.NewSelect().Model(&c).Where("id = ?", e.hs.ID).Scan(e.ctx); err != nil {
+	c, err := store.Get[Credential](e.ctx, e.db.For(e.tenant), "service_credential", e.hs.ID)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if c.SecretEnc == nil || strings.Contains(*c.SecretEnc, e.hsSecret) || strings.Contains(*c.SecretEnc, e.hsSecret[11:41]) {
