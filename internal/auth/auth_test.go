@@ -3,6 +3,8 @@ package auth_test
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -791,10 +793,12 @@ func TestCacheConcurrent(t *testing.T) {
 
 // ---- Run: invalidation across instances and last_used_at ----
 
-func openSQLite(t testing.TB) *store.DB {
+func openSQLite(t testing.TB) *store.DB { return openSQLiteAt(t, t.TempDir()+"/nexus.db") }
+
+func openSQLiteAt(t testing.TB, path string) *store.DB {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite:"+t.TempDir()+"/nexus.db")
+	db, err := store.Open(ctx, "sqlite:"+path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -805,41 +809,55 @@ func openSQLite(t testing.TB) *store.DB {
 	return db
 }
 
+// subscribe wires db's invalidation bus to a's Drop, as the server does,
+// and returns once it hears changes.
+func subscribe(t *testing.T, ctx context.Context, db *store.DB, a *auth.Authenticator) {
+	t.Helper()
+	ready, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		db.Subscribe(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), a.Drop, func() { close(ready) })
+	}()
+	t.Cleanup(func() { <-done })
+	select {
+	case <-ready:
+	case <-done:
+		t.Fatal("the subscription ended before it heard anything")
+	}
+}
+
 func TestRunDropsOnPublishAndTouches(t *testing.T) {
-	db := openSQLite(t)
+	path := t.TempDir() + "/nexus.db"
+	db := openSQLiteAt(t, path)
+	// Another instance (here: another handle on the same database).
+	other := openSQLiteAt(t, path)
 	e := newEnv(t, auth.Config{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { e.a.Run(ctx, db); close(done) }()
+	go func() { e.a.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
+	subscribe(t, ctx, db, e.a)
 
 	_, err := e.a.Authenticate(context.Background(), bearer(e.key))
 	wantCode(t, err, "")
 	e.store.setKeyStatus(e.key, apikey.Suspended)
 
-	// Another instance (here: the same database, another writer) suspends
-	// the key; this one must stop accepting it within a second. The
-	// subscriber may still be starting: publish until it listens.
-	deadline := time.Now().Add(5 * time.Second)
+	// The other instance suspends the key; this one must stop accepting it
+	// within a second.
+	start := time.Now()
+	if err := other.Tx(context.Background(), func(ctx context.Context, tx bun.Tx) error {
+		return other.Publish(ctx, tx, store.TopicKey(e.row.ID))
+	}); err != nil {
+		t.Fatal(err)
+	}
 	var took time.Duration
-	for {
-		start := time.Now()
-		if err := db.Tx(context.Background(), func(ctx context.Context, tx bun.Tx) error {
-			return db.Publish(ctx, tx, store.TopicKey(e.row.ID))
-		}); err != nil {
-			t.Fatal(err)
-		}
-		for time.Since(start) < time.Second {
-			_, err = e.a.Authenticate(context.Background(), bearer(e.key))
-			if nexus.CodeOf(err) == nexus.CodeAPIKeySuspended {
-				took = time.Since(start)
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		if took > 0 || time.Now().After(deadline) {
+	for time.Since(start) < time.Second {
+		_, err = e.a.Authenticate(context.Background(), bearer(e.key))
+		if nexus.CodeOf(err) == nexus.CodeAPIKeySuspended {
+			took = time.Since(start)
 			break
 		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if took == 0 {
 		t.Fatal("a published drop never reached the cache")
@@ -989,8 +1007,10 @@ func TestRealStoreRevocation(t *testing.T) {
 	e := newRealEnv(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { e.a.Run(ctx, e.db); close(done) }()
+	go func() { e.a.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
+	// This instance hears the database through a handle of its own.
+	subscribe(t, ctx, openSQLiteAt(t, e.path), e.a)
 
 	req := bearer(e.key.Plain)
 	p, err := e.a.Authenticate(context.Background(), req)
@@ -998,8 +1018,6 @@ func TestRealStoreRevocation(t *testing.T) {
 	if p.Partner.ID != e.tenant.PartnerID || p.CredentialID != e.key.ID {
 		t.Fatalf("principal = %+v", p)
 	}
-	// Let the poller take its starting position before the change.
-	time.Sleep(300 * time.Millisecond)
 	start := time.Now()
 	if _, err := e.keys.Revoke(context.Background(), e.tenant, e.key.ID); err != nil {
 		t.Fatal(err)

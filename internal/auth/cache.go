@@ -312,15 +312,11 @@ func (a *Authenticator) Drop(topic string) {
 	}
 }
 
-// Run keeps the cache fresh and writes last_used_at in batches until ctx
-// ends; it flushes what is queued before returning.
-func (a *Authenticator) Run(ctx context.Context, db *store.DB) {
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		db.Subscribe(ctx, a.log, a.Drop)
-	}()
+// Run writes last_used_at in batches until ctx ends; it flushes what is
+// queued before returning. The cache is kept fresh by whoever wires the
+// deployment's invalidation bus to Drop (the server does it once for every
+// cache).
+func (a *Authenticator) Run(ctx context.Context) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	pending := make(map[string]struct{})
@@ -357,7 +353,6 @@ func (a *Authenticator) Run(ctx context.Context, db *store.DB) {
 			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			flush(fctx)
 			cancel()
-			wg.Wait()
 			return
 		}
 	}
