@@ -97,7 +97,7 @@ func (s *Service) Approve(ctx context.Context, sess *Session, r *AuthorizeReques
 		MemberID: sess.MemberID, Scopes: r.Scopes.String(), Status: "active", CreatedAt: now, UpdatedAt: now}
 	code := randomToken()
 	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.NewInsert().Model(g).Exec(ctx); err != nil {
+		if _, err := store.For(tx, t).Insert(g).Exec(ctx); err != nil {
 			return err
 		}
 		if _, err := tx.NewInsert().Model(&codeRow{CodeHash: digest(code), ClientID: r.Client.ID, GrantID: g.ID,

@@ -24,7 +24,7 @@ func (s *Service) ExchangeCode(ctx context.Context, c *Client, code, redirectURI
 		return nil, oerr("invalid_request", "code is required")
 	}
 	var out *TokenResponse
-	var reused bool
+	var reusedGrant string
 	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		row := new(codeRow)
 		err := tx.NewSelect().Model(row).Where("code_hash = ?", digest(code)).Scan(ctx)
@@ -41,7 +41,7 @@ func (s *Service) ExchangeCode(ctx context.Context, c *Client, code, redirectURI
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			reused = true
+			reusedGrant = row.GrantID
 			return nil
 		}
 		switch {
@@ -56,7 +56,7 @@ func (s *Service) ExchangeCode(ctx context.Context, c *Client, code, redirectURI
 		case row.CodeChallenge == "" && verifier != "":
 			return oerr("invalid_grant", "no code_challenge was sent with the authorization request")
 		}
-		g, err := activeGrant(ctx, tx, row.GrantID)
+		g, err := activeGrant(grantOfCode(ctx, tx, row.GrantID))
 		if err != nil {
 			return err
 		}
@@ -64,15 +64,14 @@ func (s *Service) ExchangeCode(ctx context.Context, c *Client, code, redirectURI
 		out, err = s.issue(ctx, tx, g, scopes, row.CodeHash)
 		return err
 	})
-	if err == nil && reused {
+	if err == nil && reusedGrant != "" {
 		// RFC 6749 §4.1.2: a code used twice revokes the tokens it issued.
 		if err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-			var grantID string
-			if err := tx.NewSelect().Model((*codeRow)(nil)).Column("grant_id").Where("code_hash = ?", digest(code)).Scan(ctx, &grantID); err != nil {
+			g, err := grantOfCode(ctx, tx, reusedGrant)
+			if err != nil {
 				return err
 			}
-			_, err := s.revokeGrant(ctx, tx, grantID, func(q *bun.UpdateQuery) *bun.UpdateQuery { return q })
-			return err
+			return s.revokeGrant(ctx, tx, g.tenant(), g.ID)
 		}); err != nil {
 			return nil, err
 		}
@@ -88,4 +87,13 @@ func pkceMatches(challenge, verifier string) bool {
 	sum := sha256.Sum256([]byte(verifier))
 	got := base64.RawURLEncoding.EncodeToString(sum[:])
 	return subtle.ConstantTimeCompare([]byte(got), []byte(challenge)) == 1
+}
+
+// grantOfCode reads the grant a code was issued for: oauth_codes has no
+// tenant columns, so the grant is found by its id alone.
+func grantOfCode(ctx context.Context, idb bun.IDB, id string) (*Grant, error) {
+	g := new(Grant)
+	err := store.CrossTenant(idb, "the grant of a code found by the code's hash").Select(g).
+		Where("?TableAlias.id = ?", id).Scan(ctx)
+	return g, err
 }

@@ -24,10 +24,11 @@ func (s *Service) Refresh(ctx context.Context, c *Client, refresh, scope string)
 		return nil, oerr("invalid_request", "refresh_token is required")
 	}
 	var out *TokenResponse
-	var reusedGrant string
+	var reused *Token
 	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		t := new(Token)
-		err := tx.NewSelect().Model(t).Where("token_hash = ?", credential.DigestHex(refresh)).Where("kind = 'rt'").Scan(ctx)
+		err := store.CrossTenant(tx, "refresh token hash at the token endpoint").Select(t).
+			Where("token_hash = ?", credential.DigestHex(refresh)).Where("kind = 'rt'").Scan(ctx)
 		if errors.Is(err, sql.ErrNoRows) {
 			return oerr("invalid_grant", "the refresh token is invalid")
 		}
@@ -41,19 +42,19 @@ func (s *Service) Refresh(ctx context.Context, c *Client, refresh, scope string)
 		if t.RevokedAt != nil {
 			return oerr("invalid_grant", "the refresh token was revoked")
 		}
-		res, err := tx.NewUpdate().Model((*Token)(nil)).Set("used_at = ?", now).
-			Where("token_hash = ?", t.TokenHash).Where("used_at IS NULL").Exec(ctx)
+		res, err := store.For(tx, t.tenant()).Update((*Token)(nil)).Set("used_at = ?", now).
+			Where("?TableAlias.token_hash = ?", t.TokenHash).Where("?TableAlias.used_at IS NULL").Exec(ctx)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			reusedGrant = t.GrantID
+			reused = t
 			return nil
 		}
 		if !now.Before(t.ExpiresAt) {
 			return oerr("invalid_grant", "the refresh token has expired")
 		}
-		g, err := activeGrant(ctx, tx, t.GrantID)
+		g, err := activeGrant(grantIn(ctx, tx, t.tenant(), t.GrantID))
 		if err != nil {
 			return err
 		}
@@ -68,10 +69,9 @@ func (s *Service) Refresh(ctx context.Context, c *Client, refresh, scope string)
 		out, err = s.issue(ctx, tx, g, scopes, t.CodeHash)
 		return err
 	})
-	if err == nil && reusedGrant != "" {
+	if err == nil && reused != nil {
 		if err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-			_, err := s.revokeGrant(ctx, tx, reusedGrant, func(q *bun.UpdateQuery) *bun.UpdateQuery { return q })
-			return err
+			return s.revokeGrant(ctx, tx, reused.tenant(), reused.GrantID)
 		}); err != nil {
 			return nil, err
 		}

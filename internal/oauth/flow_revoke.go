@@ -7,6 +7,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/nexus-fintech/nexus/internal/store"
 	"github.com/nexus-fintech/nexus/pkg/credential"
 )
 
@@ -15,7 +16,8 @@ import (
 // of other clients are ignored, as the RFC asks.
 func (s *Service) Revoke(ctx context.Context, c *Client, tok string) error {
 	t := new(Token)
-	err := s.db.NewSelect().Model(t).Where("token_hash = ?", credential.DigestHex(tok)).Scan(ctx)
+	err := store.CrossTenant(s.db.DB, "token hash at /oauth/revoke").Select(t).
+		Where("token_hash = ?", credential.DigestHex(tok)).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && t.ClientID != c.ID) {
 		return nil
 	}
@@ -23,7 +25,6 @@ func (s *Service) Revoke(ctx context.Context, c *Client, tok string) error {
 		return err
 	}
 	return s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		_, err := s.revokeGrant(ctx, tx, t.GrantID, func(q *bun.UpdateQuery) *bun.UpdateQuery { return q })
-		return err
+		return s.revokeGrant(ctx, tx, t.tenant(), t.GrantID)
 	})
 }

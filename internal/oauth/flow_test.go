@@ -162,8 +162,7 @@ func TestExchangeCodeHappyPath(t *testing.T) {
 				t.Fatalf("principal scopes %q", p.Scopes)
 			}
 			for _, tok := range []string{tr.AccessToken, tr.RefreshToken} {
-				var n int
-				if err := f.db.NewSelect().Table("oauth_tokens").ColumnExpr("count(*)").Where("token_hash = ?", tok).Scan(f.ctx, &n); err != nil || n != 0 {
+				if n, err := f.cross("looks for a raw token").Select((*Token)(nil)).Where("token_hash = ?", tok).Count(f.ctx); err != nil || n != 0 {
 					t.Fatalf("token stored in clear (%d, %v)", n, err)
 				}
 			}

@@ -30,6 +30,11 @@ type Token struct {
 	RevokedAt   *time.Time        `bun:"revoked_at"`
 }
 
+// tenant is the tenant the token acts for.
+func (t *Token) tenant() nexus.Tenant {
+	return nexus.Tenant{PartnerID: t.PartnerID, Environment: t.Environment}
+}
+
 // TokenResponse is the token endpoint's answer (RFC 6749 §5.1).
 type TokenResponse struct {
 	AccessToken  string `json:"access_token"`
@@ -80,15 +85,23 @@ func (s *Service) AuthenticateClient(ctx context.Context, a ClientAuth) (*Client
 	return c, nil
 }
 
-func activeGrant(ctx context.Context, tx bun.Tx, id string) (*Grant, error) {
-	g := new(Grant)
-	if err := tx.NewSelect().Model(g).Where("id = ?", id).Scan(ctx); err != nil {
+// activeGrant passes on a grant that was read (g, err) unless it was
+// revoked.
+func activeGrant(g *Grant, err error) (*Grant, error) {
+	if err != nil {
 		return nil, err
 	}
-	if g.Status != "active" {
+	if g.Status != GrantActive {
 		return nil, oerr("invalid_grant", "the authorization was revoked")
 	}
 	return g, nil
+}
+
+// grantIn reads grant id of tenant t.
+func grantIn(ctx context.Context, idb bun.IDB, t nexus.Tenant, id string) (*Grant, error) {
+	g := new(Grant)
+	err := store.For(idb, t).Select(g).Where("?TableAlias.id = ?", id).Scan(ctx)
+	return g, err
 }
 
 // issue mints an access and a refresh token for grant g.
@@ -111,7 +124,7 @@ func (s *Service) issue(ctx context.Context, tx bun.Tx, g *Grant, scopes nexus.S
 		r.GrantID, r.ClientID, r.PartnerID, r.Environment = g.ID, g.ClientID, g.PartnerID, g.Environment
 		r.Scopes, r.CodeHash, r.CreatedAt = scopes.String(), codeHash, now
 	}
-	if _, err := tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
+	if _, err := store.For(tx, g.tenant()).Insert(&rows).Exec(ctx); err != nil {
 		return nil, err
 	}
 	return &TokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int(AccessTokenTTL.Seconds()),

@@ -6,9 +6,10 @@ import (
 	"errors"
 	"strings"
 	"sync"
-	"time"
 
+	"github.com/nexus-fintech/nexus/internal/auth"
 	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/store"
 	"github.com/nexus-fintech/nexus/pkg/credential"
 )
 
@@ -28,18 +29,32 @@ type Verifier struct {
 	cache map[[32]byte]*atEntry
 }
 
+// The authenticator's interfaces (the digest saves hashing twice), and its
+// invalidations.
+var (
+	_ auth.TokenVerifier        = (*Verifier)(nil)
+	_ auth.DigestVerifier       = (*Verifier)(nil)
+	_ interface{ Drop(string) } = (*Verifier)(nil)
+)
+
 type atEntry struct {
-	p   *nexus.Principal
-	exp time.Time
+	p *nexus.Principal
+	// token is the stored row: its expiry, and what introspection tells.
+	token *Token
 	// refuse is the answer while the token may not be used (revoked, or
 	// its client blocked), nil otherwise.
-	refuse                     *nexus.Error
-	grantID, clientID, ownerID string
+	refuse *nexus.Error
+	// ownerID is the partner that registered the token's client.
+	ownerID string
 }
 
-// NewVerifier returns an access-token verifier.
+// NewVerifier returns an access-token verifier. svc's Introspect answers
+// access tokens from its cache from then on, so the verifier must receive
+// the invalidations (Drop), as it must for its own answers.
 func NewVerifier(svc *Service, partners PartnerLookup) *Verifier {
-	return &Verifier{svc: svc, partners: partners, cache: make(map[[32]byte]*atEntry)}
+	v := &Verifier{svc: svc, partners: partners, cache: make(map[[32]byte]*atEntry)}
+	svc.cache.Store(v)
+	return v
 }
 
 var (
@@ -59,57 +74,72 @@ func (v *Verifier) Verify(ctx context.Context, tok string) (*nexus.Principal, er
 
 // VerifyDigest implements auth.DigestVerifier: d is credential.Digest(tok).
 func (v *Verifier) VerifyDigest(ctx context.Context, tok string, d [32]byte) (*nexus.Principal, error) {
-	v.mu.RLock()
-	e, gen := v.cache[d], v.gen
-	v.mu.RUnlock()
+	e, err := v.entry(ctx, tok, d)
+	if err != nil {
+		return nil, err
+	}
 	if e == nil {
-		var err error
-		if e, err = v.load(ctx, tok); err != nil {
-			return nil, err
-		}
-		if e == nil {
-			return nil, errUnknown
-		}
-		v.mu.Lock()
-		if v.gen == gen {
-			if len(v.cache) > 100_000 {
-				clear(v.cache)
-			}
-			v.cache[d] = e
-		}
-		v.mu.Unlock()
+		return nil, errUnknown
 	}
 	if e.refuse != nil {
 		return nil, e.refuse
 	}
-	if !time.Now().Before(e.exp) {
+	if !v.svc.now().Before(e.token.ExpiresAt) {
 		return nil, errExpired
 	}
 	return e.p, nil
 }
 
+// entry returns the cached entry of access token tok (digest d), loading it
+// on a miss; nil when there is no such token. An unknown token is not
+// cached: one issued later must work.
+func (v *Verifier) entry(ctx context.Context, tok string, d [32]byte) (*atEntry, error) {
+	v.mu.RLock()
+	e, gen := v.cache[d], v.gen
+	v.mu.RUnlock()
+	if e != nil {
+		return e, nil
+	}
+	e, err := v.load(ctx, tok)
+	if err != nil || e == nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	// A drop since the read may have been for this token: keep the
+	// possibly stale entry out.
+	if v.gen == gen {
+		if len(v.cache) > 100_000 {
+			clear(v.cache)
+		}
+		v.cache[d] = e
+	}
+	v.mu.Unlock()
+	return e, nil
+}
+
 func (v *Verifier) load(ctx context.Context, tok string) (*atEntry, error) {
 	t := new(Token)
-	err := v.svc.db.NewSelect().Model(t).Where("token_hash = ?", credential.DigestHex(tok)).Where("kind = 'at'").Scan(ctx)
+	err := store.CrossTenant(v.svc.db.DB, "access token hash: the token names its tenant").Select(t).
+		Where("token_hash = ?", credential.DigestHex(tok)).Where("kind = 'at'").Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	e := &atEntry{exp: t.ExpiresAt, grantID: t.GrantID, clientID: t.ClientID}
+	e := &atEntry{token: t}
 	if t.RevokedAt != nil {
 		e.refuse = errRevoked
 	} else {
-		g := new(Grant)
-		if err := v.svc.db.NewSelect().Model(g).Where("id = ?", t.GrantID).Scan(ctx); err != nil {
+		g, err := grantIn(ctx, v.svc.db.DB, t.tenant(), t.GrantID)
+		if err != nil {
 			return nil, err
 		}
-		if g.Status != "active" {
+		if g.Status != GrantActive {
 			e.refuse = errRevoked
 		}
 	}
-	c, err := v.svc.clientState(ctx, v.svc.db.DB, t.ClientID)
+	c, err := v.svc.clientState(ctx, t.ClientID)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +177,7 @@ func (v *Verifier) Drop(topic string) {
 	defer v.mu.Unlock()
 	v.gen++
 	for d, e := range v.cache {
-		if kind == "all" || (kind == "cred" && (e.grantID == id || e.clientID == id)) ||
+		if kind == "all" || (kind == "cred" && (e.token.GrantID == id || e.token.ClientID == id)) ||
 			(kind == "partner" && (e.p.Partner.ID == id || e.ownerID == id)) {
 			delete(v.cache, d)
 		}

@@ -163,7 +163,7 @@ func TestVerifierGrantMissing(t *testing.T) {
 	f := newFx(t)
 	a := f.app(Public)
 	tr := f.tokens(a, "")
-	if _, err := f.db.NewDelete().Table("oauth_grants").Where("id = ?", f.grantID(tr.AccessToken)).Exec(f.ctx); err != nil {
+	if _, err := f.cross("deletes a grant").Delete((*Grant)(nil)).Where("id = ?", f.grantID(tr.AccessToken)).Exec(f.ctx); err != nil {
 		t.Fatal(err)
 	}
 	v := f.verifier()
