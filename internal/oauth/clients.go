@@ -290,9 +290,17 @@ func (s *Service) AllClients(ctx context.Context, partnerID string) ([]OperatorC
 }
 
 // clientByID finds a client that is not deleted (the flows' lookup), with
-// its owner's status; nil when there is none.
+// its owner's status; nil when there is none. It reads through the
+// verifier's cache when the service has one (see NewVerifier). The row is
+// shared: callers do not change it.
 func (s *Service) clientByID(ctx context.Context, id string) (*Client, error) {
-	c, err := s.clientState(ctx, id)
+	var c *Client
+	var err error
+	if v := s.cache.Load(); v != nil {
+		c, err = v.client(ctx, id)
+	} else {
+		c, err = s.clientState(ctx, id)
+	}
 	if c == nil || c.Status == ClientDeleted {
 		return nil, err
 	}

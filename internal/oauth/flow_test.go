@@ -617,9 +617,27 @@ func TestRevoke(t *testing.T) {
 	})
 }
 
+// Introspection answers alike from the database and from the verifier's
+// cache.
 func TestIntrospect(t *testing.T) {
 	t.Parallel()
+	for _, cached := range []bool{false, true} {
+		name := "database"
+		if cached {
+			name = "verifier cache"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testIntrospect(t, cached)
+		})
+	}
+}
+
+func testIntrospect(t *testing.T, cached bool) {
 	f := newFx(t)
+	if cached {
+		f.verifier()
+	}
 	a := f.app(Confidential)
 	b := f.app(Confidential)
 	tr := f.tokens(a, "read:balances read:funding")
@@ -679,4 +697,89 @@ func TestIntrospect(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Introspection from the verifier's cache: the cache answers (a change
+// behind the service's back is not seen until its topic is dropped), and
+// every change the service makes shows at once.
+func TestIntrospectCached(t *testing.T) {
+	t.Parallel()
+	f := newFx(t)
+	v := f.verifier()
+	a := f.app(Confidential)
+	active := func(tok string) bool {
+		t.Helper()
+		in, err := f.svc.Introspect(f.ctx, tok, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in.Active
+	}
+	tr := f.tokens(a, "")
+	grant := f.grantID(tr.AccessToken)
+	if _, err := f.cross("revokes a grant unannounced").Update((*Grant)(nil)).Set("status = ?", GrantRevoked).
+		Where("id = ?", grant).Exec(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !active(tr.AccessToken) {
+		t.Fatal("introspection read the database: want the cached answer until the grant's topic")
+	}
+	v.Drop(store.TopicKey(grant))
+	if active(tr.AccessToken) {
+		t.Fatal("revoked grant's token active after its topic was dropped")
+	}
+
+	t.Run("revoked grant", func(t *testing.T) {
+		tr := f.tokens(a, "")
+		if !active(tr.AccessToken) {
+			t.Fatal("new token inactive")
+		}
+		if _, err := f.svc.RevokeGrant(f.ctx, tenant(f.user, nexus.Test), f.grantID(tr.AccessToken)); err != nil {
+			t.Fatal(err)
+		}
+		if active(tr.AccessToken) {
+			t.Fatal("token of a revoked grant still active")
+		}
+	})
+	t.Run("revoked token", func(t *testing.T) {
+		tr := f.tokens(a, "")
+		if !active(tr.AccessToken) {
+			t.Fatal("new token inactive")
+		}
+		if err := f.svc.Revoke(f.ctx, a.c, tr.RefreshToken); err != nil {
+			t.Fatal(err)
+		}
+		if active(tr.AccessToken) {
+			t.Fatal("revoked token still active")
+		}
+	})
+	t.Run("client disabled, enabled", func(t *testing.T) {
+		tr := f.tokens(a, "")
+		if !active(tr.AccessToken) {
+			t.Fatal("new token inactive")
+		}
+		if _, err := f.svc.DisableClient(f.ctx, tenant(f.dev, nexus.Test), a.v.ID); err != nil {
+			t.Fatal(err)
+		}
+		if active(tr.AccessToken) {
+			t.Fatal("token of a disabled client still active")
+		}
+		if _, err := f.svc.EnableClient(f.ctx, tenant(f.dev, nexus.Test), a.v.ID); err != nil {
+			t.Fatal(err)
+		}
+		if !active(tr.AccessToken) {
+			t.Fatal("token inactive after its client was enabled")
+		}
+	})
+	t.Run("expiry while cached", func(t *testing.T) {
+		tr := f.tokens(a, "")
+		if !active(tr.AccessToken) {
+			t.Fatal("new token inactive")
+		}
+		f.advance(AccessTokenTTL)
+		defer f.advance(-AccessTokenTTL)
+		if active(tr.AccessToken) {
+			t.Fatal("expired token active")
+		}
+	})
 }

@@ -200,6 +200,13 @@ func (f *fx) setExpiry(table, col, key string, at time.Time) {
 	}
 }
 
+// advance moves the clock the service checks expiry against by d (the
+// database's timestamps stay where they are). Call it before concurrent use.
+func (f *fx) advance(d time.Duration) {
+	now := f.svc.now
+	f.svc.now = func() time.Time { return now().Add(d) }
+}
+
 // cross is the test's door to rows it reads or changes behind the service.
 func (f *fx) cross(why string) store.Cross { return store.CrossTenant(f.db.DB, "test: "+why) }
 

@@ -19,15 +19,22 @@ type PartnerLookup interface {
 }
 
 // Verifier resolves nx_*_at_ access tokens to principals for the unified
-// authenticator, caching them until they expire or are revoked.
+// authenticator, caching them until they expire or are revoked. It also
+// caches the clients the token endpoints authenticate (see NewVerifier).
 type Verifier struct {
 	svc      *Service
 	partners PartnerLookup
 
-	mu    sync.RWMutex
-	gen   uint64
-	cache map[[32]byte]*atEntry
+	mu sync.RWMutex
+	// gen counts drops: an entry read from the database is cached only if
+	// no drop happened meanwhile.
+	gen     uint64
+	cache   map[[32]byte]*atEntry
+	clients map[string]*Client
 }
+
+// maxEntries bounds each cache: past it, the cache starts empty again.
+const maxEntries = 100_000
 
 // The authenticator's interfaces (the digest saves hashing twice), and its
 // invalidations.
@@ -48,11 +55,12 @@ type atEntry struct {
 	ownerID string
 }
 
-// NewVerifier returns an access-token verifier. svc's Introspect answers
-// access tokens from its cache from then on, so the verifier must receive
-// the invalidations (Drop), as it must for its own answers.
+// NewVerifier returns an access-token verifier. From then on svc answers
+// introspection of access tokens, and finds the clients of the flows and
+// token endpoints, from the verifier's cache: the verifier must receive the
+// invalidations (Drop), as it must for its own answers.
 func NewVerifier(svc *Service, partners PartnerLookup) *Verifier {
-	v := &Verifier{svc: svc, partners: partners, cache: make(map[[32]byte]*atEntry)}
+	v := &Verifier{svc: svc, partners: partners, cache: make(map[[32]byte]*atEntry), clients: make(map[string]*Client)}
 	svc.cache.Store(v)
 	return v
 }
@@ -108,13 +116,39 @@ func (v *Verifier) entry(ctx context.Context, tok string, d [32]byte) (*atEntry,
 	// A drop since the read may have been for this token: keep the
 	// possibly stale entry out.
 	if v.gen == gen {
-		if len(v.cache) > 100_000 {
+		if len(v.cache) >= maxEntries {
 			clear(v.cache)
 		}
 		v.cache[d] = e
 	}
 	v.mu.Unlock()
 	return e, nil
+}
+
+// client is Service.clientState through the cache: client id in any status
+// with its owner's status, nil when there is none (not cached: a client
+// registered later must be found). A client's status changes announce its
+// topic, its owner's its partner topic.
+func (v *Verifier) client(ctx context.Context, id string) (*Client, error) {
+	v.mu.RLock()
+	c, gen := v.clients[id], v.gen
+	v.mu.RUnlock()
+	if c != nil {
+		return c, nil
+	}
+	c, err := v.svc.clientState(ctx, id)
+	if err != nil || c == nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	if v.gen == gen {
+		if len(v.clients) >= maxEntries {
+			clear(v.clients)
+		}
+		v.clients[id] = c
+	}
+	v.mu.Unlock()
+	return c, nil
 }
 
 func (v *Verifier) load(ctx context.Context, tok string) (*atEntry, error) {
@@ -182,7 +216,17 @@ func (v *Verifier) Drop(topic string) {
 			delete(v.cache, d)
 		}
 	}
-	if kind != "cred" && kind != "partner" {
+	switch kind {
+	case "cred":
+		delete(v.clients, id)
+	case "partner":
+		for cid, c := range v.clients {
+			if c.PartnerID == id {
+				delete(v.clients, cid)
+			}
+		}
+	default:
 		clear(v.cache)
+		clear(v.clients)
 	}
 }

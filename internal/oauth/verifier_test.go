@@ -111,10 +111,12 @@ func TestVerifierExpired(t *testing.T) {
 
 	// A cached entry expires on its own, without a drop.
 	tr2 := f.tokens(a, "")
-	f.setExpiry("oauth_tokens", "token_hash", credential.DigestHex(tr2.AccessToken), store.Now().Add(1500*time.Millisecond))
 	wantVerify(t, v, tr2.AccessToken, "")
-	time.Sleep(1600 * time.Millisecond)
+	f.advance(AccessTokenTTL - time.Second)
+	wantVerify(t, v, tr2.AccessToken, "")
+	f.advance(time.Second)
 	wantVerify(t, v, tr2.AccessToken, nexus.CodeTokenExpired)
+	f.advance(-AccessTokenTTL)
 
 	// Revoked and expired: revoked wins.
 	tr3 := f.tokens(a, "")
