@@ -2,6 +2,8 @@ package oauth
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"net/url"
 	"slices"
 	"strings"
@@ -67,8 +69,10 @@ func (s *Service) ValidateAuthorize(ctx context.Context, q url.Values) (*Authori
 		return r, oerr("invalid_request", "public clients must use PKCE (code_challenge with S256)")
 	case challenge != "" && method != "S256":
 		return r, oerr("invalid_request", "code_challenge_method must be S256")
-	case challenge != "" && (len(challenge) < 43 || len(challenge) > 128):
-		return r, oerr("invalid_request", "code_challenge must be 43 to 128 characters")
+	case challenge != "" && !isS256(challenge):
+		// Anything else could never match a verifier: the code would be
+		// issued only to fail at the token endpoint.
+		return r, oerr("invalid_request", "code_challenge must be an S256 challenge: BASE64URL(SHA-256(code_verifier)), 43 characters")
 	}
 	r.CodeChallenge = challenge
 	r.Scopes = c.ScopeSet()
@@ -80,6 +84,13 @@ func (s *Service) ValidateAuthorize(ctx context.Context, q url.Values) (*Authori
 		r.Scopes = asked
 	}
 	return r, nil
+}
+
+// isS256 reports whether challenge is BASE64URL(SHA-256(verifier)) of some
+// verifier (RFC 7636 §4.2): 32 bytes in unpadded, canonical base64url.
+func isS256(challenge string) bool {
+	b, err := base64.RawURLEncoding.Strict().DecodeString(challenge)
+	return err == nil && len(b) == sha256.Size
 }
 
 // Approve records a member's consent and returns a single-use code bound

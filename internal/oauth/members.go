@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
 
@@ -218,8 +219,14 @@ func (s *Service) checkMember(ctx context.Context, email, password string) (*Mem
 	}
 	defer release()
 	m := new(Member)
-	err := store.CrossTenant(s.db.DB, "member email at sign-in: the email names the partner").Select(m).
-		Where("email = ?", strings.ToLower(strings.TrimSpace(email))).Scan(ctx)
+	email = strings.ToLower(strings.TrimSpace(email))
+	err := sql.ErrNoRows
+	// No member has an email the database cannot even compare (a NUL
+	// byte, invalid UTF-8): refuse it as unknown, as slowly.
+	if utf8.ValidString(email) && !strings.ContainsRune(email, 0) {
+		err = store.CrossTenant(s.db.DB, "member email at sign-in: the email names the partner").Select(m).
+			Where("email = ?", email).Scan(ctx)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		checkPassword(dummyHash(), password)
 		return nil, ErrLoginFailed

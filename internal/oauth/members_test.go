@@ -177,6 +177,9 @@ func TestLoginSessionLogout(t *testing.T) {
 		{"wrong password", "alice@example.com", "long enough passwore"},
 		{"empty password", "alice@example.com", ""},
 		{"empty email", "", "long enough password"},
+		// The database cannot compare these: unknown, not an error.
+		{"email with NUL", "alice\x00@example.com", "long enough password"},
+		{"email not UTF-8", "alice\xff@example.com", "long enough password"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tok, err := f.svc.Login(f.ctx, tc.email, tc.pw)
