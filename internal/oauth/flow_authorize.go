@@ -86,10 +86,15 @@ func (s *Service) ValidateAuthorize(ctx context.Context, q url.Values) (*Authori
 	return r, nil
 }
 
-// isS256 reports whether challenge is BASE64URL(SHA-256(verifier)) of some
-// verifier (RFC 7636 §4.2): 32 bytes in unpadded, canonical base64url.
+// isS256 reports whether challenge has the shape of BASE64URL(SHA-256(
+// verifier)) (RFC 7636 §4.2): 32 bytes in unpadded base64url, 43
+// characters.
 func isS256(challenge string) bool {
-	b, err := base64.RawURLEncoding.Strict().DecodeString(challenge)
+	// The length first: the decoder skips newlines.
+	if len(challenge) != base64.RawURLEncoding.EncodedLen(sha256.Size) {
+		return false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(challenge)
 	return err == nil && len(b) == sha256.Size
 }
 
