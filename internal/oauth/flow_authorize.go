@@ -142,3 +142,8 @@ type codeRow struct {
 	PartnerID     string            `bun:"partner_id"`
 	Environment   nexus.Environment `bun:"environment"`
 }
+
+// tenant is its grant's.
+func (c *codeRow) tenant() nexus.Tenant {
+	return nexus.Tenant{PartnerID: c.PartnerID, Environment: c.Environment}
+}

@@ -24,10 +24,11 @@ func (s *Service) ExchangeCode(ctx context.Context, c *Client, code, redirectURI
 		return nil, oerr("invalid_request", "code is required")
 	}
 	var out *TokenResponse
-	var reusedGrant string
+	var reused *codeRow
 	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		row := new(codeRow)
-		err := tx.NewSelect().Model(row).Where("code_hash = ?", digest(code)).Scan(ctx)
+		err := store.CrossTenant(tx, "code hash at the token endpoint: the code names its tenant").Select(row).
+			Where("code_hash = ?", digest(code)).Scan(ctx)
 		if errors.Is(err, sql.ErrNoRows) {
 			return oerr("invalid_grant", "the code is invalid")
 		}
@@ -35,13 +36,13 @@ func (s *Service) ExchangeCode(ctx context.Context, c *Client, code, redirectURI
 			return err
 		}
 		now := store.Now()
-		res, err := tx.NewUpdate().Model((*codeRow)(nil)).Set("used_at = ?", now).
-			Where("code_hash = ?", row.CodeHash).Where("used_at IS NULL").Exec(ctx)
+		res, err := store.For(tx, row.tenant()).Update((*codeRow)(nil)).Set("used_at = ?", now).
+			Where("?TableAlias.code_hash = ?", row.CodeHash).Where("?TableAlias.used_at IS NULL").Exec(ctx)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			reusedGrant = row.GrantID
+			reused = row
 			return nil
 		}
 		switch {
@@ -56,7 +57,7 @@ func (s *Service) ExchangeCode(ctx context.Context, c *Client, code, redirectURI
 		case row.CodeChallenge == "" && verifier != "":
 			return oerr("invalid_grant", "no code_challenge was sent with the authorization request")
 		}
-		g, err := activeGrant(grantOfCode(ctx, tx, row.GrantID))
+		g, err := activeGrant(grantIn(ctx, tx, row.tenant(), row.GrantID))
 		if err != nil {
 			return err
 		}
@@ -64,14 +65,10 @@ func (s *Service) ExchangeCode(ctx context.Context, c *Client, code, redirectURI
 		out, err = s.issue(ctx, tx, g, scopes, row.CodeHash)
 		return err
 	})
-	if err == nil && reusedGrant != "" {
+	if err == nil && reused != nil {
 		// RFC 6749 §4.1.2: a code used twice revokes the tokens it issued.
 		if err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-			g, err := grantOfCode(ctx, tx, reusedGrant)
-			if err != nil {
-				return err
-			}
-			return s.revokeGrant(ctx, tx, g.tenant(), g.ID)
+			return s.revokeGrant(ctx, tx, reused.tenant(), reused.GrantID)
 		}); err != nil {
 			return nil, err
 		}
@@ -87,13 +84,4 @@ func pkceMatches(challenge, verifier string) bool {
 	sum := sha256.Sum256([]byte(verifier))
 	got := base64.RawURLEncoding.EncodeToString(sum[:])
 	return subtle.ConstantTimeCompare([]byte(got), []byte(challenge)) == 1
-}
-
-// grantOfCode reads the grant a code was issued for: oauth_codes has no
-// tenant columns, so the grant is found by its id alone.
-func grantOfCode(ctx context.Context, idb bun.IDB, id string) (*Grant, error) {
-	g := new(Grant)
-	err := store.CrossTenant(idb, "the grant of a code found by the code's hash").Select(g).
-		Where("?TableAlias.id = ?", id).Scan(ctx)
-	return g, err
 }

@@ -143,8 +143,7 @@ func TestExchangeCodeHappyPath(t *testing.T) {
 				t.Fatalf("Approve = %q, %v", code, err)
 			}
 			// Only the digest of the code is stored.
-			var n int
-			if err := f.db.NewSelect().Table("oauth_codes").ColumnExpr("count(*)").Where("code_hash = ?", code).Scan(f.ctx, &n); err != nil || n != 0 {
+			if n, err := f.cross("looks for a raw code").Select((*codeRow)(nil)).Where("code_hash = ?", code).Count(f.ctx); err != nil || n != 0 {
 				t.Fatalf("code stored in clear (%d, %v)", n, err)
 			}
 			tr, err := f.svc.ExchangeCode(f.ctx, a.c, code, appRedirect, verifier)
@@ -290,7 +289,7 @@ func TestExchangeCodeErrors(t *testing.T) {
 	t.Run("grant revoked before exchange", func(t *testing.T) {
 		code := authorize(t, pub, challenge, true)
 		var grantID string
-		if err := f.db.NewSelect().Table("oauth_codes").Column("grant_id").Where("code_hash = ?", digest(code)).Scan(f.ctx, &grantID); err != nil {
+		if err := f.cross("finds a code's grant").Select((*codeRow)(nil)).Column("grant_id").Where("code_hash = ?", digest(code)).Scan(f.ctx, &grantID); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := f.svc.RevokeGrant(f.ctx, tenant(f.user, nexus.Test), grantID); err != nil {
