@@ -529,7 +529,9 @@ func RevokeGrantsIn(ctx context.Context, idb bun.IDB, t nexus.Tenant, now time.T
 	// Through the grants: oauth_tokens is indexed by grant, not by tenant.
 	grantIDs := sc.Select((*Grant)(nil)).Column("id")
 	res, err = sc.Update((*Token)(nil)).Set("revoked_at = ?", now).
-		Where("?TableAlias.grant_id IN (?)", grantIDs).Where("?TableAlias.revoked_at IS NULL").
+		// Unqualified: with a query as its argument, bun reads ?TableAlias
+		// from that query (the grants' alias), not from this one.
+		Where("grant_id IN (?)", grantIDs).Where("?TableAlias.revoked_at IS NULL").
 		Where("?TableAlias.expires_at > ?", now).Exec(ctx)
 	if err != nil {
 		return 0, 0, err
