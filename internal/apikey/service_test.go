@@ -155,9 +155,9 @@ func TestTransitions(t *testing.T) {
 				t.Fatalf("%s: status %s, want %s", name, got.Status, want)
 			}
 		}
-		step("reactivate an active key", keys.Reactivate, tn, k.ID, "", nexus.CodeInvalidState, "a api_key with status active cannot be reactivated")
+		step("reactivate an active key", keys.Reactivate, tn, k.ID, "", nexus.CodeInvalidState, "an api key with status active cannot be reactivated")
 		step("suspend", keys.Suspend, tn, k.ID, apikey.Suspended, "", "")
-		step("suspend again", keys.Suspend, tn, k.ID, "", nexus.CodeInvalidState, "a api_key with status suspended cannot be suspended")
+		step("suspend again", keys.Suspend, tn, k.ID, "", nexus.CodeInvalidState, "an api key with status suspended cannot be suspended")
 		step("reactivate", keys.Reactivate, tn, k.ID, apikey.Active, "", "")
 		live := nexus.Tenant{PartnerID: tn.PartnerID, Environment: nexus.Live}
 		step("suspend from the other environment", keys.Suspend, live, k.ID, "", nexus.CodeResourceMissing, "")
@@ -168,9 +168,9 @@ func TestTransitions(t *testing.T) {
 			Where("?TableAlias.id = ?", k.ID).Exec(ctx); err != nil {
 			t.Fatal(err)
 		}
-		step("suspend an expired key", keys.Suspend, tn, k.ID, "", nexus.CodeInvalidState, "a api_key with status expired cannot be suspended")
+		step("suspend an expired key", keys.Suspend, tn, k.ID, "", nexus.CodeInvalidState, "an api key with status expired cannot be suspended")
 		step("revoke", keys.Revoke, tn, k.ID, apikey.Revoked, "", "")
-		step("revoke again", keys.Revoke, tn, k.ID, "", nexus.CodeInvalidState, "a api_key with status revoked cannot be revoked")
+		step("revoke again", keys.Revoke, tn, k.ID, "", nexus.CodeInvalidState, "an api key with status revoked cannot be revoked")
 	})
 }
 
