@@ -211,7 +211,7 @@ func (c *config) finishServe(proxies, envs string) error {
 		return err
 	}
 	for _, s := range splitList(proxies) {
-		p, err := parsePrefix(s)
+		p, err := nexus.ParsePrefix(s)
 		if err != nil {
 			return fmt.Errorf("NEXUS_TRUSTED_PROXIES: %q is not an IP or CIDR", s)
 		}
@@ -261,22 +261,6 @@ func defaultIssuer(scheme, listen string) string {
 
 // scheme is how clients reach this server directly.
 func (c *config) scheme() string { return c.Config.Scheme() }
-
-func parsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err == nil && p.Addr().Is4In6() && p.Bits() >= 96 {
-			// Client IPs are compared unmapped, so the range must be too.
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-		}
-		return p.Masked(), err
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
-}
 
 func splitList(s string) []string {
 	var out []string

@@ -4,9 +4,7 @@
 package apikey
 
 import (
-	"encoding/json"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -37,21 +35,23 @@ const (
 type Row struct {
 	bun.BaseModel `bun:"table:api_keys"`
 
-	ID             string            `bun:"id,pk"`
-	PartnerID      string            `bun:"partner_id"`
-	Environment    nexus.Environment `bun:"environment"`
-	Type           Type              `bun:"type"`
-	Name           string            `bun:"name"`
-	Prefix         string            `bun:"prefix"`
-	Last4          string            `bun:"last4"`
-	KeyHash        string            `bun:"key_hash"`
-	Scopes         string            `bun:"scopes"`
-	Status         Status            `bun:"status"`
-	AllowedIPs     string            `bun:"allowed_ips"`
-	AllowedOrigins string            `bun:"allowed_origins"`
-	ExpiresAt      *time.Time        `bun:"expires_at"`
-	LastUsedAt     *time.Time        `bun:"last_used_at"`
-	ReplacedBy     *string           `bun:"replaced_by"`
+	ID          string            `bun:"id,pk"`
+	PartnerID   string            `bun:"partner_id"`
+	Environment nexus.Environment `bun:"environment"`
+	Type        Type              `bun:"type"`
+	Name        string            `bun:"name"`
+	Prefix      string            `bun:"prefix"`
+	Last4       string            `bun:"last4"`
+	KeyHash     string            `bun:"key_hash"`
+	Scopes      string            `bun:"scopes"`
+	Status      Status            `bun:"status"`
+	// AllowedIPs and AllowedOrigins are stored as JSON arrays in text
+	// columns; never nil (that would store null rather than []).
+	AllowedIPs     []string   `bun:"allowed_ips"`
+	AllowedOrigins []string   `bun:"allowed_origins"`
+	ExpiresAt      *time.Time `bun:"expires_at"`
+	LastUsedAt     *time.Time `bun:"last_used_at"`
+	ReplacedBy     *string    `bun:"replaced_by"`
 	// ExpiryWarnedAt is when the api_key.expiring event was written.
 	ExpiryWarnedAt *time.Time `bun:"expiry_warned_at"`
 	CreatedAt      time.Time  `bun:"created_at"`
@@ -73,25 +73,19 @@ func (r *Row) ScopeSet() nexus.ScopeSet {
 	return s
 }
 
-// IPs parses the stored allowlist.
+// IPs parses the allowlist.
 func (r *Row) IPs() []netip.Prefix {
-	var raw []string
-	_ = json.Unmarshal([]byte(r.AllowedIPs), &raw)
-	out := make([]netip.Prefix, 0, len(raw))
-	for _, s := range raw {
-		if p, err := parsePrefix(s); err == nil {
+	out := make([]netip.Prefix, 0, len(r.AllowedIPs))
+	for _, s := range r.AllowedIPs {
+		if p, err := nexus.ParsePrefix(s); err == nil {
 			out = append(out, p)
 		}
 	}
 	return out
 }
 
-// Origins parses the stored origin allowlist.
-func (r *Row) Origins() []string {
-	var raw []string
-	_ = json.Unmarshal([]byte(r.AllowedOrigins), &raw)
-	return raw
-}
+// Origins returns the origin allowlist.
+func (r *Row) Origins() []string { return r.AllowedOrigins }
 
 // Key is the API's view of a key. Plain is set only in the answer that
 // created it.
@@ -124,27 +118,8 @@ func (r *Row) View() *Key {
 		Object: "api_key", ID: r.ID, Type: r.Type, Environment: r.Environment, Name: r.Name,
 		Prefix: r.Prefix, Last4: r.Last4, Scopes: r.ScopeSet().Names(), Status: r.EffectiveStatus(time.Now()),
 		ExpiresAt: r.ExpiresAt, LastUsedAt: r.LastUsedAt, ReplacedBy: r.ReplacedBy, CreatedAt: r.CreatedAt,
-		AllowedIPs: []string{}, AllowedOrigins: []string{}, Limits: ledger.Limits{}, PolicyViolations: []string{},
+		AllowedIPs: append([]string{}, r.AllowedIPs...), AllowedOrigins: append([]string{}, r.AllowedOrigins...),
+		Limits: ledger.Limits{}, PolicyViolations: []string{},
 	}
-	_ = json.Unmarshal([]byte(r.AllowedIPs), &k.AllowedIPs)
-	_ = json.Unmarshal([]byte(r.AllowedOrigins), &k.AllowedOrigins)
 	return k
-}
-
-// parsePrefix reads an IP or a CIDR into a prefix.
-func parsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err == nil && p.Addr().Is4In6() && p.Bits() >= 96 {
-			// Client IPs are compared unmapped, so the range must be too.
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-		}
-		return p.Masked(), err
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }

@@ -71,7 +71,7 @@ func (s *Service) lockPolicy(ctx context.Context, tx bun.Tx, t nexus.Tenant) (*P
 // that concurrent creations count the active keys one after the other.
 func loadPolicy(ctx context.Context, idb bun.IDB, t nexus.Tenant, lock bool) (*Policy, error) {
 	p := &Policy{Object: "key_policy", PartnerID: t.PartnerID, Environment: t.Environment}
-	q := store.Scoped(idb.NewSelect().Model(p), t)
+	q := store.For(idb, t).Select(p)
 	if lock {
 		q = q.For("UPDATE")
 	}
@@ -91,7 +91,7 @@ func (s *Service) PutPolicy(ctx context.Context, t nexus.Tenant, in PolicyParams
 		RequireExpiry: in.RequireExpiry != nil && *in.RequireExpiry, UpdatedAt: &now,
 		RequireAllowedIPsForSecretKeys: in.RequireAllowedIPsForSecretKeys != nil && *in.RequireAllowedIPsForSecretKeys}
 	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		_, err := tx.NewInsert().Model(p).On("CONFLICT (partner_id, environment) DO UPDATE").
+		_, err := store.For(tx, t).Insert(p).On("CONFLICT (partner_id, environment) DO UPDATE").
 			Set("max_key_lifetime_days = EXCLUDED.max_key_lifetime_days").
 			Set("require_expiry = EXCLUDED.require_expiry").
 			Set("require_allowed_ips_for_secret_keys = EXCLUDED.require_allowed_ips_for_secret_keys").
@@ -146,7 +146,7 @@ func (p *Policy) checkCount(ctx context.Context, tx bun.Tx, t nexus.Tenant, now 
 	if p.MaxActiveKeys == nil {
 		return nil
 	}
-	n, err := liveKeys(tx.NewSelect().Model((*Row)(nil)), t, now).Count(ctx)
+	n, err := liveKeys(store.For(tx, t), (*Row)(nil), now).Count(ctx)
 	if err != nil {
 		return err
 	}
@@ -156,10 +156,10 @@ func (p *Policy) checkCount(ctx context.Context, tx bun.Tx, t nexus.Tenant, now 
 	return nil
 }
 
-// liveKeys narrows q to the tenant's keys that work and were not rotated
-// away: the keys a policy counts and judges.
-func liveKeys(q *bun.SelectQuery, t nexus.Tenant, now time.Time) *bun.SelectQuery {
-	return store.Scoped(q, t).Where("?TableAlias.status = ?", Active).Where("?TableAlias.replaced_by IS NULL").
+// liveKeys selects into model the tenant's keys that work and were not
+// rotated away: the keys a policy counts and judges.
+func liveKeys(s store.Scope, model any, now time.Time) *bun.SelectQuery {
+	return s.Select(model).Where("?TableAlias.status = ?", Active).Where("?TableAlias.replaced_by IS NULL").
 		WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
 			return q.Where("?TableAlias.expires_at IS NULL").WhereOr("?TableAlias.expires_at > ?", now)
 		})
@@ -175,7 +175,7 @@ func (p *Policy) violations(ctx context.Context, idb bun.IDB, t nexus.Tenant, no
 		return out, nil
 	}
 	var rows []Row
-	if err := liveKeys(idb.NewSelect().Model(&rows), t, now).OrderExpr("?TableAlias.id ASC").Scan(ctx); err != nil {
+	if err := liveKeys(store.For(idb, t), &rows, now).OrderExpr("?TableAlias.id ASC").Scan(ctx); err != nil {
 		return nil, err
 	}
 	for i := range rows {
@@ -186,7 +186,7 @@ func (p *Policy) violations(ctx context.Context, idb bun.IDB, t nexus.Tenant, no
 		} else if limit, ok := p.maxExpiry(r.CreatedAt); ok && r.ExpiresAt.After(limit) {
 			v = append(v, "expires_at")
 		}
-		if p.RequireAllowedIPsForSecretKeys && r.Type == Secret && len(r.ipList()) == 0 {
+		if p.RequireAllowedIPsForSecretKeys && r.Type == Secret && len(r.AllowedIPs) == 0 {
 			v = append(v, "allowed_ips")
 		}
 		if p.MaxActiveKeys != nil && i >= *p.MaxActiveKeys {
@@ -228,8 +228,8 @@ func parseISODuration(s string) (time.Duration, bool) {
 // warned of.
 func (s *Service) WarnExpiring(ctx context.Context, now time.Time) (int, error) {
 	var pols []Policy
-	// Across tenants on purpose: the job serves every tenant with a policy.
-	if err := s.db.NewSelect().Model(&pols).Where("expiry_warning_days IS NOT NULL").Scan(ctx); err != nil {
+	if err := store.CrossTenant(s.db.DB, "expiry warnings: the job serves every tenant with a policy").Select(&pols).
+		Where("?TableAlias.expiry_warning_days IS NOT NULL").Scan(ctx); err != nil {
 		return 0, err
 	}
 	ctx = audit.WithOrigin(ctx, audit.Origin{Actor: "nexus"})
@@ -237,7 +237,7 @@ func (s *Service) WarnExpiring(ctx context.Context, now time.Time) (int, error) 
 	for _, p := range pols {
 		t := nexus.Tenant{PartnerID: p.PartnerID, Environment: p.Environment}
 		var rows []Row
-		err := liveKeys(s.db.NewSelect().Model(&rows), t, now).Where("?TableAlias.expiry_warned_at IS NULL").
+		err := liveKeys(s.db.For(t), &rows, now).Where("?TableAlias.expiry_warned_at IS NULL").
 			Where("?TableAlias.expires_at <= ?", now.AddDate(0, 0, *p.ExpiryWarningDays)).Scan(ctx)
 		if err != nil {
 			return warned, err
@@ -245,8 +245,8 @@ func (s *Service) WarnExpiring(ctx context.Context, now time.Time) (int, error) 
 		for _, r := range rows {
 			did := false
 			err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-				res, err := store.Scoped(tx.NewUpdate().Model((*Row)(nil)), t).Set("expiry_warned_at = ?", now).
-					Where("id = ?", r.ID).Where("expiry_warned_at IS NULL").Exec(ctx)
+				res, err := store.For(tx, t).Update((*Row)(nil)).Set("expiry_warned_at = ?", now).
+					Where("?TableAlias.id = ?", r.ID).Where("?TableAlias.expiry_warned_at IS NULL").Exec(ctx)
 				if err != nil {
 					return err
 				}

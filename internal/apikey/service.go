@@ -80,13 +80,13 @@ func (s *Service) Create(ctx context.Context, t nexus.Tenant, p CreateParams) (*
 		if err != nil {
 			return err
 		}
-		if err := pol.checkKey(row.CreatedAt, row.Type, row.ExpiresAt, row.ipList()); err != nil {
+		if err := pol.checkKey(row.CreatedAt, row.Type, row.ExpiresAt, row.AllowedIPs); err != nil {
 			return err
 		}
 		if err := pol.checkCount(ctx, tx, t, row.CreatedAt); err != nil {
 			return err
 		}
-		if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
+		if _, err := store.For(tx, t).Insert(row).Exec(ctx); err != nil {
 			return err
 		}
 		if len(limits) > 0 {
@@ -158,7 +158,7 @@ func (s *Service) Update(ctx context.Context, t nexus.Tenant, id string, p Updat
 			return err
 		}
 		data := map[string]any{}
-		q := store.Scoped(tx.NewUpdate().Model((*Row)(nil)), t).Set("updated_at = ?", store.Now()).Where("id = ?", id)
+		q := store.For(tx, t).Update((*Row)(nil)).Set("updated_at = ?", store.Now()).Where("?TableAlias.id = ?", id)
 		if p.Name != nil {
 			q = q.Set("name = ?", *p.Name)
 			data["name"] = *p.Name
@@ -255,32 +255,29 @@ func checkScopes(typ Type, names []string) (nexus.ScopeSet, error) {
 	return set, nil
 }
 
-func checkIPs(ips []string) (string, error) {
+// checkIPs returns the allowlist as given (never nil), or the parameter
+// error naming the first entry that is no IP address or CIDR range.
+func checkIPs(ips []string) ([]string, error) {
 	for i, s := range ips {
-		if _, err := parsePrefix(s); err != nil {
-			return "", nexus.ParamError(nexus.CodeParameterInvalid, fmt.Sprintf("allowed_ips[%d]", i), "not an IP address or CIDR range: %q", s)
+		if _, err := nexus.ParsePrefix(s); err != nil {
+			return nil, nexus.ParamError(nexus.CodeParameterInvalid, fmt.Sprintf("allowed_ips[%d]", i), "not an IP address or CIDR range: %q", s)
 		}
 	}
-	return jsonList(ips), nil
+	return append([]string{}, ips...), nil
 }
 
-func checkOrigins(origins []string) (string, error) {
+// checkOrigins returns the origins as scheme://host[:port] (never nil), or
+// the parameter error naming the first entry that is no origin.
+func checkOrigins(origins []string) ([]string, error) {
+	out := make([]string, len(origins))
 	for i, o := range origins {
 		u, err := url.Parse(o)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-			return "", nexus.ParamError(nexus.CodeParameterInvalid, fmt.Sprintf("allowed_origins[%d]", i), "not an origin (scheme://host[:port]): %q", o)
+			return nil, nexus.ParamError(nexus.CodeParameterInvalid, fmt.Sprintf("allowed_origins[%d]", i), "not an origin (scheme://host[:port]): %q", o)
 		}
-		origins[i] = u.Scheme + "://" + u.Host
+		out[i] = u.Scheme + "://" + u.Host
 	}
-	return jsonList(origins), nil
-}
-
-func jsonList(l []string) string {
-	if l == nil {
-		l = []string{}
-	}
-	b, _ := json.Marshal(l)
-	return string(b)
+	return out, nil
 }
 
 // Get returns one of the tenant's keys.
@@ -293,12 +290,7 @@ func (s *Service) Get(ctx context.Context, t nexus.Tenant, id string) (*Key, err
 }
 
 func (s *Service) get(ctx context.Context, idb bun.IDB, t nexus.Tenant, id string) (*Row, error) {
-	row := new(Row)
-	err := store.Scoped(idb.NewSelect().Model(row), t).Where("id = ?", id).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nexus.NotFound("api_key", id)
-	}
-	return row, err
+	return store.Get[Row](ctx, store.For(idb, t), "api_key", id)
 }
 
 // ListParams filter the key list.
@@ -365,44 +357,52 @@ func (s *Service) List(ctx context.Context, t nexus.Tenant, p ListParams) ([]*Ke
 	return out, more, err
 }
 
-// transition moves a key from one of the statuses in from to status to, in
-// one conditional update, with its event and cache drop.
+// transition moves a key from one of the statuses in from to status to
+// (store.Transition), with its event and cache drop.
 func (s *Service) transition(ctx context.Context, t nexus.Tenant, id string, to Status, event, verb string, from ...Status) (*Key, error) {
 	var k *Key
 	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		now := store.Now()
-		q := store.Scoped(tx.NewUpdate().Model((*Row)(nil)), t).
-			Set("status = ?", to).Set("updated_at = ?", now).
-			Where("id = ?", id).Where("status IN (?)", bun.In(from))
+		c := store.Change{
+			// Kind names the key as GET does: a missing key's 404 is the
+			// same whatever the route (and a foreign key's with it).
+			Kind: "api_key", ID: id, To: string(to), Verb: verb,
+			// The status the caller sees: an active key past its expiry is
+			// expired.
+			Status: func(row any) string { return string(row.(*Row).EffectiveStatus(now)) },
+			Event:  event, Record: recordEvent,
+			Topic: store.TopicKey(id), Publisher: s.db,
+		}
+		for _, f := range from {
+			c.From = append(c.From, string(f))
+		}
 		if to == Suspended {
 			// An expired key is no longer active: it cannot be suspended.
-			q = q.WhereGroup(" AND ", func(q *bun.UpdateQuery) *bun.UpdateQuery {
-				return q.Where("expires_at IS NULL").WhereOr("expires_at > ?", now)
-			})
+			c.Where = func(q *bun.UpdateQuery) *bun.UpdateQuery { return unexpired(q, now) }
 		}
-		res, err := q.Exec(ctx)
+		row, err := store.Transition[Row](ctx, store.For(tx, t), c)
 		if err != nil {
 			return err
 		}
-		row, err := s.get(ctx, tx, t, id)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return nexus.InvalidState("api key", string(row.EffectiveStatus(now)), verb)
-		}
-		if err := audit.Record(ctx, tx, t, event, id, nil); err != nil {
-			return err
-		}
-		if k, err = view(ctx, tx, t, row); err != nil {
-			return err
-		}
-		return s.db.Publish(ctx, tx, store.TopicKey(id))
+		k, err = view(ctx, tx, t, row)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return k, nil
+}
+
+// unexpired narrows an update to keys that have not expired at now.
+func unexpired(q *bun.UpdateQuery, now time.Time) *bun.UpdateQuery {
+	return q.WhereGroup(" AND ", func(q *bun.UpdateQuery) *bun.UpdateQuery {
+		return q.Where("?TableAlias.expires_at IS NULL").WhereOr("?TableAlias.expires_at > ?", now)
+	})
+}
+
+// recordEvent is audit.Record without data, as store.Change.Record.
+func recordEvent(ctx context.Context, idb bun.IDB, t nexus.Tenant, event, id string) error {
+	return audit.Record(ctx, idb, t, event, id, nil)
 }
 
 // Suspend stops an active key until it is reactivated.
@@ -455,23 +455,23 @@ func (s *Service) Rotate(ctx context.Context, t nexus.Tenant, id string, p Rotat
 			// policy's bound when that is sooner (or there is none).
 			expires = &limit
 		}
-		ips := old.ipList()
+		ips := old.AllowedIPs
 		if p.AllowedIPs != nil {
 			ips = p.AllowedIPs
 		}
 		newRowV, plain, err = newRow(t, CreateParams{
 			Type: old.Type, Name: old.Name, Scopes: old.ScopeSet().Names(),
-			AllowedIPs: ips, AllowedOrigins: old.Origins(), ExpiresAt: expires,
+			AllowedIPs: ips, AllowedOrigins: old.AllowedOrigins, ExpiresAt: expires,
 		})
 		if err != nil {
 			return err
 		}
 		// A rotation replaces one live key by another: it is checked
 		// like a creation, but never against max_active_keys.
-		if err := pol.checkKey(now, newRowV.Type, newRowV.ExpiresAt, newRowV.ipList()); err != nil {
+		if err := pol.checkKey(now, newRowV.Type, newRowV.ExpiresAt, newRowV.AllowedIPs); err != nil {
 			return err
 		}
-		if _, err := tx.NewInsert().Model(newRowV).Exec(ctx); err != nil {
+		if _, err := store.For(tx, t).Insert(newRowV).Exec(ctx); err != nil {
 			return err
 		}
 		if err := ledger.CopyLimits(ctx, tx, t, id, newRowV.ID); err != nil {
@@ -481,9 +481,9 @@ func (s *Service) Rotate(ctx context.Context, t nexus.Tenant, id string, p Rotat
 		if old.ExpiresAt != nil && old.ExpiresAt.Before(until) {
 			until = *old.ExpiresAt
 		}
-		res, err := store.Scoped(tx.NewUpdate().Model((*Row)(nil)), t).
+		res, err := store.For(tx, t).Update((*Row)(nil)).
 			Set("expires_at = ?", until).Set("replaced_by = ?", newRowV.ID).Set("updated_at = ?", now).
-			Where("id = ?", id).Where("status = ?", Active).Where("replaced_by IS NULL").Exec(ctx)
+			Where("?TableAlias.id = ?", id).Where("?TableAlias.status = ?", Active).Where("?TableAlias.replaced_by IS NULL").Exec(ctx)
 		if err != nil {
 			return err
 		}
@@ -508,17 +508,12 @@ func (s *Service) Rotate(ctx context.Context, t nexus.Tenant, id string, p Rotat
 	return k, nil
 }
 
-func (r *Row) ipList() []string {
-	var l []string
-	_ = json.Unmarshal([]byte(r.AllowedIPs), &l)
-	return l
-}
-
 // Lookup finds a key by the digest of its secret, across tenants: it is how
 // the authenticator learns which tenant a request belongs to.
 func (s *Service) Lookup(ctx context.Context, digestHex string) (*Row, error) {
 	row := new(Row)
-	err := s.db.NewSelect().Model(row).Where("key_hash = ?", digestHex).Scan(ctx)
+	err := store.CrossTenant(s.db.DB, "api key by secret digest: the digest names its tenant").Select(row).
+		Where("?TableAlias.key_hash = ?", digestHex).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -531,7 +526,8 @@ func (s *Service) TouchLastUsed(ctx context.Context, at time.Time, ids []string)
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := s.db.NewUpdate().Model((*Row)(nil)).Set("last_used_at = ?", at).Where("id IN (?)", bun.In(ids)).Exec(ctx)
+	_, err := store.CrossTenant(s.db.DB, "last-used batching: one write for the keys of many tenants").Update((*Row)(nil)).
+		Set("last_used_at = ?", at).Where("?TableAlias.id IN (?)", bun.In(ids)).Exec(ctx)
 	return err
 }
 
@@ -540,12 +536,10 @@ func (s *Service) TouchLastUsed(ctx context.Context, at time.Time, ids []string)
 // already expired keep their status: they no longer work. The caller
 // announces the change (one partner topic rather than a topic per key).
 func RevokeAllIn(ctx context.Context, idb bun.IDB, t nexus.Tenant, now time.Time) (int, error) {
-	res, err := store.Scoped(idb.NewUpdate().Model((*Row)(nil)), t).
+	q := store.For(idb, t).Update((*Row)(nil)).
 		Set("status = ?", Revoked).Set("updated_at = ?", now).
-		Where("status IN (?)", bun.In([]Status{Active, Suspended})).
-		WhereGroup(" AND ", func(q *bun.UpdateQuery) *bun.UpdateQuery {
-			return q.Where("expires_at IS NULL").WhereOr("expires_at > ?", now)
-		}).Exec(ctx)
+		Where("?TableAlias.status IN (?)", bun.In([]Status{Active, Suspended}))
+	res, err := unexpired(q, now).Exec(ctx)
 	if err != nil {
 		return 0, err
 	}

@@ -107,6 +107,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 			log.Info("migrations applied", "migrations", applied)
 		}
 	}
+	checkTenancy(db, log) // only in binaries built with -tags nexus_tenancycheck (e2e)
 
 	box, err := masterKey(ctx, cfg, db, log)
 	if err != nil {

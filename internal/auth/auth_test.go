@@ -2,7 +2,6 @@ package auth_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -983,7 +982,7 @@ func (f *fakeStore) addKey(t testing.TB, pid string, o keyOpts) (string, *apikey
 	row := &apikey.Row{
 		ID: nexus.NewID("key"), PartnerID: pid, Environment: o.env, Type: typ,
 		KeyHash: credential.DigestHex(plain), Scopes: o.scopes, Status: o.status,
-		AllowedIPs: jsonList(o.ips), AllowedOrigins: jsonList(o.origins), ExpiresAt: o.expiresAt,
+		AllowedIPs: o.ips, AllowedOrigins: o.origins, ExpiresAt: o.expiresAt,
 		CreatedAt: now, UpdatedAt: now,
 	}
 	f.mu.Lock()
@@ -996,14 +995,6 @@ func (f *fakeStore) setKeyStatus(plain string, st apikey.Status) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.rows[credential.DigestHex(plain)].Status = st
-}
-
-func jsonList(l []string) string {
-	if l == nil {
-		l = []string{}
-	}
-	b, _ := json.Marshal(l)
-	return string(b)
 }
 
 // ---- against the real store ----

@@ -3,6 +3,7 @@ package nexus
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Code is an error code of the public contract (CONTRACT §4). The HTTP layer
@@ -102,7 +103,12 @@ func NotFound(kind, id string) *Error {
 
 // InvalidState is a transition the object's status does not allow.
 func InvalidState(kind, status, action string) *Error {
-	return &Error{Code: CodeInvalidState, Message: fmt.Sprintf("a %s with status %s cannot be %s", kind, status, action)}
+	kind = strings.ReplaceAll(kind, "_", " ") // "api_key" reads as "api key"
+	article := "a"
+	if strings.ContainsAny(kind[:1], "aeiou") {
+		article = "an"
+	}
+	return &Error{Code: CodeInvalidState, Message: fmt.Sprintf("%s %s with status %s cannot be %s", article, kind, status, action)}
 }
 
 // CodeOf returns the contract code of err, or internal_error.

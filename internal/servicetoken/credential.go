@@ -10,7 +10,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
-	"database/sql"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -179,7 +178,7 @@ func (s *Service) Create(ctx context.Context, t nexus.Tenant, p CreateParams) (*
 		c.PublicKey = &pk
 	}
 	err = s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.NewInsert().Model(c).Exec(ctx); err != nil {
+		if _, err := store.For(tx, t).Insert(c).Exec(ctx); err != nil {
 			return err
 		}
 		if len(limits) > 0 {
@@ -202,11 +201,7 @@ func (s *Service) Create(ctx context.Context, t nexus.Tenant, p CreateParams) (*
 
 // Get returns one of the tenant's credentials.
 func (s *Service) Get(ctx context.Context, t nexus.Tenant, id string) (*View, error) {
-	c := new(Credential)
-	err := store.Scoped(s.db.NewSelect().Model(c), t).Where("id = ?", id).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nexus.NotFound("service_credential", id)
-	}
+	c, err := store.Get[Credential](ctx, s.db.For(t), "service_credential", id)
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +221,7 @@ func (s *Service) Update(ctx context.Context, t nexus.Tenant, id string, p Updat
 	}
 	var v *View
 	err = s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		q := store.Scoped(tx.NewUpdate().Model((*Credential)(nil)), t).Set("updated_at = ?", store.Now()).Where("id = ?", id)
+		q := store.For(tx, t).Update((*Credential)(nil)).Set("updated_at = ?", store.Now()).Where("?TableAlias.id = ?", id)
 		data := map[string]any{}
 		if p.Name != nil {
 			q = q.Set("name = ?", *p.Name)
@@ -248,8 +243,8 @@ func (s *Service) Update(ctx context.Context, t nexus.Tenant, id string, p Updat
 		if err := audit.Record(ctx, tx, t, "service_credential.updated", id, data); err != nil {
 			return err
 		}
-		c := new(Credential)
-		if err := store.Scoped(tx.NewSelect().Model(c), t).Where("id = ?", id).Scan(ctx); err != nil {
+		c, err := store.Get[Credential](ctx, store.For(tx, t), "service_credential", id)
+		if err != nil {
 			return err
 		}
 		vs, err := views(ctx, tx, t, c)
@@ -277,26 +272,10 @@ func (s *Service) List(ctx context.Context, t nexus.Tenant, p store.Page) ([]*Vi
 
 // Revoke ends a credential; tokens it signed stop working on every instance.
 func (s *Service) Revoke(ctx context.Context, t nexus.Tenant, id string) (*View, error) {
-	c := new(Credential)
 	var v *View
 	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		now := store.Now()
-		res, err := store.Scoped(tx.NewUpdate().Model((*Credential)(nil)), t).
-			Set("status = 'revoked'").Set("revoked_at = ?", now).Set("updated_at = ?", now).
-			Where("id = ?", id).Where("status = 'active'").Exec(ctx)
+		c, err := store.Transition[Credential](ctx, store.For(tx, t), RevokeChange(id, store.Now(), recordEvent, s.db))
 		if err != nil {
-			return err
-		}
-		if err := store.Scoped(tx.NewSelect().Model(c), t).Where("id = ?", id).Scan(ctx); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return nexus.NotFound("service_credential", id)
-			}
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return nexus.InvalidState("service credential", c.Status, "revoked")
-		}
-		if err := audit.Record(ctx, tx, t, "service_credential.revoked", id, nil); err != nil {
 			return err
 		}
 		vs, err := views(ctx, tx, t, c)
@@ -304,12 +283,30 @@ func (s *Service) Revoke(ctx context.Context, t nexus.Tenant, id string) (*View,
 			return err
 		}
 		v = vs[0]
-		return s.db.Publish(ctx, tx, store.TopicKey(id))
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return v, nil
+}
+
+// RevokeChange is the revocation of credential id at now, as a
+// store.Transition: record writes its service_credential.revoked event, and
+// with publisher the credential's topic is published (nil: the caller
+// announces the change itself, as secret scanning does once per partner).
+func RevokeChange(id string, now time.Time, record func(ctx context.Context, idb bun.IDB, t nexus.Tenant, event, id string) error, publisher *store.DB) store.Change {
+	c := store.Change{Kind: "service_credential", ID: id, To: "revoked", From: []string{"active"}, Verb: "revoked",
+		Set: map[string]any{"revoked_at": now}, Event: "service_credential.revoked", Record: record}
+	if publisher != nil {
+		c.Topic, c.Publisher = store.TopicKey(id), publisher
+	}
+	return c
+}
+
+// recordEvent is audit.Record without data, as store.Change.Record.
+func recordEvent(ctx context.Context, idb bun.IDB, t nexus.Tenant, event, id string) error {
+	return audit.Record(ctx, idb, t, event, id, nil)
 }
 
 var errRSATooSmall = errors.New("RSA public keys must be at least 2048 bits")
@@ -362,9 +359,9 @@ func algorithmOf(pemText string) (string, any, error) {
 // service credential of tenant t and returns how many. The caller announces
 // the change.
 func RevokeAllIn(ctx context.Context, idb bun.IDB, t nexus.Tenant, now time.Time) (int, error) {
-	res, err := store.Scoped(idb.NewUpdate().Model((*Credential)(nil)), t).
+	res, err := store.For(idb, t).Update((*Credential)(nil)).
 		Set("status = 'revoked'").Set("revoked_at = ?", now).Set("updated_at = ?", now).
-		Where("status = 'active'").Exec(ctx)
+		Where("?TableAlias.status = 'active'").Exec(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -381,8 +378,9 @@ func (s *Service) BackfillSecretHashes(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	var rows []Credential
-	if err := s.db.NewSelect().Model(&rows).Column("id", "secret_enc").
-		Where("secret_enc IS NOT NULL").Where("secret_hash IS NULL").Scan(ctx); err != nil {
+	if err := store.CrossTenant(s.db.DB, "signing-secret digest backfill: every tenant's credentials at start").
+		Select(&rows).Column("id", "partner_id", "environment", "secret_enc").
+		Where("?TableAlias.secret_enc IS NOT NULL").Where("?TableAlias.secret_hash IS NULL").Scan(ctx); err != nil {
 		return 0, err
 	}
 	n := 0
@@ -391,8 +389,9 @@ func (s *Service) BackfillSecretHashes(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, fmt.Errorf("service credential %s: %w", r.ID, err)
 		}
-		if _, err := s.db.NewUpdate().Model((*Credential)(nil)).Set("secret_hash = ?", credential.DigestHex(plain)).
-			Where("id = ?", r.ID).Where("secret_hash IS NULL").Exec(ctx); err != nil {
+		t := nexus.Tenant{PartnerID: r.PartnerID, Environment: r.Environment}
+		if _, err := s.db.For(t).Update((*Credential)(nil)).Set("secret_hash = ?", credential.DigestHex(plain)).
+			Where("?TableAlias.id = ?", r.ID).Where("?TableAlias.secret_hash IS NULL").Exec(ctx); err != nil {
 			return n, err
 		}
 		n++

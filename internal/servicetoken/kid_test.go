@@ -18,9 +18,7 @@ import (
 func TestVerifyMalformedKid(t *testing.T) {
 	storetest.ForEachDB(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		if _, err := db.MigrateUp(ctx); err != nil {
-			t.Fatal(err)
-		}
+		migrate(t, db)
 		v := NewVerifier(VerifierConfig{Service: NewService(db, nil), Partners: partner.NewService(db)})
 		id := nexus.NewID("sc")
 		for _, kid := range []string{

@@ -2,6 +2,8 @@ package servicetoken
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -89,8 +91,10 @@ func (s *Service) RevokePlatform(ctx context.Context, id string) (*Platform, err
 		if err != nil {
 			return err
 		}
-		if err := tx.NewSelect().Model(p).Where("id = ?", id).Scan(ctx); err != nil {
-			return store.NotFound(err, "platform_service", id)
+		if err := tx.NewSelect().Model(p).Where("id = ?", id).Scan(ctx); errors.Is(err, sql.ErrNoRows) {
+			return nexus.NotFound("platform_service", id)
+		} else if err != nil {
+			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return nexus.InvalidState("platform service", p.Status, "revoked")

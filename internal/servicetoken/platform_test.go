@@ -21,9 +21,7 @@ import (
 func TestRevokePlatform(t *testing.T) {
 	storetest.ForEachDB(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		if _, err := db.MigrateUp(ctx); err != nil {
-			t.Fatal(err)
-		}
+		migrate(t, db)
 		var mu sync.Mutex
 		var published []string
 		db.OnLocalPublish(func(topic string) { mu.Lock(); published = append(published, topic); mu.Unlock() })

@@ -2,9 +2,9 @@ package servicetoken
 
 import (
 	"context"
+	"crypto/subtle"
 	"database/sql"
 	"errors"
-	"hash/maphash"
 	"slices"
 	"strings"
 	"sync"
@@ -12,7 +12,10 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/nexus-fintech/nexus/internal/auth"
 	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/store"
+	"github.com/nexus-fintech/nexus/pkg/credential"
 )
 
 // Lifetimes and leeway of CONTRACT §2.
@@ -35,6 +38,9 @@ type VerifierConfig struct {
 	Audience string
 	// InternalAudience of platform service tokens. Optional. Default: nexus-internal.
 	InternalAudience string
+	// Now is the clock tokens are judged by. Optional. Default: time.Now
+	// (tests pass their own to step past an expiry without sleeping).
+	Now func() time.Time
 }
 
 // Verifier verifies service JWTs following RFC 8725: the key decides the
@@ -47,7 +53,7 @@ type Verifier struct {
 	mu       sync.RWMutex
 	gen      uint64                   // bumped by every Drop: a verification that raced one is not cached
 	keys     map[string]*keyEntry     // by kid
-	tokens   map[uint64]*tokenEntry   // by tokenHash
+	tokens   map[[32]byte]*tokenEntry // by credential.Digest
 	partners map[string]nexus.Partner // by id: a new token needs no query for them
 }
 
@@ -64,44 +70,18 @@ type keyEntry struct {
 }
 
 type tokenEntry struct {
-	tok string // the whole token: a hash match is only a candidate
-	p   *nexus.Principal
-	exp time.Time
-	kid string
+	digest [32]byte
+	p      *nexus.Principal
+	exp    time.Time
+	kid    string
 }
 
-// tokenSeed keys the token cache's hash. The cache needs no cryptographic
-// digest (SHA-256 of a typical token costs more than the rest of a cached
-// verification): the hash only finds a candidate entry, whose whole token is
-// then compared in constant time. The seed is random per process, so
-// collisions cannot be aimed at.
-var tokenSeed = maphash.MakeSeed()
-
-func tokenHash(tok string) uint64 { return maphash.String(tokenSeed, tok) }
-
-// sameToken compares a presented token with a cached one in time that
-// depends on their lengths only, eight bytes at a step.
-func sameToken(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	var diff uint64
-	i := 0
-	for ; i+8 <= len(a); i += 8 {
-		diff |= le64(a[i:i+8]) ^ le64(b[i:i+8])
-	}
-	for ; i < len(a); i++ {
-		diff |= uint64(a[i] ^ b[i])
-	}
-	return diff == 0
-}
-
-// le64 reads 8 bytes (the compiler makes it one load).
-func le64(s string) uint64 {
-	_ = s[7]
-	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
-		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
-}
+// The authenticator holds a Verifier as its service-token verifier and
+// forwards cache invalidations to its Drop.
+var (
+	_ auth.TokenVerifier        = (*Verifier)(nil)
+	_ interface{ Drop(string) } = (*Verifier)(nil)
+)
 
 // NewVerifier returns a verifier.
 func NewVerifier(cfg VerifierConfig) *Verifier {
@@ -111,10 +91,13 @@ func NewVerifier(cfg VerifierConfig) *Verifier {
 	if cfg.InternalAudience == "" {
 		cfg.InternalAudience = "nexus-internal"
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Verifier{
 		cfg:      cfg,
 		keys:     make(map[string]*keyEntry),
-		tokens:   make(map[uint64]*tokenEntry),
+		tokens:   make(map[[32]byte]*tokenEntry),
 		partners: make(map[string]nexus.Partner),
 	}
 }
@@ -127,12 +110,14 @@ func invalid(why string) *nexus.Error {
 
 // Verify implements auth.TokenVerifier.
 func (v *Verifier) Verify(ctx context.Context, tok string) (*nexus.Principal, error) {
-	d := tokenHash(tok)
-	now := time.Now()
+	// The token cache is keyed by the token's SHA-256 digest, as the API-key
+	// and OAuth caches are: it holds no token, and its lookups time digests.
+	d := credential.Digest(tok)
+	now := v.cfg.Now()
 	v.mu.RLock()
 	te, gen := v.tokens[d], v.gen
 	v.mu.RUnlock()
-	if te != nil && sameToken(te.tok, tok) && now.Before(te.exp) {
+	if te != nil && subtle.ConstantTimeCompare(te.digest[:], d[:]) == 1 && now.Before(te.exp) {
 		return te.p, nil
 	}
 
@@ -172,8 +157,7 @@ func (v *Verifier) Verify(ctx context.Context, tok string) (*nexus.Principal, er
 		clear(v.tokens)
 	}
 	if v.gen == gen {
-		// A copy: the caller's token may alias a reused request buffer.
-		v.tokens[d] = &tokenEntry{tok: strings.Clone(tok), p: p, exp: claims.exp, kid: entry.id}
+		v.tokens[d] = &tokenEntry{digest: d, p: p, exp: claims.exp, kid: entry.id}
 	}
 	v.mu.Unlock()
 	return p, nil
@@ -322,7 +306,9 @@ func (v *Verifier) load(ctx context.Context, kid string) (*keyEntry, error) {
 	switch {
 	case strings.HasPrefix(kid, "sc_"):
 		c := new(Credential)
-		if err := db.NewSelect().Model(c).Where("id = ?", kid).Scan(ctx); err != nil {
+		err := store.CrossTenant(db.DB, "service credential by kid: a token names its key before its tenant is known").
+			Select(c).Where("?TableAlias.id = ?", kid).Scan(ctx)
+		if err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
 				return nil, errUnknownKid
 			}

@@ -79,13 +79,24 @@ func pemOf(tb testing.TB, pub any) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 }
 
+// migrate migrates db and fails a test (or fuzz target) if a query on a
+// tenant table after that is neither scoped to its tenant nor marked as
+// crossing tenants. Benchmarks time the verifier without the hook.
+func migrate(tb testing.TB, db *store.DB) {
+	tb.Helper()
+	if _, err := db.MigrateUp(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	if _, bench := tb.(*testing.B); !bench {
+		storetest.CheckTenancy(tb, db)
+	}
+}
+
 func newEnv(tb testing.TB) *env {
 	tb.Helper()
 	ctx := context.Background()
 	db := storetest.OpenSQLite(tb)
-	if _, err := db.MigrateUp(ctx); err != nil {
-		tb.Fatal(err)
-	}
+	migrate(tb, db)
 	box, err := secretbox.New(testMasterKey)
 	if err != nil {
 		tb.Fatal(err)
@@ -454,7 +465,7 @@ func TestVerifyCache(t *testing.T) {
 	}
 	lookups := e.partners.n.Load()
 	// Revoke directly in storage, with no invalidation.
-	if _, err := e.db.NewUpdate().Model((*Credential)(nil)).Set("status = 'revoked'").Where("id = ?", e.hs.ID).Exec(e.ctx); err != nil {
+	if _, err := e.db.For(e.tenant).Update((*Credential)(nil)).Set("status = 'revoked'").Where("?TableAlias.id = ?", e.hs.ID).Exec(e.ctx); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 5; i++ {
@@ -510,21 +521,26 @@ func TestVerifyCache(t *testing.T) {
 }
 
 // The cache never outlives a token: an accepted token stops working once
-// exp (plus leeway) has passed, even when cached.
+// exp (plus leeway) has passed, even when cached. The verifier's clock is
+// stepped past the expiry rather than waited for.
 func TestVerifyCacheHonoursExpiry(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits 2 s")
-	}
 	e := newEnv(t)
 	now := time.Now()
-	// exp 31 s ago + 1.5 s: accepted now (leeway), expired in under 2 s.
-	c := with(claims(e.hs.ID), "iat", now.Add(-time.Minute).Unix(), "nbf", nil, "exp", now.Add(-Leeway+1500*time.Millisecond).Unix())
+	var clock atomic.Int64
+	clock.Store(now.UnixNano())
+	v := NewVerifier(VerifierConfig{Service: e.svc, Partners: e.partners, Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	// exp 29 s ago: accepted now (leeway), expired 1 s later.
+	c := with(claims(e.hs.ID), "iat", now.Add(-time.Minute).Unix(), "nbf", nil, "exp", now.Add(-Leeway+time.Second).Unix())
 	tok := signed(t, jwt.SigningMethodHS256, e.hs.ID, c, []byte(e.hsSecret))
-	if _, err := e.v.Verify(e.ctx, tok); err != nil {
+	if _, err := v.Verify(e.ctx, tok); err != nil {
 		t.Fatalf("inside the leeway: %v", err)
 	}
-	time.Sleep(2500 * time.Millisecond)
-	if _, err := e.v.Verify(e.ctx, tok); nexus.CodeOf(err) != nexus.CodeTokenExpired {
+	before := e.partners.n.Load()
+	if _, err := v.Verify(e.ctx, tok); err != nil || e.partners.n.Load() != before {
+		t.Fatalf("inside the leeway, again: %v (%d partner reads: not from the cache)", err, e.partners.n.Load()-before)
+	}
+	clock.Store(now.Add(2 * time.Second).UnixNano())
+	if _, err := v.Verify(e.ctx, tok); nexus.CodeOf(err) != nexus.CodeTokenExpired {
 		t.Fatalf("after exp + leeway: %v, want token_expired", err)
 	}
 }
@@ -665,8 +681,8 @@ func TestCreateRules(t *testing.T) {
 		})
 	}
 	// The HS256 secret is stored sealed, never in clear.
-	var c Credential
-	if err := e.db.NewSelect().Model(&c).Where("id = ?", e.hs.ID).Scan(e.ctx); err != nil {
+	c, err := store.Get[Credential](e.ctx, e.db.For(e.tenant), "service_credential", e.hs.ID)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if c.SecretEnc == nil || strings.Contains(*c.SecretEnc, e.hsSecret) || strings.Contains(*c.SecretEnc, e.hsSecret[11:41]) {
@@ -725,23 +741,28 @@ func TestCreatePlatformKeys(t *testing.T) {
 	}
 }
 
-func TestSameToken(t *testing.T) {
-	base := strings.Repeat("abcdefghij", 31) // 310 bytes: whole words and a tail
-	for _, c := range []struct {
-		a, b string
-		want bool
-	}{
-		{base, strings.Clone(base), true},
-		{"", "", true},
-		{"abc", "abc", true},
-		{base, base[:len(base)-1], false},
-		{base, base[:len(base)-1] + "x", false},
-		{base, "x" + base[1:], false},
-		{base, base[:150] + "x" + base[151:], false},
-		{"abc", "abd", false},
+// The token cache answers only the very token it verified: a token that
+// differs from a cached one anywhere (or only in length) is verified anew,
+// and refused, as its signature no longer matches.
+func TestTokenCacheAnswersOnlyTheSameToken(t *testing.T) {
+	e := newEnv(t)
+	tok := signed(t, jwt.SigningMethodHS256, e.hs.ID, claims(e.hs.ID), []byte(e.hsSecret))
+	if _, err := e.v.Verify(e.ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	mid := len(tok) / 2
+	for name, other := range map[string]string{
+		"last byte":     tok[:len(tok)-1] + string(tok[len(tok)-1]^1),
+		"a middle byte": tok[:mid] + string(tok[mid]^1) + tok[mid+1:],
+		"first byte":    string(tok[0]^1) + tok[1:],
+		"truncated":     tok[:len(tok)-1],
+		"extended":      tok + "A",
 	} {
-		if got := sameToken(c.a, c.b); got != c.want {
-			t.Errorf("sameToken(%.12q…, %.12q…) = %v, want %v", c.a, c.b, got, c.want)
+		if _, err := e.v.Verify(e.ctx, other); err == nil {
+			t.Errorf("%s changed: accepted", name)
 		}
+	}
+	if _, err := e.v.Verify(e.ctx, strings.Clone(tok)); err != nil {
+		t.Errorf("the same token, another string: %v", err)
 	}
 }

@@ -21,8 +21,6 @@ import (
 	"github.com/uptrace/bun/driver/pgdriver"
 	"github.com/uptrace/bun/driver/sqliteshim"
 	"modernc.org/sqlite"
-
-	"github.com/nexus-fintech/nexus/internal/nexus"
 )
 
 // Dialect names the database engine behind a DB.
@@ -251,14 +249,6 @@ func (db *DB) OnLocalPublish(f func(topic string)) {
 	db.local = append(db.local, f)
 }
 
-// Scoped adds the tenant conditions to a query on a tenant table. It is the
-// one way tenant rows are read or changed (DESIGN rule 1).
-func Scoped[Q interface {
-	Where(string, ...any) Q
-}](q Q, t nexus.Tenant) Q {
-	return q.Where("?TableAlias.partner_id = ?", t.PartnerID).Where("?TableAlias.environment = ?", string(t.Environment))
-}
-
 // IsUniqueViolation reports a unique or primary key constraint failure, by
 // SQLSTATE on PostgreSQL and by extended result code on SQLite.
 func IsUniqueViolation(err error) bool {
@@ -272,15 +262,6 @@ func IsUniqueViolation(err error) bool {
 		return sqErr.Code() == constraintUnique || sqErr.Code() == constraintPrimaryKey
 	}
 	return false
-}
-
-// NotFound turns sql.ErrNoRows into the contract's resource_missing, naming
-// the kind of object, and passes other errors through.
-func NotFound(err error, kind, id string) error {
-	if errors.Is(err, sql.ErrNoRows) {
-		return nexus.NotFound(kind, id)
-	}
-	return err
 }
 
 // Now is the database-independent current time: UTC, microseconds (both

@@ -297,7 +297,7 @@ func keyRow(pid string, env nexus.Environment) *apikey.Row {
 	return &apikey.Row{
 		ID: id, PartnerID: pid, Environment: env, Type: apikey.Secret, Name: "k",
 		Prefix: "nx_" + string(env) + "_sk_abcd", Last4: "wxyz", KeyHash: "hash_" + id,
-		Scopes: "admin:all", Status: apikey.Active, AllowedIPs: "[]", AllowedOrigins: "[]",
+		Scopes: "admin:all", Status: apikey.Active, AllowedIPs: []string{}, AllowedOrigins: []string{},
 		CreatedAt: now, UpdatedAt: now,
 	}
 }
@@ -360,24 +360,6 @@ func TestIsUniqueViolation(t *testing.T) {
 			}
 		}
 	})
-}
-
-func TestNotFound(t *testing.T) {
-	err := store.NotFound(sql.ErrNoRows, "api_key", "key_1")
-	if nexus.CodeOf(err) != nexus.CodeResourceMissing || !strings.Contains(err.Error(), "key_1") {
-		t.Errorf("NotFound(ErrNoRows) = %v", err)
-	}
-	err = store.NotFound(fmt.Errorf("scan: %w", sql.ErrNoRows), "api_key", "key_1")
-	if nexus.CodeOf(err) != nexus.CodeResourceMissing {
-		t.Errorf("NotFound(wrapped ErrNoRows) = %v", err)
-	}
-	other := errors.New("boom")
-	if got := store.NotFound(other, "api_key", "key_1"); got != other {
-		t.Errorf("NotFound(other) = %v", got)
-	}
-	if got := store.NotFound(nil, "api_key", "key_1"); got != nil {
-		t.Errorf("NotFound(nil) = %v", got)
-	}
 }
 
 func TestOpenAndRedact(t *testing.T) {
@@ -860,8 +842,8 @@ func TestScopedQueries(t *testing.T) {
 			}
 		}
 		a := nexus.Tenant{PartnerID: "ptr_a", Environment: nexus.Live}
-		// An update through Scoped cannot touch another tenant's row.
-		res, err := store.Scoped(db.NewUpdate().Model((*apikey.Row)(nil)), a).Set("name = ?", "hijacked").Where("id = ?", rb.ID).Exec(ctx)
+		// An update through the tenant's handle cannot touch another tenant's row.
+		res, err := db.For(a).Update((*apikey.Row)(nil)).Set("name = ?", "hijacked").Where("id = ?", rb.ID).Exec(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -869,11 +851,11 @@ func TestScopedQueries(t *testing.T) {
 			t.Errorf("scoped update changed %d rows of another tenant", n)
 		}
 		var row apikey.Row
-		err = store.Scoped(db.NewSelect().Model(&row), a).Where("id = ?", rb.ID).Scan(ctx)
+		err = db.For(a).Select(&row).Where("id = ?", rb.ID).Scan(ctx)
 		if !errors.Is(err, sql.ErrNoRows) {
 			t.Errorf("scoped select of another tenant's row: %v", err)
 		}
-		if err := store.Scoped(db.NewSelect().Model(&row), a).Where("id = ?", ra.ID).Scan(ctx); err != nil || row.ID != ra.ID {
+		if err := db.For(a).Select(&row).Where("id = ?", ra.ID).Scan(ctx); err != nil || row.ID != ra.ID {
 			t.Errorf("scoped select of own row: %v", err)
 		}
 	})
