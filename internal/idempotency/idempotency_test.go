@@ -14,7 +14,11 @@ import (
 func newStore(t *testing.T) (*Store, *store.DB) {
 	t.Helper()
 	ctx := context.Background()
-	db := storetest.OpenSQLite(t)
+	open := storetest.OpenSQLite
+	if o, ok := dbOf.Load(t); ok { // a run of TestOnPostgres
+		open = o.(func(testing.TB) *store.DB)
+	}
+	db := open(t)
 	if _, err := db.MigrateUp(ctx); err != nil {
 		t.Fatal(err)
 	}
