@@ -2,7 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
-	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,26 +63,25 @@ func TestCanonicalHeaderNames(t *testing.T) {
 	}
 }
 
-func TestBodyCache(t *testing.T) {
-	var c bodyCache
-	ps := make([]*nexus.Principal, 1000)
-	for i := range ps {
-		ps[i] = &nexus.Principal{CredentialID: fmt.Sprint(i)}
-		if c.get(ps[i]) != nil {
-			t.Fatalf("principal %d: answer before any was cached", i)
-		}
-		c.put(ps[i], []byte(ps[i].CredentialID))
-	}
-	hits := 0
-	for i, p := range ps {
-		if b := c.get(p); b != nil {
-			hits++
-			if string(b) != p.CredentialID {
-				t.Fatalf("principal %d got the answer of %s", i, b)
-			}
+// GET /v1/partner answers what the principal holds now: a principal built
+// after a change (as the verifiers build one once its entry is dropped)
+// answers the change, while the same principal answers from its memo.
+func TestPartnerViewPerPrincipal(t *testing.T) {
+	mk := func(name string) *nexus.Principal {
+		return &nexus.Principal{
+			Partner:     nexus.Partner{ID: "ptr_01", Name: name, Status: nexus.PartnerApproved},
+			Environment: nexus.Test, CredentialID: "key_01", CredentialType: nexus.CredentialAPIKey,
 		}
 	}
-	if hits == 0 {
-		t.Error("nothing cached")
+	old := mk("Before")
+	first := old.View(encodePartner)
+	if !strings.Contains(string(first), `"name":"Before"`) {
+		t.Fatalf("body %s lacks the name", first)
+	}
+	if again := old.View(encodePartner); &again[0] != &first[0] {
+		t.Error("the same principal's answer was encoded twice")
+	}
+	if b := mk("After").View(encodePartner); !strings.Contains(string(b), `"name":"After"`) {
+		t.Errorf("a new principal answered %s, want the new name", b)
 	}
 }
