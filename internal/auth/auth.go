@@ -76,6 +76,19 @@ type DigestVerifier interface {
 	VerifyDigest(ctx context.Context, token string, digest [32]byte) (*nexus.Principal, error)
 }
 
+// Dropper is a verifier with a cache of its own: Authenticator.Drop passes
+// every credential topic on to it (see store.TopicKey and friends).
+type Dropper interface {
+	Drop(topic string)
+}
+
+// Compile-time checks of this package's implementations (the verifiers of
+// other packages are checked where they are wired, in internal/httpapi).
+var (
+	_ KeyStore = keyStore{}
+	_ Dropper  = (*Authenticator)(nil)
+)
+
 // Config wires an Authenticator.
 type Config struct {
 	// Keys finds API keys and their partners on a cache miss. Required.

@@ -306,7 +306,7 @@ func (a *Authenticator) Drop(topic string) {
 		a.cache.drop(topic)
 	}
 	for _, v := range []TokenVerifier{a.jwt, a.oauth} {
-		if d, ok := v.(interface{ Drop(string) }); ok {
+		if d, ok := v.(Dropper); ok {
 			d.Drop(topic)
 		}
 	}

@@ -5,8 +5,13 @@ import (
 	"testing"
 
 	"github.com/nexus-fintech/nexus/internal/audit"
+	"github.com/nexus-fintech/nexus/internal/dashboard"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 )
+
+// The dashboard is what serve mounts (checked here: this package does not
+// import it).
+var _ Mounter = (*dashboard.Dashboard)(nil)
 
 // The request value permit attaches answers nexus.PrincipalFrom and
 // audit.OriginFrom, and its parent for every other key.
