@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/go-playground/validator/v10"
 	"github.com/gofiber/fiber/v2"
@@ -127,7 +128,7 @@ func decodeBody(c *fiber.Ctx, dst any) error {
 		}
 	}
 	if hasUnknown {
-		return nexus.ParamError(nexus.CodeParameterUnknown, unknown, "unknown parameter: %s", unknown)
+		return unknownParam(unknown)
 	}
 	return validateStruct(dst, raw)
 }
@@ -262,7 +263,14 @@ func decodeQuery(c *fiber.Ctx, dst any) error {
 		name := string(k)
 		path, ok := idx[name]
 		if !ok {
-			err = nexus.ParamError(nexus.CodeParameterUnknown, name, "unknown parameter: %s", name)
+			err = unknownParam(name)
+			return
+		}
+		// JSON bodies are UTF-8 once decoded (encoding/json replaces what
+		// is not); a query value is whatever bytes its escapes make, and
+		// PostgreSQL refuses a query holding anything but UTF-8 (a 500).
+		if !utf8.Valid(val) {
+			err = nexus.ParamError(nexus.CodeParameterInvalid, name, "%s must be UTF-8 text", name)
 			return
 		}
 		f := v.FieldByIndex(path)
@@ -305,6 +313,16 @@ func decodeQuery(c *fiber.Ctx, dst any) error {
 		return err
 	}
 	return validateStruct(dst, nil)
+}
+
+// unknownParam refuses a parameter no field has. An empty name (a body's
+// "" member, a query's "=x") is said in words: the answer's param, empty,
+// is left out.
+func unknownParam(name string) error {
+	if name == "" {
+		return nexus.Errorf(nexus.CodeParameterUnknown, `unknown parameter: "" (a parameter with an empty name)`)
+	}
+	return nexus.ParamError(nexus.CodeParameterUnknown, name, "unknown parameter: %s", name)
 }
 
 // validateStruct runs the validator and reports its first failure with the
