@@ -163,7 +163,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := lockout.Load(ctx); err != nil {
 		log.Warn("lockouts: could not read the locked addresses from redis", "err", err)
 	}
-	accessLog := audit.NewAccessLog(db.DB, 100_000, log)
+	accessLog := audit.NewAccessLog(db, 100_000, log)
 	accessDrops := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "nexus_audit_access_dropped_total", Help: "Access-log rows dropped because the queue was full.",
 	})

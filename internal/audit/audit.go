@@ -11,6 +11,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/store"
 )
 
 // Event is one audit row (CONTRACT §8).
@@ -72,7 +73,7 @@ func Record(ctx context.Context, idb bun.IDB, t nexus.Tenant, typ, objectID stri
 		}
 		ev.Data = string(b)
 	}
-	_, err := idb.NewInsert().Model(ev).Exec(ctx)
+	_, err := store.For(idb, t).Insert(ev).Exec(ctx)
 	return err
 }
 

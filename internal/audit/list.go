@@ -87,13 +87,13 @@ func (r *Reader) List(ctx context.Context, t nexus.Tenant, p ListParams) ([]*Vie
 
 // exists reports whether id is one of the tenant's events, of either kind.
 func (r *Reader) exists(ctx context.Context, t nexus.Tenant, id string) (bool, error) {
-	ok, err := store.Scoped(r.db.NewSelect().Model((*Event)(nil)), t).Where("id = ?", id).Exists(ctx)
+	s := r.db.For(t)
+	ok, err := s.Select((*Event)(nil)).Where("id = ?", id).Exists(ctx)
 	if ok || err != nil {
 		return ok, err
 	}
 	var chunks []AccessChunk
-	if err := store.Scoped(r.db.NewSelect().Model(&chunks), t).
-		Where("id >= ?", id).Where("min_id <= ?", id).Scan(ctx); err != nil {
+	if err := s.Select(&chunks).Where("id >= ?", id).Where("min_id <= ?", id).Scan(ctx); err != nil {
 		return false, err
 	}
 	for i := range chunks {
@@ -113,7 +113,8 @@ func (r *Reader) exists(ctx context.Context, t nexus.Tenant, id string) (bool, e
 // events returns up to n lifecycle events (and access rows written before
 // access_chunks existed) matching p, newest first.
 func (r *Reader) events(ctx context.Context, t nexus.Tenant, p ListParams, n int) ([]*View, error) {
-	q := store.Scoped(r.db.NewSelect(), t)
+	var rows []Event
+	q := r.db.For(t).Select(&rows)
 	if p.Type != "" {
 		q = q.Where("type = ?", p.Type)
 	}
@@ -132,8 +133,7 @@ func (r *Reader) events(ctx context.Context, t nexus.Tenant, p ListParams, n int
 	if p.StartingAfter != "" {
 		q = q.Where("id < ?", p.StartingAfter)
 	}
-	var rows []Event
-	if err := q.Model(&rows).OrderExpr("id DESC").Limit(int64(n)).Scan(ctx); err != nil {
+	if err := q.OrderExpr("id DESC").Limit(int64(n)).Scan(ctx); err != nil {
 		return nil, err
 	}
 	out := make([]*View, len(rows))
@@ -210,9 +210,10 @@ func (r *Reader) access(ctx context.Context, t nexus.Tenant, p ListParams, n int
 // end.
 type chunkSource func(ctx context.Context) ([]AccessChunk, error)
 
-// chunkQuery selects the tenant's chunks that may hold entries matching p.
-func (r *Reader) chunkQuery(t nexus.Tenant, p ListParams) *bun.SelectQuery {
-	q := store.Scoped(r.db.NewSelect(), t)
+// chunkQuery selects into chunks the tenant's chunks that may hold entries
+// matching p.
+func (r *Reader) chunkQuery(t nexus.Tenant, p ListParams, chunks *[]AccessChunk) *bun.SelectQuery {
+	q := r.db.For(t).Select(chunks)
 	if p.CreatedAfter != nil {
 		q = q.Where("last_at > ?", p.CreatedAfter.UTC())
 	}
@@ -232,12 +233,12 @@ func (r *Reader) tenantChunks(t nexus.Tenant, p ListParams) chunkSource {
 		if done {
 			return nil, nil
 		}
-		q := r.chunkQuery(t, p)
+		var chunks []AccessChunk
+		q := r.chunkQuery(t, p, &chunks)
 		if next != "" {
 			q = q.Where("id < ?", next)
 		}
-		var chunks []AccessChunk
-		if err := q.Model(&chunks).OrderExpr("id DESC").Limit(chunksPerRead).Scan(ctx); err != nil {
+		if err := q.OrderExpr("id DESC").Limit(chunksPerRead).Scan(ctx); err != nil {
 			return nil, err
 		}
 		if len(chunks) < chunksPerRead {
@@ -274,7 +275,7 @@ func (r *Reader) credentialChunks(t nexus.Tenant, p ListParams) chunkSource {
 				if bucketsDone {
 					return nil, nil
 				}
-				q := store.Scoped(r.db.NewSelect().Model((*AccessCredential)(nil)).Column("bucket"), t).
+				q := r.db.For(t).Select((*AccessCredential)(nil)).Column("bucket").
 					Where("credential_id = ?", p.CredentialID)
 				if belowBucket != "" {
 					q = q.Where("bucket < ?", belowBucket)
@@ -291,12 +292,12 @@ func (r *Reader) credentialChunks(t nexus.Tenant, p ListParams) chunkSource {
 				belowBucket = buckets[len(buckets)-1]
 				next = ""
 			}
-			q := r.chunkQuery(t, p).Where("bucket = ?", buckets[0])
+			var chunks []AccessChunk
+			q := r.chunkQuery(t, p, &chunks).Where("bucket = ?", buckets[0])
 			if next != "" {
 				q = q.Where("id < ?", next)
 			}
-			var chunks []AccessChunk
-			if err := q.Model(&chunks).OrderExpr("id DESC").Limit(chunksPerRead).Scan(ctx); err != nil {
+			if err := q.OrderExpr("id DESC").Limit(chunksPerRead).Scan(ctx); err != nil {
 				return nil, err
 			}
 			if len(chunks) < chunksPerRead {

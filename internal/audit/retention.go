@@ -11,6 +11,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/store"
 )
 
 // DefaultRetention is how long access rows are kept unless told.
@@ -44,7 +45,8 @@ func ParseRetention(s string) (time.Duration, error) {
 // batches, each its own statement, so that no statement holds locks or
 // builds a transaction of unbounded size.
 //
-// It is a maintenance job across tenants: its statements name no tenant.
+// It is a maintenance job across tenants: its statements name no tenant
+// (they go through store.CrossTenant).
 type Pruner struct {
 	// DB is the database. Required.
 	DB bun.IDB
@@ -82,9 +84,10 @@ func (p *Pruner) Prune(ctx context.Context) (Pruned, error) {
 	// Ids begin with their time: everything of a chunk whose greatest id
 	// is below the cut-off is older than the retention.
 	cutoff := nexus.FirstIDAt("evt", now().Add(-p.Retention))
+	db := store.CrossTenant(p.DB, "retention pruning: old access rows of every tenant")
 	for {
 		var chunks []AccessChunk
-		if err := p.DB.NewSelect().Model(&chunks).Column("id", "entries").
+		if err := db.Select(&chunks).Column("id", "entries").
 			Where("id < ?", cutoff).OrderExpr("id").Limit(int64(batch)).Scan(ctx); err != nil {
 			return out, err
 		}
@@ -97,7 +100,7 @@ func (p *Pruner) Prune(ctx context.Context) (Pruned, error) {
 			ids[i] = c.ID
 			entries += int64(c.Entries)
 		}
-		res, err := p.DB.NewDelete().Model((*AccessChunk)(nil)).Where("id IN (?)", bun.In(ids)).Exec(ctx)
+		res, err := db.Delete((*AccessChunk)(nil)).Where("id IN (?)", bun.In(ids)).Exec(ctx)
 		if err != nil {
 			return out, err
 		}
@@ -112,7 +115,7 @@ func (p *Pruner) Prune(ctx context.Context) (Pruned, error) {
 		// SQLite has no DELETE … LIMIT in its default build: select, then
 		// delete by key, as for chunks.
 		var refs []AccessCredential
-		if err := p.DB.NewSelect().Model(&refs).Where("bucket < ?", bucket).OrderExpr("bucket").Limit(int64(batch)).Scan(ctx); err != nil {
+		if err := db.Select(&refs).Where("bucket < ?", bucket).OrderExpr("bucket").Limit(int64(batch)).Scan(ctx); err != nil {
 			return out, err
 		}
 		if len(refs) == 0 {
@@ -121,7 +124,7 @@ func (p *Pruner) Prune(ctx context.Context) (Pruned, error) {
 		for len(refs) > 0 {
 			// A few rows per statement: each is named by its whole key.
 			n := min(len(refs), 100)
-			q := p.DB.NewDelete().Model((*AccessCredential)(nil))
+			q := db.Delete((*AccessCredential)(nil))
 			for _, r := range refs[:n] {
 				q = q.WhereOr("(partner_id = ? AND environment = ? AND credential_id = ? AND bucket = ?)",
 					r.PartnerID, r.Environment, r.CredentialID, r.Bucket)
@@ -142,7 +145,7 @@ func (p *Pruner) Prune(ctx context.Context) (Pruned, error) {
 	defer func() { p.legacyDone = after }()
 	for {
 		var evs []Event
-		q := p.DB.NewSelect().Model(&evs).Column("id", "type").Where("id < ?", cutoff)
+		q := db.Select(&evs).Column("id", "type").Where("id < ?", cutoff)
 		if after != "" {
 			q = q.Where("id > ?", after)
 		}
@@ -162,7 +165,7 @@ func (p *Pruner) Prune(ctx context.Context) (Pruned, error) {
 		if len(ids) == 0 {
 			continue
 		}
-		res, err := p.DB.NewDelete().Model((*Event)(nil)).Where("id IN (?)", bun.In(ids)).Where("type = ?", AccessType).Exec(ctx)
+		res, err := db.Delete((*Event)(nil)).Where("id IN (?)", bun.In(ids)).Where("type = ?", AccessType).Exec(ctx)
 		if err != nil {
 			return out, err
 		}

@@ -41,13 +41,11 @@ func idAt(at time.Time, i int) string {
 func TestPrune(t *testing.T) {
 	storetest.ForEachDB(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		if _, err := db.MigrateUp(ctx); err != nil {
-			t.Fatal(err)
-		}
+		migrate(t, db)
 		now := time.Now().UTC()
 		old := now.Add(-100 * 24 * time.Hour)
 		tenants := []nexus.Tenant{{PartnerID: "ptr_a", Environment: nexus.Test}, {PartnerID: "ptr_b", Environment: nexus.Live}}
-		log := NewAccessLog(db.DB, 100, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		log := NewAccessLog(db, 100, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		n := 0
 		write := func(at time.Time, spread time.Duration) {
 			var batch []Access
@@ -76,13 +74,14 @@ func TestPrune(t *testing.T) {
 			if i >= 2 {
 				ev.CreatedAt = now
 			}
-			if _, err := db.NewInsert().Model(&ev).Exec(ctx); err != nil {
+			if _, err := db.For(tenants[0]).Insert(&ev).Exec(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}
+		everyTenant := store.CrossTenant(db.DB, "test: pruning spans tenants")
 		count := func(model any, where string, args ...any) int {
 			t.Helper()
-			c, err := db.NewSelect().Model(model).Where(where, args...).Count(ctx)
+			c, err := everyTenant.Select(model).Where(where, args...).Count(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +116,7 @@ func TestPrune(t *testing.T) {
 			t.Errorf("%d credential rows left, want %d", c, newRefs)
 		}
 		var types []string
-		if err := db.NewSelect().Model((*Event)(nil)).Column("type").OrderExpr("id").Scan(ctx, &types); err != nil {
+		if err := everyTenant.Select((*Event)(nil)).Column("type").OrderExpr("id").Scan(ctx, &types); err != nil {
 			t.Fatal(err)
 		}
 		if want := []string{"api_key.created", AccessType, "api_key.revoked"}; len(types) != 3 || types[0] != want[0] || types[1] != want[1] || types[2] != want[2] {

@@ -53,7 +53,7 @@ func countUsage(ctx context.Context, db bun.IDB, batch []Access) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	_, err := db.NewInsert().Model(&rows).
+	_, err := store.CrossTenant(db, "usage rollup: one flush counts requests of many tenants").Insert(&rows).
 		On("CONFLICT (partner_id, environment, credential_id, hour) DO UPDATE").
 		Set("requests = uh.requests + EXCLUDED.requests").
 		Set("errors = uh.errors + EXCLUDED.errors").
@@ -114,12 +114,12 @@ func usageAt(ctx context.Context, db bun.IDB, t nexus.Tenant, p UsageParams, now
 		p.Granularity = "hour"
 	}
 	start := end.Add(-time.Duration(n) * step)
-	q := store.Scoped(db.NewSelect(), t).Where("hour >= ?", start).Where("hour < ?", end)
+	var rows []UsageHour
+	q := store.For(db, t).Select(&rows).Where("hour >= ?", start).Where("hour < ?", end)
 	if p.CredentialID != "" {
 		q = q.Where("credential_id = ?", p.CredentialID)
 	}
-	var rows []UsageHour
-	if err := q.Model(&rows).OrderExpr("credential_id, hour").Scan(ctx); err != nil {
+	if err := q.OrderExpr("credential_id, hour").Scan(ctx); err != nil {
 		return nil, err
 	}
 	u := &Usage{Object: "usage", Environment: t.Environment, Granularity: p.Granularity, Start: start, End: end, Data: []UsageSeries{}}

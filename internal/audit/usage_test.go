@@ -15,9 +15,7 @@ import (
 func TestUsageCountsFlushes(t *testing.T) {
 	storetest.ForEachDB(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		if _, err := db.MigrateUp(ctx); err != nil {
-			t.Fatal(err)
-		}
+		migrate(t, db)
 		a := nexus.Tenant{PartnerID: "ptr_a", Environment: nexus.Test}
 		b := nexus.Tenant{PartnerID: "ptr_b", Environment: nexus.Test}
 		now := time.Date(2026, 12, 2, 10, 30, 0, 0, time.UTC)

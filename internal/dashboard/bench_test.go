@@ -68,7 +68,7 @@ func newBenchWorld(b *testing.B) *benchWorld {
 		keyID = k.ID
 	}
 	// The access log as the server writes it: batches of 5,000.
-	log := audit.NewAccessLog(db.DB, 10_000, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	log := audit.NewAccessLog(db, 10_000, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	start := time.Now().Add(-20 * time.Hour)
 	for i := 0; i < benchAccess; i += 5000 {
 		for j := range 5000 {

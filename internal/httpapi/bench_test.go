@@ -75,9 +75,9 @@ func newBenchEnv(b *testing.B) *benchEnv {
 		OAuth: oauth.NewVerifier(oauthSvc, partners),
 		JWT:   servicetoken.NewVerifier(servicetoken.VerifierConfig{Service: tokens, Partners: partners}),
 	})
-	accessLog := audit.NewAccessLog(db.DB, 1, discard)
+	accessLog := audit.NewAccessLog(db, 1, discard)
 	if *benchAccessLog {
-		accessLog = audit.NewAccessLog(db.DB, 100_000, discard)
+		accessLog = audit.NewAccessLog(db, 100_000, discard)
 		bg, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { accessLog.Run(bg, 100*time.Millisecond); close(done) }()

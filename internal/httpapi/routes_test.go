@@ -84,7 +84,7 @@ func newTestEnvOn(t *testing.T, db *store.DB, opts ...func(*Config)) *testEnv {
 		OAuth:         oauth.NewService(db),
 		Issuer:        "http://nexus.test",
 		Limiter:       ratelimit.New(ratelimit.Config{}),
-		AccessLog:     audit.NewAccessLog(db.DB, 100, slog.New(slog.NewTextHandler(io.Discard, nil))),
+		AccessLog:     audit.NewAccessLog(db, 100, slog.New(slog.NewTextHandler(io.Discard, nil))),
 		Audit:         audit.NewReader(db),
 		OpenAPI:       openapi.Document,
 		MetricsToken:  testMetricsToken,

@@ -108,11 +108,12 @@ var ErrClaimLost = errors.New("idempotency: the key was taken back by a retry")
 // (a committed change always has its answer) and may be taken back once it
 // is abandoned.
 func (s *Store) Begin(ctx context.Context, t nexus.Tenant, key, hash string) (*Saved, *Claim, error) {
+	sc := s.db.For(t)
 	for attempt := 0; attempt < 3; attempt++ {
 		now := store.Now()
 		r := &row{PartnerID: t.PartnerID, Environment: t.Environment, Key: key, RequestHash: hash,
 			State: stateRunning, CreatedAt: now, ExpiresAt: now.Add(TTL)}
-		_, err := s.db.NewInsert().Model(r).Exec(ctx)
+		_, err := sc.Insert(r).Exec(ctx)
 		if err == nil {
 			return nil, &Claim{t: t, key: key, at: now}, nil
 		}
@@ -120,7 +121,7 @@ func (s *Store) Begin(ctx context.Context, t nexus.Tenant, key, hash string) (*S
 			return nil, nil, err
 		}
 		old := new(row)
-		err = store.Scoped(s.db.NewSelect().Model(old), t).Where("key = ?", key).Scan(ctx)
+		err = sc.Select(old).Where("key = ?", key).Scan(ctx)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue // aborted meanwhile: claim again
 		}
@@ -130,7 +131,7 @@ func (s *Store) Begin(ctx context.Context, t nexus.Tenant, key, hash string) (*S
 		if old.RequestHash != hash && now.Before(old.ExpiresAt) {
 			return nil, nil, errReused
 		}
-		q := store.Scoped(s.db.NewDelete().Model((*row)(nil)), t).Where("key = ?", key).Where("created_at = ?", old.CreatedAt)
+		q := sc.Delete((*row)(nil)).Where("key = ?", key).Where("created_at = ?", old.CreatedAt)
 		switch {
 		case !now.Before(old.ExpiresAt):
 			q = q.Where("expires_at <= ?", now)
@@ -158,7 +159,7 @@ func (s *Store) Begin(ctx context.Context, t nexus.Tenant, key, hash string) (*S
 // transaction of the request's change: both commit or neither. It returns
 // ErrClaimLost when the key is no longer c's.
 func (s *Store) Finish(ctx context.Context, idb bun.IDB, c *Claim, status int, body []byte) error {
-	res, err := store.Scoped(idb.NewUpdate().Model((*row)(nil)), c.t).
+	res, err := store.For(idb, c.t).Update((*row)(nil)).
 		Set("state = ?", stateDone).Set("response_status = ?", status).Set("response_body = ?", string(body)).
 		Where("key = ?", c.key).Where("created_at = ?", c.at).Where("state = ?", stateRunning).Exec(ctx)
 	if err != nil {
@@ -173,13 +174,14 @@ func (s *Store) Finish(ctx context.Context, idb bun.IDB, c *Claim, status int, b
 // Abort releases c's key when its request changed nothing, so that it can
 // be retried. A claim whose answer was committed is left alone.
 func (s *Store) Abort(ctx context.Context, c *Claim) error {
-	_, err := store.Scoped(s.db.NewDelete().Model((*row)(nil)), c.t).
+	_, err := s.db.For(c.t).Delete((*row)(nil)).
 		Where("key = ?", c.key).Where("created_at = ?", c.at).Where("state = ?", stateRunning).Exec(ctx)
 	return err
 }
 
 // Prune deletes expired keys.
 func (s *Store) Prune(ctx context.Context) error {
-	_, err := s.db.NewDelete().Model((*row)(nil)).Where("expires_at < ?", store.Now()).Exec(ctx)
+	_, err := store.CrossTenant(s.db.DB, "retention pruning: expired keys of every tenant").
+		Delete((*row)(nil)).Where("expires_at < ?", store.Now()).Exec(ctx)
 	return err
 }

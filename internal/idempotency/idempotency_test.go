@@ -8,6 +8,7 @@ import (
 
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/store"
+	"github.com/nexus-fintech/nexus/internal/store/storetest"
 )
 
 func newStore(t *testing.T) (*Store, *store.DB) {
@@ -21,6 +22,7 @@ func newStore(t *testing.T) (*Store, *store.DB) {
 	if _, err := db.MigrateUp(ctx); err != nil {
 		t.Fatal(err)
 	}
+	storetest.CheckTenancy(t, db)
 	return New(db), db
 }
 
@@ -66,7 +68,7 @@ func TestAbandonedKeyIsReclaimed(t *testing.T) {
 	// The process running the first request died, or hangs: nothing
 	// finished it within the window.
 	first.at = store.Now().Add(-Abandoned - time.Second) // as if it had claimed then
-	if _, err := db.NewUpdate().Model((*row)(nil)).Set("created_at = ?", first.at).Where("key = 'k'").Exec(ctx); err != nil {
+	if _, err := db.For(tenant).Update((*row)(nil)).Set("created_at = ?", first.at).Where("key = 'k'").Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
 	saved, retry, err := s.Begin(ctx, tenant, "k", h)
@@ -92,7 +94,7 @@ func TestAbandonedKeyIsReclaimed(t *testing.T) {
 		t.Fatalf("replay = %+v, %v; want the retry's answer", saved, err)
 	}
 	// A committed answer is never taken back, however old.
-	if _, err := db.NewUpdate().Model((*row)(nil)).Set("created_at = ?", store.Now().Add(-Abandoned-time.Second)).
+	if _, err := db.For(tenant).Update((*row)(nil)).Set("created_at = ?", store.Now().Add(-Abandoned-time.Second)).
 		Where("key = 'k'").Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -112,12 +114,43 @@ func TestExpiredKeyIsForgotten(t *testing.T) {
 	if err := s.Finish(ctx, db.DB, claim, 201, []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.NewUpdate().Model((*row)(nil)).Set("expires_at = ?", store.Now().Add(-time.Second)).
+	if _, err := db.For(tenant).Update((*row)(nil)).Set("expires_at = ?", store.Now().Add(-time.Second)).
 		Where("key = 'k'").Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
 	other := Hash("POST", "/v1/addresses", []byte(`{"label":"x"}`))
 	if saved, _, err := s.Begin(ctx, tenant, "k", other); err != nil || saved != nil {
 		t.Fatalf("Begin after expiry = %v, %v; want a fresh claim", saved, err)
+	}
+}
+
+// Prune forgets the expired keys of every tenant and keeps the others.
+func TestPruneExpired(t *testing.T) {
+	s, db := newStore(t)
+	ctx := context.Background()
+	live := nexus.Tenant{PartnerID: "ptr_b", Environment: nexus.Live}
+	h := Hash("POST", "/v1/addresses", []byte(`{}`))
+	for _, tn := range []nexus.Tenant{tenant, live} {
+		for _, key := range []string{"old", "new"} {
+			if _, _, err := s.Begin(ctx, tn, key, h); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := db.For(tn).Update((*row)(nil)).Set("expires_at = ?", store.Now().Add(-time.Second)).
+			Where("key = 'old'").Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range []nexus.Tenant{tenant, live} {
+		var keys []string
+		if err := db.For(tn).Select((*row)(nil)).Column("key").Scan(ctx, &keys); err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) != 1 || keys[0] != "new" {
+			t.Errorf("%v's keys after pruning: %v, want [new]", tn, keys)
+		}
 	}
 }

@@ -10,10 +10,12 @@ import (
 	"github.com/nexus-fintech/nexus/internal/store"
 )
 
-// Address statuses.
+// AddressStatus is whether an address can be paid to: active → archived.
+type AddressStatus string
+
 const (
-	AddressActive   = "active"
-	AddressArchived = "archived"
+	AddressActive   AddressStatus = "active"
+	AddressArchived AddressStatus = "archived"
 )
 
 // Address is a payout address a partner registered.
@@ -28,7 +30,7 @@ type Address struct {
 	Address     string            `bun:"address" json:"address"`
 	AddressKey  string            `bun:"address_key" json:"-"`
 	Label       string            `bun:"label" json:"label"`
-	Status      string            `bun:"status" json:"status"`
+	Status      AddressStatus     `bun:"status" json:"status"`
 	CreatedAt   time.Time         `bun:"created_at" json:"created_at"`
 	UpdatedAt   time.Time         `bun:"updated_at" json:"-"`
 	ArchivedAt  *time.Time        `bun:"archived_at" json:"archived_at"`
@@ -55,13 +57,14 @@ func (s *Service) CreateAddress(ctx context.Context, t nexus.Tenant, p CreateAdd
 	a := &Address{ID: nexus.NewID("adr"), PartnerID: t.PartnerID, Environment: t.Environment, Network: p.Network,
 		Address: p.Address, AddressKey: key, Label: p.Label, Status: AddressActive, CreatedAt: now, UpdatedAt: now}
 	err = s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.NewInsert().Model(a).Exec(ctx); err != nil {
+		sc := store.For(tx, t)
+		if _, err := sc.Insert(a).Exec(ctx); err != nil {
 			if store.IsUniqueViolation(err) {
 				return nexus.ParamError(nexus.CodeAddressExists, "address", "this address is already registered on %s", p.Network)
 			}
 			return err
 		}
-		return record(ctx, tx, t, "address.created", a.ID, map[string]any{"network": a.Network})
+		return record(ctx, sc, "address.created", a.ID, map[string]any{"network": a.Network})
 	})
 	if err != nil {
 		return nil, err
@@ -71,22 +74,24 @@ func (s *Service) CreateAddress(ctx context.Context, t nexus.Tenant, p CreateAdd
 
 // ArchiveAddress retires an address; requests can no longer use it.
 func (s *Service) ArchiveAddress(ctx context.Context, t nexus.Tenant, id string) (*Address, error) {
-	return settle[Address](ctx, s.db, t, "address", id, AddressArchived, "archived", "address.archived", "archived_at", AddressActive)
+	return settle[Address](ctx, s.db, t, store.Change{Kind: "address", ID: id,
+		To: string(AddressArchived), From: statuses(AddressActive), Verb: "archived",
+		Set: map[string]any{"archived_at": store.Now()}, Event: "address.archived", Record: recordEvent})
 }
 
 // GetAddress returns one address.
 func (s *Service) GetAddress(ctx context.Context, t nexus.Tenant, id string) (*Address, error) {
-	return getView[Address](ctx, s.db.DB, t, "address", id)
+	return getView[Address](ctx, s.db, t, "address", id)
 }
 
 // AddressListParams filter the address list.
 type AddressListParams struct {
 	store.Page
-	Status  string  `query:"status" validate:"omitempty,oneof=active archived"`
-	Network Network `query:"network" validate:"omitempty,oneof=bitcoin ethereum"`
+	Status  AddressStatus `query:"status" validate:"omitempty,oneof=active archived"`
+	Network Network       `query:"network" validate:"omitempty,oneof=bitcoin ethereum"`
 }
 
 // ListAddresses returns one page of addresses, newest first.
 func (s *Service) ListAddresses(ctx context.Context, t nexus.Tenant, p AddressListParams) ([]*Address, bool, error) {
-	return listView[Address](ctx, s.db, t, p.Page, map[string]string{"status": p.Status, "network": string(p.Network)})
+	return listView[Address](ctx, s.db, t, p.Page, map[string]string{"status": string(p.Status), "network": string(p.Network)})
 }

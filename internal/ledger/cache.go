@@ -33,7 +33,7 @@ func monoNow() int64 { return int64(time.Since(clockBase)) }
 // balanceEntry is one tenant's balances as read, in Currencies order;
 // immutable once cached.
 type balanceEntry struct {
-	loadedAt int64 // monoNow at the read
+	loadedAt int64 // the cache's clock at the read
 	amounts  [numCurrencies]struct{ available, pending int64 }
 }
 
@@ -60,19 +60,21 @@ type balanceCache struct {
 	gens    map[nexus.Tenant]uint64 // drops per tenant since the last drop of everything
 	all     uint64                  // drops of everything
 	maxAge  int64
+	// now is the clock entries age by (monoNow; tests move their own).
+	now func() int64
 }
 
 func newBalanceCache(maxAge time.Duration) *balanceCache {
 	return &balanceCache{
 		m: make(map[nexus.Tenant]*balanceEntry), flights: make(map[nexus.Tenant]*flight),
-		gens: make(map[nexus.Tenant]uint64), maxAge: int64(maxAge),
+		gens: make(map[nexus.Tenant]uint64), maxAge: int64(maxAge), now: monoNow,
 	}
 }
 
 // fresh returns the tenant's entry unless it is missing or too old; the
 // caller holds mu.
 func (c *balanceCache) fresh(t nexus.Tenant) *balanceEntry {
-	if e := c.m[t]; e != nil && monoNow()-e.loadedAt < c.maxAge {
+	if e := c.m[t]; e != nil && c.now()-e.loadedAt < c.maxAge {
 		return e
 	}
 	return nil

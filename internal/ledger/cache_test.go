@@ -22,12 +22,15 @@ import (
 // newTestLedger migrates db and returns a ledger whose cache never expires
 // on its own during a test (so that a fresh read after a change proves an
 // invalidation, not an expiry) and a tenant of a new approved partner.
+// Every query on a tenant table after migrating must be built by store.For
+// (or store.CrossTenant), or the test fails.
 func newTestLedger(t *testing.T, db *store.DB) (*Service, nexus.Tenant) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := db.MigrateUp(ctx); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
+	storetest.CheckTenancy(t, db)
 	s := NewService(db)
 	s.cache = newBalanceCache(time.Hour)
 	return s, newTenant(t, db)
@@ -236,14 +239,25 @@ func TestStaleReadNotCached(t *testing.T) {
 	}
 }
 
-// TestExpiry: an entry older than the maximum age is read again.
+// TestExpiry: an entry is served until it is the maximum age old, then read
+// again.
 func TestExpiry(t *testing.T) {
 	tn := nexus.Tenant{PartnerID: "ptr_1", Environment: nexus.Test}
 	bc := newBalanceCache(time.Second)
+	var clock int64
+	bc.now = func() int64 { return clock }
 	_, f, _ := bc.begin(tn)
-	bc.land(tn, f, &balanceEntry{loadedAt: monoNow() - int64(2*time.Second)}, nil)
+	bc.land(tn, f, &balanceEntry{loadedAt: clock}, nil)
+	clock += int64(time.Second) - 1
+	if bc.get(tn) == nil {
+		t.Error("an entry younger than the maximum age was not served")
+	}
+	clock++
 	if bc.get(tn) != nil {
-		t.Error("an entry older than the maximum age was served")
+		t.Error("an entry the maximum age old was served")
+	}
+	if _, _, lead := bc.begin(tn); !lead {
+		t.Error("a miss on an expired entry does not lead a new read")
 	}
 }
 
@@ -286,7 +300,8 @@ func TestConcurrentMissesShareOneRead(t *testing.T) {
 }
 
 // TestOtherProcessChange: a change made through another database handle
-// (another server, or the CLI) reaches this ledger through Run.
+// (another server, or the CLI) reaches this ledger through its subscription
+// (what Run does).
 func TestOtherProcessChange(t *testing.T) {
 	storetest.ForEachDB(t, func(t *testing.T, db *store.DB) {
 		// Run needs a second handle on the same database: for SQLite the
@@ -310,24 +325,45 @@ func TestOtherProcessChange(t *testing.T) {
 		}
 		t.Cleanup(func() { other.Close() })
 		s, tn := newTestLedger(t, db)
+		storetest.CheckTenancy(t, other)
 		writer := NewService(other)
 
+		// Run's subscription, with a window on what it hears: the
+		// TopicAll it sends once it hears every later change is the ready
+		// signal, and the tenant's topic says the change has arrived (it
+		// is passed on after s.Drop has acted on it).
+		ready, arrived := make(chan struct{}), make(chan struct{})
+		var readyOnce, arrivedOnce sync.Once
+		heard := func(topic string) {
+			s.Drop(topic)
+			switch topic {
+			case store.TopicAll:
+				readyOnce.Do(func() { close(ready) })
+			case store.TopicBalances(tn):
+				arrivedOnce.Do(func() { close(arrived) })
+			}
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
-		go func() { defer close(done); s.Run(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+		go func() { defer close(done); db.Subscribe(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), heard) }()
 		t.Cleanup(func() { cancel(); <-done })
-		time.Sleep(300 * time.Millisecond) // the subscription is up (it drops everything when it starts)
+		wait := func(c <-chan struct{}, what string) {
+			t.Helper()
+			select {
+			case <-c:
+			case <-time.After(10 * time.Second):
+				t.Fatal(what)
+			}
+		}
+		wait(ready, "the subscription never said it was listening")
 
 		readBalances(t, s, tn)
 		if _, err := writer.CreateFunding(context.Background(), tn, CreateFundingParams{Amount: 42, Currency: USDT, Status: FundingCompleted}); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(3 * time.Second)
-		for readBalances(t, s, tn)[USDT] != (amounts{42, 0}) {
-			if time.Now().After(deadline) {
-				t.Fatal("the change made through another handle never reached this cache (max age is an hour here)")
-			}
-			time.Sleep(20 * time.Millisecond)
+		wait(arrived, "the change made through another handle never reached this cache (max age is an hour here)")
+		if got := readBalances(t, s, tn)[USDT]; got != (amounts{42, 0}) {
+			t.Errorf("after the change arrived: %+v, want {42 0}", got)
 		}
 	})
 }

@@ -31,7 +31,7 @@ func insertRows(tb testing.TB, db *store.DB, table string, cols []string, n int,
 			args = append(args, val(i)...)
 		}
 		q := "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES " + strings.Join(rows, ", ")
-		if _, err := db.ExecContext(ctx, q, args...); err != nil {
+		if _, err := store.CrossTenant(db.DB, "test fixture: many tenants' rows in bulk").Raw(q, args...).Exec(ctx); err != nil {
 			tb.Fatalf("insert into %s: %v", table, err)
 		}
 	}
@@ -77,7 +77,7 @@ func newListFixture(tb testing.TB, db *store.DB, n int) *listFixture {
 		tb.Fatal(err)
 	}
 	var scopes string
-	if err := db.NewSelect().Model((*apikey.Row)(nil)).Column("scopes").Where("id = ?", k.ID).Scan(ctx, &scopes); err != nil {
+	if err := db.For(tenants[0]).Select((*apikey.Row)(nil)).Column("scopes").Where("?TableAlias.id = ?", k.ID).Scan(ctx, &scopes); err != nil {
 		tb.Fatal(err)
 	}
 	now := time.Now().UTC()

@@ -10,9 +10,7 @@ package ledger
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -145,9 +143,9 @@ func (s *Service) balances(ctx context.Context, t nexus.Tenant) (*balanceEntry, 
 
 // readBalances reads the tenant's balances from the database.
 func (s *Service) readBalances(ctx context.Context, t nexus.Tenant) (*balanceEntry, error) {
-	e := &balanceEntry{loadedAt: monoNow()} // aged from before the read
+	e := &balanceEntry{loadedAt: s.cache.now()} // aged from before the read
 	var rows []Balance
-	if err := store.Scoped(s.db.NewSelect().Model(&rows), t).Scan(ctx); err != nil {
+	if err := s.db.For(t).Select(&rows).Scan(ctx); err != nil {
 		return nil, err
 	}
 	for _, r := range rows {
@@ -160,27 +158,27 @@ func (s *Service) readBalances(ctx context.Context, t nexus.Tenant) (*balanceEnt
 	return e, nil
 }
 
-// move applies deltas to a balance row in one conditional update. A
-// negative availDelta only applies while available covers it; it reports
-// false when it did not (insufficient funds). The row is created on first
-// credit. It announces store.TopicBalances in the same transaction, so that
-// every balances cache forgets the tenant once it commits (a refused move
-// rolls the announcement back with it). The announcement goes first: after
-// the update it would lengthen the time the balance row stays locked, which
-// is what bounds one tenant's write rate.
-func (s *Service) move(ctx context.Context, tx bun.Tx, t nexus.Tenant, c Currency, availDelta, pendDelta int64) (bool, error) {
-	if err := s.db.Publish(ctx, tx, store.TopicBalances(t)); err != nil {
+// move applies deltas to a balance row of s's tenant in one conditional
+// update, in s's transaction. A negative availDelta only applies while
+// available covers it; it reports false when it did not (insufficient
+// funds). The row is created on first credit. It announces
+// store.TopicBalances in the same transaction, so that every balances cache
+// forgets the tenant once it commits (a refused move rolls the announcement
+// back with it). The announcement goes first: after the update it would
+// lengthen the time the balance row stays locked, which is what bounds one
+// tenant's write rate.
+func (s *Service) move(ctx context.Context, sc store.Scope, c Currency, availDelta, pendDelta int64) (bool, error) {
+	if err := s.db.Publish(ctx, sc.IDB(), store.TopicBalances(sc.Tenant())); err != nil {
 		return false, err
 	}
 	now := store.Now()
 	if availDelta > 0 && pendDelta == 0 {
-		_, err := tx.NewInsert().Model(&Balance{PartnerID: t.PartnerID, Environment: t.Environment, Currency: c, UpdatedAt: now}).
-			On("CONFLICT DO NOTHING").Exec(ctx)
+		_, err := sc.Insert(&Balance{Currency: c, UpdatedAt: now}).On("CONFLICT DO NOTHING").Exec(ctx)
 		if err != nil {
 			return false, err
 		}
 	}
-	q := store.Scoped(tx.NewUpdate().Model((*Balance)(nil)), t).
+	q := sc.Update((*Balance)(nil)).
 		Set("available = available + ?", availDelta).
 		Set("pending = pending + ?", pendDelta).
 		Set("updated_at = ?", now).
@@ -199,45 +197,6 @@ func (s *Service) move(ctx context.Context, tx bun.Tx, t nexus.Tenant, c Currenc
 	return n == 1, err
 }
 
-// transition moves a row of model M from one of the statuses in from to to,
-// as one conditional update; zero rows means the row is missing (404) or in
-// another status (409 invalid_state). It returns the row after the change.
-func transition[M any](ctx context.Context, tx bun.Tx, t nexus.Tenant, kind, id, to, verb string, set map[string]any, from ...string) (*M, error) {
-	q := store.Scoped(tx.NewUpdate().Model((*M)(nil)), t).
-		Set("status = ?", to).Set("updated_at = ?", store.Now()).
-		Where("id = ?", id).Where("status IN (?)", bun.In(from))
-	for col, v := range set {
-		q = q.Set("? = ?", bun.Ident(col), v)
-	}
-	res, err := q.Exec(ctx)
-	if err != nil {
-		return nil, err
-	}
-	row := new(M)
-	if err := store.Scoped(tx.NewSelect().Model(row), t).Where("id = ?", id).Scan(ctx); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, nexus.NotFound(kind, id)
-		}
-		return nil, err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil, nexus.InvalidState(kind, statusOf(row), verb)
-	}
-	return row, nil
-}
-
-func statusOf(row any) string {
-	switch r := row.(type) {
-	case *Funding:
-		return r.Status
-	case *Request:
-		return r.Status
-	case *Address:
-		return r.Status
-	}
-	return "unknown"
-}
-
 // viewed is a ledger row that renders itself for callers.
 type viewed[M any] interface {
 	*M
@@ -245,8 +204,8 @@ type viewed[M any] interface {
 }
 
 // getView returns one of the tenant's rows, rendered.
-func getView[M any, P viewed[M]](ctx context.Context, idb bun.IDB, t nexus.Tenant, kind, id string) (*M, error) {
-	row, err := get[M](ctx, idb, t, kind, id)
+func getView[M any, P viewed[M]](ctx context.Context, db *store.DB, t nexus.Tenant, kind, id string) (*M, error) {
+	row, err := store.Get[M](ctx, db.For(t), kind, id)
 	if err != nil {
 		return nil, err
 	}
@@ -270,16 +229,14 @@ func listView[M any, P viewed[M]](ctx context.Context, db *store.DB, t nexus.Ten
 	return out, more, err
 }
 
-// settle runs a transition that moves no money: the status change, its
-// timestamp and its audit event in one transaction.
-func settle[M any, P viewed[M]](ctx context.Context, db *store.DB, t nexus.Tenant, kind, id, to, verb, event, stamp string, from ...string) (*M, error) {
+// settle runs a transition that moves no money (c: the status change, its
+// timestamp and its audit event) in a transaction of its own.
+func settle[M any, P viewed[M]](ctx context.Context, db *store.DB, t nexus.Tenant, c store.Change) (*M, error) {
 	var row *M
 	err := db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var err error
-		if row, err = transition[M](ctx, tx, t, kind, id, to, verb, map[string]any{stamp: store.Now()}, from...); err != nil {
-			return err
-		}
-		return record(ctx, tx, t, event, id, nil)
+		row, err = store.Transition[M](ctx, store.For(tx, t), c)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -287,13 +244,13 @@ func settle[M any, P viewed[M]](ctx context.Context, db *store.DB, t nexus.Tenan
 	return P(row).view(), nil
 }
 
-func get[M any](ctx context.Context, idb bun.IDB, t nexus.Tenant, kind, id string) (*M, error) {
-	row := new(M)
-	err := store.Scoped(idb.NewSelect().Model(row), t).Where("id = ?", id).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nexus.NotFound(kind, id)
+// statuses turns a typed status list into the strings store.Change wants.
+func statuses[S ~string](ss ...S) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = string(s)
 	}
-	return row, err
+	return out
 }
 
 func toJSON(m map[string]string) string {
@@ -304,6 +261,12 @@ func toJSON(m map[string]string) string {
 	return string(b)
 }
 
-func record(ctx context.Context, tx bun.Tx, t nexus.Tenant, typ, id string, data map[string]any) error {
-	return audit.Record(ctx, tx, t, typ, id, data)
+func record(ctx context.Context, sc store.Scope, typ, id string, data map[string]any) error {
+	return audit.Record(ctx, sc.IDB(), sc.Tenant(), typ, id, data)
+}
+
+// recordEvent is audit.Record of an event without data, as store.Change
+// records a transition's.
+func recordEvent(ctx context.Context, idb bun.IDB, t nexus.Tenant, event, id string) error {
+	return audit.Record(ctx, idb, t, event, id, nil)
 }

@@ -133,7 +133,7 @@ func LoadLimits(ctx context.Context, idb bun.IDB, t nexus.Tenant, ids ...string)
 		return out, nil
 	}
 	var rows []limitRow
-	if err := store.Scoped(idb.NewSelect().Model(&rows), t).Where("credential_id IN (?)", bun.In(ids)).Scan(ctx); err != nil {
+	if err := store.For(idb, t).Select(&rows).Where("credential_id IN (?)", bun.In(ids)).Scan(ctx); err != nil {
 		return nil, err
 	}
 	for _, r := range rows {
@@ -147,7 +147,8 @@ func LoadLimits(ctx context.Context, idb bun.IDB, t nexus.Tenant, ids ...string)
 // during a day counts that day's withdrawals made before it; a daily limit
 // removed forgets its counters.
 func SaveLimits(ctx context.Context, tx bun.Tx, t nexus.Tenant, id string, l Limits) error {
-	if _, err := store.Scoped(tx.NewDelete().Model((*limitRow)(nil)), t).Where("credential_id = ?", id).Exec(ctx); err != nil {
+	sc := store.For(tx, t)
+	if _, err := sc.Delete((*limitRow)(nil)).Where("credential_id = ?", id).Exec(ctx); err != nil {
 		return err
 	}
 	now := store.Now()
@@ -155,28 +156,27 @@ func SaveLimits(ctx context.Context, tx bun.Tx, t nexus.Tenant, id string, l Lim
 	for _, c := range Currencies {
 		cl, ok := l[c]
 		if ok {
-			row := &limitRow{PartnerID: t.PartnerID, Environment: t.Environment, CredentialID: id, Currency: c,
-				MaxWithdrawalAmount: cl.MaxWithdrawalAmount, DailyWithdrawalTotal: cl.DailyWithdrawalTotal}
-			if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
+			row := &limitRow{CredentialID: id, Currency: c, MaxWithdrawalAmount: cl.MaxWithdrawalAmount, DailyWithdrawalTotal: cl.DailyWithdrawalTotal}
+			if _, err := sc.Insert(row).Exec(ctx); err != nil {
 				return err
 			}
 		}
 		if !ok || cl.DailyWithdrawalTotal == nil {
-			if _, err := store.Scoped(tx.NewDelete().Model((*usageRow)(nil)), t).
+			if _, err := sc.Delete((*usageRow)(nil)).
 				Where("credential_id = ?", id).Where("currency = ?", c).Exec(ctx); err != nil {
 				return err
 			}
 			continue
 		}
 		// An existing counter is exact (every withdrawal since the limit
-		// was set moved it); a new one starts from today's requests.
-		_, err := tx.NewRaw(`INSERT INTO credential_limit_usage (partner_id, environment, credential_id, day, currency, used)
-SELECT ?, ?, ?, ?, ?, COALESCE(SUM(amount), 0) FROM requests
-WHERE partner_id = ? AND environment = ? AND credential_id = ? AND currency = ?
-  AND created_at >= ? AND created_at < ? AND status NOT IN (?, ?)
-ON CONFLICT DO NOTHING`,
-			t.PartnerID, string(t.Environment), id, day, string(c),
-			t.PartnerID, string(t.Environment), id, string(c), start, end, RequestFailed, RequestCancelled).Exec(ctx)
+		// was set moved it); a new one starts from today's requests, summed
+		// in the insert itself (one statement, as reserveLimit's update).
+		today := sc.Select((*Request)(nil)).ColumnExpr("COALESCE(SUM(?TableAlias.amount), 0)").
+			Where("?TableAlias.credential_id = ?", id).Where("?TableAlias.currency = ?", c).
+			Where("?TableAlias.created_at >= ?", start).Where("?TableAlias.created_at < ?", end).
+			Where("?TableAlias.status NOT IN (?)", bun.In(statuses(RequestFailed, RequestCancelled)))
+		_, err := sc.Insert(&usageRow{CredentialID: id, Day: day, Currency: c}).Value("used", "(?)", today).
+			On("CONFLICT DO NOTHING").Exec(ctx)
 		if err != nil {
 			return err
 		}
@@ -196,12 +196,13 @@ func CopyLimits(ctx context.Context, tx bun.Tx, t nexus.Tenant, from, to string)
 		return err
 	}
 	day, _, _ := utcDay(store.Now())
+	sc := store.For(tx, t)
 	var used []usageRow
-	if err := store.Scoped(tx.NewSelect().Model(&used), t).Where("credential_id = ?", from).Where("day = ?", day).Scan(ctx); err != nil {
+	if err := sc.Select(&used).Where("credential_id = ?", from).Where("day = ?", day).Scan(ctx); err != nil {
 		return err
 	}
 	for _, u := range used {
-		if _, err := store.Scoped(tx.NewUpdate().Model((*usageRow)(nil)), t).Set("used = ?", u.Used).
+		if _, err := sc.Update((*usageRow)(nil)).Set("used = ?", u.Used).
 			Where("credential_id = ?", to).Where("day = ?", day).Where("currency = ?", u.Currency).Exec(ctx); err != nil {
 			return err
 		}
@@ -221,16 +222,17 @@ func utcDay(now time.Time) (day string, start, end time.Time) {
 	return start.Format(time.DateOnly), start, start.AddDate(0, 0, 1)
 }
 
-// reserveLimit checks a withdrawal of amount c by credential id, made at
-// now, against the credential's limits, and counts it against the day's
-// total, in tx. It answers 422 limit_exceeded when a limit refuses it; the
-// caller's transaction then rolls back, so nothing changes.
-func reserveLimit(ctx context.Context, tx bun.Tx, t nexus.Tenant, id string, c Currency, amount int64, now time.Time) error {
+// reserveLimit checks a withdrawal of amount c by credential id of sc's
+// tenant, made at now, against the credential's limits, and counts it
+// against the day's total, in sc's transaction. It answers 422
+// limit_exceeded when a limit refuses it; the caller's transaction then
+// rolls back, so nothing changes.
+func reserveLimit(ctx context.Context, sc store.Scope, id string, c Currency, amount int64, now time.Time) error {
 	if id == "" {
 		return nil
 	}
 	var l limitRow
-	err := store.Scoped(tx.NewSelect().Model(&l), t).Where("credential_id = ?", id).Where("currency = ?", c).Scan(ctx)
+	err := sc.Select(&l).Where("credential_id = ?", id).Where("currency = ?", c).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil
 	}
@@ -245,11 +247,10 @@ func reserveLimit(ctx context.Context, tx bun.Tx, t nexus.Tenant, id string, c C
 		return nil
 	}
 	day, _, _ := utcDay(now)
-	if _, err := tx.NewInsert().Model(&usageRow{PartnerID: t.PartnerID, Environment: t.Environment, CredentialID: id, Day: day, Currency: c}).
-		On("CONFLICT DO NOTHING").Exec(ctx); err != nil {
+	if _, err := sc.Insert(&usageRow{CredentialID: id, Day: day, Currency: c}).On("CONFLICT DO NOTHING").Exec(ctx); err != nil {
 		return err
 	}
-	res, err := store.Scoped(tx.NewUpdate().Model((*usageRow)(nil)), t).
+	res, err := sc.Update((*usageRow)(nil)).
 		Set("used = used + ?", amount).
 		Where("credential_id = ?", id).Where("day = ?", day).Where("currency = ?", c).
 		Where("used + ? <= ?", amount, *l.DailyWithdrawalTotal).Exec(ctx)
@@ -268,12 +269,12 @@ func reserveLimit(ctx context.Context, tx bun.Tx, t nexus.Tenant, id string, c C
 
 // releaseLimit gives a failed or cancelled request's amount back to the
 // daily total of the day it was made on, if that day is counted.
-func releaseLimit(ctx context.Context, tx bun.Tx, t nexus.Tenant, r *Request) error {
+func releaseLimit(ctx context.Context, sc store.Scope, r *Request) error {
 	if r.CredentialID == "" {
 		return nil
 	}
 	day, _, _ := utcDay(r.CreatedAt)
-	_, err := store.Scoped(tx.NewUpdate().Model((*usageRow)(nil)), t).
+	_, err := sc.Update((*usageRow)(nil)).
 		Set("used = used - ?", r.Amount).
 		Where("credential_id = ?", r.CredentialID).Where("day = ?", day).Where("currency = ?", r.Currency).
 		Where("used >= ?", r.Amount).Exec(ctx)

@@ -11,15 +11,42 @@ import (
 	"github.com/nexus-fintech/nexus/internal/store"
 )
 
-// Request statuses. pending → processing → completed; pending or
-// processing → failed; pending → cancelled.
+// RequestStatus is where a withdrawal request is in its lifecycle (see
+// requestSteps): pending → processing → completed; pending or processing →
+// failed; pending → cancelled.
+type RequestStatus string
+
 const (
-	RequestPending    = "pending"
-	RequestProcessing = "processing"
-	RequestCompleted  = "completed"
-	RequestFailed     = "failed"
-	RequestCancelled  = "cancelled"
+	RequestPending    RequestStatus = "pending"
+	RequestProcessing RequestStatus = "processing"
+	RequestCompleted  RequestStatus = "completed"
+	RequestFailed     RequestStatus = "failed"
+	RequestCancelled  RequestStatus = "cancelled"
 )
+
+// requestStep is one edge of the request lifecycle and what it does to the
+// balance. A request's amount is reserved (available → pending) when it is
+// created; every step but processing settles it: the amount leaves pending,
+// back to available when the money did not go out (release), else for good.
+type requestStep struct {
+	from    []RequestStatus // the statuses the step leaves
+	verb    string          // past participle for the invalid_state error
+	event   string          // audit event
+	settles bool            // the amount leaves pending
+	release bool            // … back to available and out of the credential's daily total
+	stamp   string          // timestamp column set with the status, if any
+}
+
+// requestSteps is the request lifecycle, by the status each step leads to.
+var requestSteps = map[RequestStatus]requestStep{
+	RequestProcessing: {from: []RequestStatus{RequestPending}, verb: "processed", event: "request.processing"},
+	RequestCompleted: {from: []RequestStatus{RequestPending, RequestProcessing}, verb: "completed", event: "request.completed",
+		settles: true, stamp: "completed_at"},
+	RequestFailed: {from: []RequestStatus{RequestPending, RequestProcessing}, verb: "failed", event: "request.failed",
+		settles: true, release: true, stamp: "failed_at"},
+	RequestCancelled: {from: []RequestStatus{RequestPending}, verb: "cancelled", event: "request.cancelled",
+		settles: true, release: true, stamp: "cancelled_at"},
+}
 
 // Request is a withdrawal request.
 type Request struct {
@@ -35,7 +62,7 @@ type Request struct {
 	AddressID   string            `bun:"address_id" json:"address_id"`
 	// CredentialID made the request: its money limits count it.
 	CredentialID string            `bun:"credential_id" json:"-"`
-	Status       string            `bun:"status" json:"status"`
+	Status       RequestStatus     `bun:"status" json:"status"`
 	MetadataRaw  string            `bun:"metadata" json:"-"`
 	Metadata     map[string]string `bun:"-" json:"metadata"`
 	CreatedAt    time.Time         `bun:"created_at" json:"created_at"`
@@ -75,7 +102,8 @@ func (s *Service) CreateRequest(ctx context.Context, t nexus.Tenant, p CreateReq
 		Amount: p.Amount, Currency: p.Currency, AddressID: p.AddressID, CredentialID: credID, Status: RequestPending,
 		MetadataRaw: toJSON(p.Metadata), CreatedAt: now, UpdatedAt: now}
 	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		a, err := get[Address](ctx, tx, t, "address", p.AddressID)
+		sc := store.For(tx, t)
+		a, err := store.Get[Address](ctx, sc, "address", p.AddressID)
 		if err != nil {
 			if nexus.CodeOf(err) == nexus.CodeResourceMissing {
 				return nexus.ParamError(nexus.CodeResourceMissing, "address_id", "no such address: '%s'", p.AddressID)
@@ -90,20 +118,20 @@ func (s *Service) CreateRequest(ctx context.Context, t nexus.Tenant, p CreateReq
 		}
 		// The limit's counter row is taken before the balance row, and
 		// released before it (requestMove), so the two never deadlock.
-		if err := reserveLimit(ctx, tx, t, credID, p.Currency, p.Amount, now); err != nil {
+		if err := reserveLimit(ctx, sc, credID, p.Currency, p.Amount, now); err != nil {
 			return err
 		}
-		ok, err := s.move(ctx, tx, t, p.Currency, -p.Amount, p.Amount)
+		ok, err := s.move(ctx, sc, p.Currency, -p.Amount, p.Amount)
 		if err != nil {
 			return err
 		}
 		if !ok {
 			return nexus.ParamError(nexus.CodeInsufficientFunds, "amount", "the available %s balance does not cover this amount", p.Currency)
 		}
-		if _, err := tx.NewInsert().Model(r).Exec(ctx); err != nil {
+		if _, err := sc.Insert(r).Exec(ctx); err != nil {
 			return err
 		}
-		return record(ctx, tx, t, "request.created", r.ID, map[string]any{"amount": r.Amount, "currency": r.Currency})
+		return record(ctx, sc, "request.created", r.ID, map[string]any{"amount": r.Amount, "currency": r.Currency})
 	})
 	if err != nil {
 		return nil, err
@@ -111,43 +139,44 @@ func (s *Service) CreateRequest(ctx context.Context, t nexus.Tenant, p CreateReq
 	return r.view(), nil
 }
 
-// requestMove drives a request to a new status and applies its balance
-// effect in the same transaction.
-func (s *Service) requestMove(ctx context.Context, t nexus.Tenant, id, to, verb, event string, availBack bool, stamp string, from ...string) (*Request, error) {
+// requestMove drives a request to status to by its step in requestSteps,
+// and applies the step's balance effect in the same transaction.
+func (s *Service) requestMove(ctx context.Context, t nexus.Tenant, id string, to RequestStatus) (*Request, error) {
+	step, ok := requestSteps[to]
+	if !ok {
+		panic("ledger: no request step leads to " + string(to))
+	}
 	var r *Request
 	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		set := map[string]any{}
-		if stamp != "" {
-			set[stamp] = store.Now()
+		sc := store.For(tx, t)
+		c := store.Change{Kind: "request", ID: id, To: string(to), From: statuses(step.from...), Verb: step.verb,
+			Event: step.event, Record: recordEvent}
+		if step.stamp != "" {
+			c.Set = map[string]any{step.stamp: store.Now()}
 		}
 		var err error
-		r, err = transition[Request](ctx, tx, t, "request", id, to, verb, set, from...)
+		if r, err = store.Transition[Request](ctx, sc, c); err != nil || !step.settles {
+			return err
+		}
+		avail := int64(0)
+		if step.release {
+			// A failed or cancelled request no longer counts against
+			// its credential's daily total.
+			if err := releaseLimit(ctx, sc, r); err != nil {
+				return err
+			}
+			avail = r.Amount
+		}
+		ok, err := s.move(ctx, sc, r.Currency, avail, -r.Amount)
 		if err != nil {
 			return err
 		}
-		if availBack {
-			// A failed or cancelled request no longer counts against
-			// its credential's daily total.
-			if err := releaseLimit(ctx, tx, t, r); err != nil {
-				return err
-			}
+		if !ok {
+			// The reservation made at creation is gone: a broken
+			// invariant, never a caller's mistake.
+			return errBrokenReservation
 		}
-		if to != RequestProcessing {
-			avail := int64(0)
-			if availBack {
-				avail = r.Amount
-			}
-			ok, err := s.move(ctx, tx, t, r.Currency, avail, -r.Amount)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				// The reservation made at creation is gone: a broken
-				// invariant, never a caller's mistake.
-				return errBrokenReservation
-			}
-		}
-		return record(ctx, tx, t, event, id, nil)
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -163,38 +192,38 @@ func (e errorString) Error() string { return string(e) }
 
 // CancelRequest cancels a pending request and releases its amount.
 func (s *Service) CancelRequest(ctx context.Context, t nexus.Tenant, id string) (*Request, error) {
-	return s.requestMove(ctx, t, id, RequestCancelled, "cancelled", "request.cancelled", true, "cancelled_at", RequestPending)
+	return s.requestMove(ctx, t, id, RequestCancelled)
 }
 
 // ProcessRequest marks a pending request as being paid out.
 func (s *Service) ProcessRequest(ctx context.Context, t nexus.Tenant, id string) (*Request, error) {
-	return s.requestMove(ctx, t, id, RequestProcessing, "processed", "request.processing", false, "", RequestPending)
+	return s.requestMove(ctx, t, id, RequestProcessing)
 }
 
 // CompleteRequest marks a request paid out: it leaves pending for good.
 func (s *Service) CompleteRequest(ctx context.Context, t nexus.Tenant, id string) (*Request, error) {
-	return s.requestMove(ctx, t, id, RequestCompleted, "completed", "request.completed", false, "completed_at", RequestPending, RequestProcessing)
+	return s.requestMove(ctx, t, id, RequestCompleted)
 }
 
 // FailRequest marks a payout failed and returns its amount to available.
 func (s *Service) FailRequest(ctx context.Context, t nexus.Tenant, id string) (*Request, error) {
-	return s.requestMove(ctx, t, id, RequestFailed, "failed", "request.failed", true, "failed_at", RequestPending, RequestProcessing)
+	return s.requestMove(ctx, t, id, RequestFailed)
 }
 
 // GetRequest returns one request.
 func (s *Service) GetRequest(ctx context.Context, t nexus.Tenant, id string) (*Request, error) {
-	return getView[Request](ctx, s.db.DB, t, "request", id)
+	return getView[Request](ctx, s.db, t, "request", id)
 }
 
 // RequestListParams filter the request list.
 type RequestListParams struct {
 	store.Page
-	Status    string   `query:"status" validate:"omitempty,oneof=pending processing completed failed cancelled"`
-	Currency  Currency `query:"currency" validate:"omitempty,oneof=btc usdc usdt"`
-	AddressID string   `query:"address_id" validate:"omitempty,max=64"`
+	Status    RequestStatus `query:"status" validate:"omitempty,oneof=pending processing completed failed cancelled"`
+	Currency  Currency      `query:"currency" validate:"omitempty,oneof=btc usdc usdt"`
+	AddressID string        `query:"address_id" validate:"omitempty,max=64"`
 }
 
 // ListRequests returns one page of requests, newest first.
 func (s *Service) ListRequests(ctx context.Context, t nexus.Tenant, p RequestListParams) ([]*Request, bool, error) {
-	return listView[Request](ctx, s.db, t, p.Page, map[string]string{"status": p.Status, "currency": string(p.Currency), "address_id": p.AddressID})
+	return listView[Request](ctx, s.db, t, p.Page, map[string]string{"status": string(p.Status), "currency": string(p.Currency), "address_id": p.AddressID})
 }

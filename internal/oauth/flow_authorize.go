@@ -100,7 +100,7 @@ func (s *Service) Approve(ctx context.Context, sess *Session, r *AuthorizeReques
 		if _, err := tx.NewInsert().Model(g).Exec(ctx); err != nil {
 			return err
 		}
-		if _, err := tx.NewInsert().Model(&codeRow{CodeHash: digest(code), ClientID: r.Client.ID, GrantID: g.ID,
+		if _, err := store.For(tx, t).Insert(&codeRow{CodeHash: digest(code), ClientID: r.Client.ID, GrantID: g.ID,
 			RedirectURI: r.RedirectGiven, CodeChallenge: r.CodeChallenge, Scopes: g.Scopes,
 			CreatedAt: now, ExpiresAt: now.Add(CodeTTL)}).Exec(ctx); err != nil {
 			return err
@@ -114,13 +114,15 @@ func (s *Service) Approve(ctx context.Context, sess *Session, r *AuthorizeReques
 type codeRow struct {
 	bun.BaseModel `bun:"table:oauth_codes"`
 
-	CodeHash      string     `bun:"code_hash,pk"`
-	ClientID      string     `bun:"client_id"`
-	GrantID       string     `bun:"grant_id"`
-	RedirectURI   string     `bun:"redirect_uri"`
-	CodeChallenge string     `bun:"code_challenge"`
-	Scopes        string     `bun:"scopes"`
-	CreatedAt     time.Time  `bun:"created_at"`
-	ExpiresAt     time.Time  `bun:"expires_at"`
-	UsedAt        *time.Time `bun:"used_at"`
+	CodeHash      string            `bun:"code_hash,pk"`
+	ClientID      string            `bun:"client_id"`
+	GrantID       string            `bun:"grant_id"`
+	RedirectURI   string            `bun:"redirect_uri"`
+	CodeChallenge string            `bun:"code_challenge"`
+	Scopes        string            `bun:"scopes"`
+	CreatedAt     time.Time         `bun:"created_at"`
+	ExpiresAt     time.Time         `bun:"expires_at"`
+	UsedAt        *time.Time        `bun:"used_at"`
+	PartnerID     string            `bun:"partner_id"`
+	Environment   nexus.Environment `bun:"environment"`
 }

@@ -34,6 +34,7 @@ var tenantTables = map[string]tenantColumns{
 	"service_credentials":    partnerAndEnvironment,
 	"oauth_clients":          partnerAndEnvironment,
 	"oauth_grants":           partnerAndEnvironment,
+	"oauth_codes":            partnerAndEnvironment,
 	"oauth_tokens":           partnerAndEnvironment,
 	"access_chunks":          partnerAndEnvironment,
 	"access_credentials":     partnerAndEnvironment,
