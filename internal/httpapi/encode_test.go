@@ -1,14 +1,20 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/nexus-fintech/nexus/internal/apikey"
 	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/partner"
+	"github.com/nexus-fintech/nexus/internal/store"
 )
 
 // The hand-written encoders must write exactly what encoding/json writes.
@@ -83,5 +89,49 @@ func TestPartnerViewPerPrincipal(t *testing.T) {
 	}
 	if b := mk("After").View(encodePartner); !strings.Contains(string(b), `"name":"After"`) {
 		t.Errorf("a new principal answered %s, want the new name", b)
+	}
+}
+
+// The answer kept on a principal goes with it: once the partner's topic
+// is dropped (as every change announces), GET /v1/partner answers the
+// partner as it is now, not the body encoded before.
+func TestPartnerAnswerFollowsChanges(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	p, err := e.partners.Create(ctx, partner.CreateParams{Name: "Follow", Status: nexus.PartnerApproved})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := e.keys.Create(ctx, nexus.Tenant{PartnerID: p.ID, Environment: nexus.Test}, apikey.CreateParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := func() string {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodGet, "/v1/partner", nil)
+		req.Header.Set("Authorization", "Bearer "+k.Plain)
+		res, err := e.srv.App().Test(req, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var v struct{ Status string }
+		if err := json.NewDecoder(res.Body).Decode(&v); err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("GET /v1/partner: %d, %v", res.StatusCode, err)
+		}
+		return v.Status
+	}
+	for range 2 { // the second from the principal's memo
+		if got := status(); got != "approved" {
+			t.Fatalf("status %q, want approved", got)
+		}
+	}
+	// Pending partners keep the sandbox: the test key still answers.
+	if _, err := e.partners.SetStatus(ctx, p.ID, nexus.PartnerPending); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.cfg.Auth.Drop(store.TopicPartner(p.ID))
+	if got := status(); got != "pending" {
+		t.Fatalf("after the change: status %q, want pending", got)
 	}
 }
