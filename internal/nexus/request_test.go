@@ -3,6 +3,7 @@ package nexus
 import (
 	"context"
 	"net/netip"
+	"sync"
 	"testing"
 )
 
@@ -65,5 +66,37 @@ func TestPrincipalDerived(t *testing.T) {
 	}
 	if calls != 1 {
 		t.Errorf("encoded %d times, want once", calls)
+	}
+}
+
+// A cached principal is shared by concurrent requests, from several
+// addresses: its remembered values stay right (meant for -race).
+func TestPrincipalDerivedConcurrent(t *testing.T) {
+	p := &Principal{CredentialID: "key_1", CredentialType: CredentialAPIKey}
+	addrs := []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("2001:db8::3")}
+	enc := func(p *Principal) []byte { return []byte(p.CredentialID) }
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 500 {
+				a := addrs[(g+i)%len(addrs)]
+				if got := p.AddrString(a); got != a.String() {
+					errs <- "AddrString(" + a.String() + ") = " + got
+					return
+				}
+				if p.LimitKey() != "cred:key_1" || string(p.View(enc)) != "key_1" {
+					errs <- "LimitKey or View wrong"
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }
