@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/go-playground/validator/v10"
 	"github.com/gofiber/fiber/v2"
@@ -264,13 +263,6 @@ func decodeQuery(c *fiber.Ctx, dst any) error {
 		path, ok := idx[name]
 		if !ok {
 			err = unknownParam(name)
-			return
-		}
-		// JSON bodies are UTF-8 once decoded (encoding/json replaces what
-		// is not); a query value is whatever bytes its escapes make, and
-		// PostgreSQL refuses a query holding anything but UTF-8 (a 500).
-		if !utf8.Valid(val) {
-			err = nexus.ParamError(nexus.CodeParameterInvalid, name, "%s must be UTF-8 text", name)
 			return
 		}
 		f := v.FieldByIndex(path)
