@@ -86,8 +86,9 @@ const (
 )
 
 // Principal is what the authenticator makes of any credential: who acts, for
-// which tenant, with which scopes. It is immutable once built, so a cached
-// principal can be shared by concurrent requests.
+// which tenant, with which scopes. It is immutable once built (but for the
+// values it remembers, see derived), so a cached principal can be shared by
+// concurrent requests.
 type Principal struct {
 	Partner        Partner
 	Environment    Environment

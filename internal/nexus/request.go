@@ -62,9 +62,9 @@ func RequestFrom(ctx context.Context) *Request {
 	return r
 }
 
-// with returns a copy of ctx's request (or a new one) to change and attach:
+// copyRequest returns a copy of ctx's request (or a new one) to change and attach:
 // the request ctx carries is never changed, since other contexts share it.
-func with(ctx context.Context) *Request {
+func copyRequest(ctx context.Context) *Request {
 	r := new(Request)
 	if old := RequestFrom(ctx); old != nil {
 		r.ID, r.Start, r.Principal, r.Origin = old.ID, old.Start, old.Principal, old.Origin
@@ -75,7 +75,7 @@ func with(ctx context.Context) *Request {
 // WithPrincipal returns a context carrying p, and whatever else ctx's
 // request carries.
 func WithPrincipal(ctx context.Context, p *Principal) context.Context {
-	r := with(ctx)
+	r := copyRequest(ctx)
 	r.Principal = p
 	return r.Attach(ctx)
 }
@@ -83,7 +83,7 @@ func WithPrincipal(ctx context.Context, p *Principal) context.Context {
 // WithOrigin returns a context carrying o, and whatever else ctx's request
 // carries.
 func WithOrigin(ctx context.Context, o Origin) context.Context {
-	r := with(ctx)
+	r := copyRequest(ctx)
 	r.Origin = o
 	return r.Attach(ctx)
 }
