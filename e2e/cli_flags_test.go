@@ -42,7 +42,6 @@ func TestCLIVersionHelpAndUnknownFlags(t *testing.T) {
 	}{
 		{[]string{"serve"}, "-tls-cert"},
 		{[]string{"migrate"}, "-all"},
-		{[]string{"bench"}, "-connections"},
 		{[]string{"healthcheck"}, "-listen"},
 		{[]string{"admin"}, "partner create"},
 		{[]string{"admin", "partner", "create"}, "-name"},

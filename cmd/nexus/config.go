@@ -13,49 +13,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nexus-fintech/nexus/internal/app"
 	"github.com/nexus-fintech/nexus/internal/audit"
 	"github.com/nexus-fintech/nexus/internal/auth"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/oauth"
-	"github.com/nexus-fintech/nexus/internal/store"
 )
 
 // config is everything read from flags and NEXUS_* variables; a flag wins
-// over its variable.
+// over its variable. What the server needs is app.Config.
 type config struct {
-	DatabaseURL      string
-	Listen           string
-	Issuer           string
-	MasterKey        string
-	MasterKeyPrev    string // NEXUS_MASTER_KEY_PREVIOUS: still opens, during a rotation
-	RedisURL         string
-	TrustedProxies   []netip.Prefix
-	Environments     []nexus.Environment
-	JWTAudience      string
-	InternalAudience string
-	LogFormat        string
-	LogLevel         string
-	IPLimit          int
-	FailedAuthLimit  int
-	PasswordChecks   int
-	HSTS             bool
-	TLSCert, TLSKey  string // PEM files: serve HTTPS directly
-	AccessLog        string // on or off: a log line per request
-	MetricsListen    string // /metrics on a listener of its own
-	MetricsToken     string // or on the API's, to this bearer token
-	// ExpiryWarningInterval is how often keys near their expiry are looked
-	// for (api_key.expiring events).
-	ExpiryWarningInterval time.Duration
-	ScanKeysFile          string // NEXUS_SECRET_SCANNING_KEYS
-	KeyCacheSize          int
-	AuditRetention        time.Duration // 0: keep access rows forever
-	retentionErr          error         // a bad NEXUS_AUDIT_RETENTION, reported by finishServe
-	// IdemAbandoned is how long an unfinished Idempotency-Key stays in use
-	// before a retry may take it back.
-	IdemAbandoned time.Duration
-	// Pool sizes the database connection pool (NEXUS_DB_MAX_CONNS,
-	// NEXUS_DB_MAX_IDLE_CONNS, NEXUS_DB_CONN_MAX_LIFETIME).
-	Pool store.Pool
+	app.Config
+	LogFormat    string
+	LogLevel     string
+	retentionErr error // a bad NEXUS_AUDIT_RETENTION, reported by finishServe
 }
 
 // bindCommon declares the flags every subcommand shares.
@@ -289,12 +260,7 @@ func defaultIssuer(scheme, listen string) string {
 }
 
 // scheme is how clients reach this server directly.
-func (c *config) scheme() string {
-	if c.TLSCert != "" {
-		return "https"
-	}
-	return "http"
-}
+func (c *config) scheme() string { return c.Config.Scheme() }
 
 func parsePrefix(s string) (netip.Prefix, error) {
 	if strings.Contains(s, "/") {

@@ -20,7 +20,6 @@ const usage = `usage: nexus <command> [flags]
   serve                         run the API server
   migrate up|status             manage the database schema (up creates the database)
   migrate down [--all --yes]    roll back the last migration (--all --yes: everything)
-  bench                         load benchmark over loopback (see nexus bench -h)
   admin partner create|set-status|list|show
   admin key create|list|suspend|revoke|set-limits
   admin member create|list      (create: --role owner|admin|developer|viewer, default owner;
@@ -65,8 +64,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdAdmin(ctx, args[1:], stdin, stdout)
 	case "healthcheck":
 		err = cmdHealthcheck(ctx, args[1:], stdout, stderr)
-	case "bench":
-		err = cmdBench(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "nexus: unknown command %q\n\n%s", args[0], usage)
 		return 2

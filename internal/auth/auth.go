@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -138,9 +137,6 @@ type Authenticator struct {
 	// slot), not one per request.
 	loads singleflight.Group
 	now   func() time.Time
-	// listening is closed once Run's subscription hears every change.
-	listening     chan struct{}
-	listeningOnce sync.Once
 }
 
 // DefaultOutageGrace is Config.OutageGrace's default.
@@ -150,7 +146,7 @@ const DefaultOutageGrace = 30 * time.Second
 func New(cfg Config) *Authenticator {
 	a := &Authenticator{
 		keys: cfg.Keys, trusted: cfg.TrustedProxies, jwt: cfg.JWT, oauth: cfg.OAuth, log: cfg.Logger,
-		touches: make(chan string, 4096), now: cfg.Now, listening: make(chan struct{}),
+		touches: make(chan string, 4096), now: cfg.Now,
 	}
 	if a.log == nil {
 		a.log = slog.Default()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -803,10 +805,12 @@ func TestCacheConcurrent(t *testing.T) {
 
 // ---- Run: invalidation across instances and last_used_at ----
 
-func openSQLite(t testing.TB) *store.DB {
+func openSQLite(t testing.TB) *store.DB { return openSQLiteAt(t, t.TempDir()+"/nexus.db") }
+
+func openSQLiteAt(t testing.TB, path string) *store.DB {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite:"+t.TempDir()+"/nexus.db")
+	db, err := store.Open(ctx, "sqlite:"+path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -817,28 +821,48 @@ func openSQLite(t testing.TB) *store.DB {
 	return db
 }
 
+// subscribe wires db's invalidation bus to a's Drop, as the server does,
+// and returns once it hears changes.
+func subscribe(t *testing.T, ctx context.Context, db *store.DB, a *auth.Authenticator) {
+	t.Helper()
+	ready, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		db.Subscribe(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), a.Drop, func() { close(ready) })
+	}()
+	t.Cleanup(func() { <-done })
+	select {
+	case <-ready:
+	case <-done:
+		t.Fatal("the subscription ended before it heard anything")
+	}
+}
+
 func TestRunDropsOnPublishAndTouches(t *testing.T) {
-	db := openSQLite(t)
+	path := t.TempDir() + "/nexus.db"
+	db := openSQLiteAt(t, path)
+	// Another instance (here: another handle on the same database).
+	other := openSQLiteAt(t, path)
 	e := newEnv(t, auth.Config{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { e.a.Run(ctx, db); close(done) }()
+	go func() { e.a.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
+	subscribe(t, ctx, db, e.a)
 
-	// Once the subscriber listens (its start empties the cache), the key
-	// is cached.
-	<-e.a.Listening()
+	// The subscriber listens (its start emptied the cache): the key is
+	// cached now.
 	_, err := e.a.Authenticate(context.Background(), bearer(e.key))
 	wantCode(t, err, "")
 	e.store.setKeyStatus(e.key, apikey.Suspended)
 	_, err = e.a.Authenticate(context.Background(), bearer(e.key))
 	wantCode(t, err, "") // from the cache: the change is not announced yet
 
-	// Another instance (here: the same database, another writer) suspends
-	// the key; this one must stop accepting it within a second.
+	// The other instance suspends the key; this one must stop accepting it
+	// within a second.
 	start := time.Now()
-	if err := db.Tx(context.Background(), func(ctx context.Context, tx bun.Tx) error {
-		return db.Publish(ctx, tx, store.TopicKey(e.row.ID))
+	if err := other.Tx(context.Background(), func(ctx context.Context, tx bun.Tx) error {
+		return other.Publish(ctx, tx, store.TopicKey(e.row.ID))
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -1019,8 +1043,10 @@ func TestRealStoreRevocation(t *testing.T) {
 	e := newRealEnv(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { e.a.Run(ctx, e.db); close(done) }()
+	go func() { e.a.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
+	// This instance hears the database through a handle of its own.
+	subscribe(t, ctx, openSQLiteAt(t, e.path), e.a)
 
 	req := bearer(e.key.Plain)
 	p, err := e.a.Authenticate(context.Background(), req)
@@ -1028,8 +1054,6 @@ func TestRealStoreRevocation(t *testing.T) {
 	if p.Partner.ID != e.tenant.PartnerID || p.CredentialID != e.key.ID {
 		t.Fatalf("principal = %+v", p)
 	}
-	// The poller takes its starting position before the change.
-	<-e.a.Listening()
 	start := time.Now()
 	if _, err := e.keys.Revoke(context.Background(), e.tenant, e.key.ID); err != nil {
 		t.Fatal(err)

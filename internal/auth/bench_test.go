@@ -15,6 +15,7 @@ import (
 // key and partner services, an approved partner and one live secret key.
 type realEnv struct {
 	db     *store.DB
+	path   string // db's file, for a second handle standing in for another instance
 	keys   *apikey.Service
 	a      *auth.Authenticator
 	tenant nexus.Tenant
@@ -24,7 +25,8 @@ type realEnv struct {
 func newRealEnv(tb testing.TB) *realEnv {
 	tb.Helper()
 	ctx := context.Background()
-	db := openSQLite(tb)
+	path := tb.TempDir() + "/nexus.db"
+	db := openSQLiteAt(tb, path)
 	keys := apikey.NewService(db)
 	partners := partner.NewService(db)
 	p, err := partners.Create(ctx, partner.CreateParams{Name: "Bench Partner", Status: nexus.PartnerApproved})
@@ -36,7 +38,7 @@ func newRealEnv(tb testing.TB) *realEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &realEnv{db: db, keys: keys, tenant: t, key: k, a: auth.New(auth.Config{Keys: auth.NewKeyStore(keys, partners)})}
+	return &realEnv{db: db, path: path, keys: keys, tenant: t, key: k, a: auth.New(auth.Config{Keys: auth.NewKeyStore(keys, partners)})}
 }
 
 func BenchmarkAuthenticateAPIKeyCached(b *testing.B) {

@@ -282,11 +282,6 @@ func (a *Authenticator) touch(e *entry, now time.Time) {
 	}
 }
 
-// Listening is closed once Run's subscription hears every change published
-// from then on (a change published earlier may be missed): a ready signal
-// for whatever must be heard, such as a test's revocation.
-func (a *Authenticator) Listening() <-chan struct{} { return a.listening }
-
 // CacheStats reports API-key cache hits and misses since start.
 func (a *Authenticator) CacheStats() (hits, misses uint64) { return a.hits.Load(), a.misses.Load() }
 
@@ -321,22 +316,11 @@ func (a *Authenticator) Drop(topic string) {
 	}
 }
 
-// Run keeps the cache fresh and writes last_used_at in batches until ctx
-// ends; it flushes what is queued before returning.
-func (a *Authenticator) Run(ctx context.Context, db *store.DB) {
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		db.Subscribe(ctx, a.log, func(topic string) {
-			// The subscription's first TopicAll says every change is heard
-			// from then on.
-			if topic == store.TopicAll {
-				a.listeningOnce.Do(func() { close(a.listening) })
-			}
-			a.Drop(topic)
-		})
-	}()
+// Run writes last_used_at in batches until ctx ends; it flushes what is
+// queued before returning. The cache is kept fresh by whoever wires the
+// deployment's invalidation bus to Drop (the server does it once for every
+// cache).
+func (a *Authenticator) Run(ctx context.Context) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	pending := make(map[string]struct{})
@@ -373,7 +357,6 @@ func (a *Authenticator) Run(ctx context.Context, db *store.DB) {
 			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			flush(fctx)
 			cancel()
-			wg.Wait()
 			return
 		}
 	}

@@ -1,8 +1,6 @@
 package ledger
 
 import (
-	"context"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -169,10 +167,4 @@ func (s *Service) Drop(topic string) {
 	if t, ok := store.BalancesTenant(topic); ok {
 		s.cache.drop(t)
 	}
-}
-
-// Run keeps the balances cache in step with other processes' changes until
-// ctx ends.
-func (s *Service) Run(ctx context.Context, log *slog.Logger) {
-	s.db.Subscribe(ctx, log, s.Drop)
 }

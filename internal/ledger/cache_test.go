@@ -300,11 +300,11 @@ func TestConcurrentMissesShareOneRead(t *testing.T) {
 }
 
 // TestOtherProcessChange: a change made through another database handle
-// (another server, or the CLI) reaches this ledger through its subscription
-// (what Run does).
+// (another server, or the CLI) reaches this ledger through the invalidation
+// bus, wired to Drop as the server does.
 func TestOtherProcessChange(t *testing.T) {
 	storetest.ForEachDB(t, func(t *testing.T, db *store.DB) {
-		// Run needs a second handle on the same database: for SQLite the
+		// The change comes through a second handle on the same database: for SQLite the
 		// file of another handle, for PostgreSQL db's own URL.
 		var other *store.DB
 		if db.Dialect == store.SQLite {
@@ -328,7 +328,7 @@ func TestOtherProcessChange(t *testing.T) {
 		storetest.CheckTenancy(t, other)
 		writer := NewService(other)
 
-		// Run's subscription, with a window on what it hears: the
+		// The server's subscription, with a window on what it hears: the
 		// TopicAll it sends once it hears every later change is the ready
 		// signal, and the tenant's topic says the change has arrived (it
 		// is passed on after s.Drop has acted on it).
@@ -345,7 +345,10 @@ func TestOtherProcessChange(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
-		go func() { defer close(done); db.Subscribe(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), heard) }()
+		go func() {
+			defer close(done)
+			db.Subscribe(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), heard, nil)
+		}()
 		t.Cleanup(func() { cancel(); <-done })
 		wait := func(c <-chan struct{}, what string) {
 			t.Helper()

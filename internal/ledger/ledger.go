@@ -58,8 +58,8 @@ type Service struct {
 }
 
 // NewService returns a ledger on db. Its balances cache forgets a tenant
-// right after any commit on db that changed the tenant's balances; Run
-// hears other processes' changes.
+// right after any commit on db that changed the tenant's balances; the
+// server wires the invalidation bus to Drop for other processes' changes.
 func NewService(db *store.DB) *Service {
 	s := &Service{db: db, cache: newBalanceCache(balanceMaxAge)}
 	db.OnLocalPublish(s.Drop)

@@ -131,7 +131,7 @@ func (s *Service) CreateClient(ctx context.Context, t nexus.Tenant, p CreateClie
 		c.SecretHash = &h
 	}
 	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.NewInsert().Model(c).Exec(ctx); err != nil {
+		if _, err := store.For(tx, t).Insert(c).Exec(ctx); err != nil {
 			return err
 		}
 		return audit.Record(ctx, tx, t, "oauth_client.created", c.ID, map[string]any{"type": c.Type})
@@ -170,11 +170,7 @@ func checkRedirectURI(raw string) error {
 
 // GetClient returns one of the tenant's clients.
 func (s *Service) GetClient(ctx context.Context, t nexus.Tenant, id string) (*ClientView, error) {
-	c := new(Client)
-	err := store.Scoped(s.db.NewSelect().Model(c), t).Where("id = ?", id).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nexus.NotFound("oauth_client", id)
-	}
+	c, err := store.Get[Client](ctx, s.db.For(t), "oauth_client", id)
 	if err != nil {
 		return nil, err
 	}
@@ -195,11 +191,14 @@ func (s *Service) ListClients(ctx context.Context, t nexus.Tenant, p store.Page)
 func (s *Service) DeleteClient(ctx context.Context, t nexus.Tenant, id string) (*ClientView, error) {
 	return s.changeClient(ctx, t, id, []string{ClientActive, ClientDisabled}, ClientDeleted, "oauth_client.deleted",
 		func(ctx context.Context, tx bun.Tx, now time.Time) error {
-			if _, err := tx.NewUpdate().Model((*Grant)(nil)).Set("status = 'revoked'").Set("revoked_at = ?", now).
+			// The grants are the consenting partners', not the client
+			// owner's: they cross tenants.
+			cross := store.CrossTenant(tx, "a deleted client's grants and tokens, of every partner that consented")
+			if _, err := cross.Update((*Grant)(nil)).Set("status = 'revoked'").Set("revoked_at = ?", now).
 				Set("updated_at = ?", now).Where("client_id = ?", id).Where("status = 'active'").Exec(ctx); err != nil {
 				return err
 			}
-			_, err := tx.NewUpdate().Model((*Token)(nil)).Set("revoked_at = ?", now).
+			_, err := cross.Update((*Token)(nil)).Set("revoked_at = ?", now).
 				Where("client_id = ?", id).Where("revoked_at IS NULL").Exec(ctx)
 			return err
 		})
@@ -219,40 +218,27 @@ func (s *Service) EnableClient(ctx context.Context, t nexus.Tenant, id string) (
 }
 
 // changeClient moves one of the tenant's clients from one of the statuses
-// from to status to (a conditional update), runs also in the same
-// transaction, records event and tells every instance to drop the client's
-// cached tokens.
+// from to status to (store.Transition: it records event and tells every
+// instance to drop the client's cached tokens), and runs also in the same
+// transaction.
 func (s *Service) changeClient(ctx context.Context, t nexus.Tenant, id string, from []string, to, event string,
 	also func(ctx context.Context, tx bun.Tx, now time.Time) error) (*ClientView, error) {
-	c := new(Client)
+	var c *Client
 	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		now := store.Now()
-		q := store.Scoped(tx.NewUpdate().Model((*Client)(nil)), t).Set("status = ?", to).Set("updated_at = ?", now)
+		var set map[string]any
 		if to == ClientDeleted {
-			q = q.Set("deleted_at = ?", now)
+			set = map[string]any{"deleted_at": now}
 		}
-		res, err := q.Where("id = ?", id).Where("status IN (?)", bun.In(from)).Exec(ctx)
-		if err != nil {
+		var err error
+		c, err = store.Transition[Client](ctx, store.For(tx, t), store.Change{
+			Kind: "oauth_client", ID: id, From: from, To: to, Verb: to, Set: set,
+			Event: event, Record: recordEvent, Topic: store.TopicKey(id), Publisher: s.db,
+		})
+		if err != nil || also == nil {
 			return err
 		}
-		if err := store.Scoped(tx.NewSelect().Model(c), t).Where("id = ?", id).Scan(ctx); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return nexus.NotFound("oauth_client", id)
-			}
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return nexus.InvalidState("oauth client", c.Status, to)
-		}
-		if also != nil {
-			if err := also(ctx, tx, now); err != nil {
-				return err
-			}
-		}
-		if err := audit.Record(ctx, tx, t, event, id, nil); err != nil {
-			return err
-		}
-		return s.db.Publish(ctx, tx, store.TopicKey(id))
+		return also(ctx, tx, now)
 	})
 	if err != nil {
 		return nil, err
@@ -260,10 +246,15 @@ func (s *Service) changeClient(ctx context.Context, t nexus.Tenant, id string, f
 	return c.view(), nil
 }
 
+// recordEvent is audit.Record without data, for store.Change.
+func recordEvent(ctx context.Context, idb bun.IDB, t nexus.Tenant, event, id string) error {
+	return audit.Record(ctx, idb, t, event, id, nil)
+}
+
 // ClientTenant returns the tenant that owns client id, whatever its
 // partner: the operator's one door to a client (nexus admin client).
 func (s *Service) ClientTenant(ctx context.Context, id string) (nexus.Tenant, error) {
-	c, err := s.clientState(ctx, s.db.DB, id)
+	c, err := s.clientState(ctx, id)
 	if err != nil {
 		return nexus.Tenant{}, err
 	}
@@ -284,7 +275,7 @@ type OperatorClient struct {
 // it is not empty), newest first: what an operator sees.
 func (s *Service) AllClients(ctx context.Context, partnerID string) ([]OperatorClient, error) {
 	var rows []Client
-	q := s.db.NewSelect().Model(&rows).Order("id DESC")
+	q := store.CrossTenant(s.db.DB, "an operator's list of every partner's clients").Select(&rows).Order("id DESC")
 	if partnerID != "" {
 		q = q.Where("partner_id = ?", partnerID)
 	}
@@ -299,9 +290,17 @@ func (s *Service) AllClients(ctx context.Context, partnerID string) ([]OperatorC
 }
 
 // clientByID finds a client that is not deleted (the flows' lookup), with
-// its owner's status; nil when there is none.
+// its owner's status; nil when there is none. It reads through the
+// verifier's cache when the service has one (see NewVerifier). The row is
+// shared: callers do not change it.
 func (s *Service) clientByID(ctx context.Context, id string) (*Client, error) {
-	c, err := s.clientState(ctx, s.db.DB, id)
+	var c *Client
+	var err error
+	if v := s.cache.Load(); v != nil {
+		c, err = v.client(ctx, id)
+	} else {
+		c, err = s.clientState(ctx, id)
+	}
 	if c == nil || c.Status == ClientDeleted {
 		return nil, err
 	}
@@ -310,9 +309,15 @@ func (s *Service) clientByID(ctx context.Context, id string) (*Client, error) {
 
 // clientState reads client id in any status with its owner's status; nil
 // when there is none.
-func (s *Service) clientState(ctx context.Context, idb bun.IDB, id string) (*Client, error) {
+func (s *Service) clientState(ctx context.Context, id string) (*Client, error) {
+	if !nexus.IsID("cli", id) {
+		// Not one we issued; and a NUL byte or invalid UTF-8 is a database
+		// error, not an unknown client (found by FuzzValidateAuthorize).
+		return nil, nil
+	}
 	c := new(Client)
-	err := idb.NewSelect().Model(c).ColumnExpr("?TableAlias.*").
+	err := store.CrossTenant(s.db.DB, "client id: the flows and tokens know the client before its tenant").
+		Select(c).ColumnExpr("?TableAlias.*").
 		ColumnExpr("(SELECT p.status FROM partners AS p WHERE p.id = ?TableAlias.partner_id) AS owner_status").
 		Where("?TableAlias.id = ?", id).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -379,6 +384,12 @@ func clientPage(b blocked, env nexus.Environment) *FatalError {
 	return nil
 }
 
+// Grant statuses.
+const (
+	GrantActive  = "active"
+	GrantRevoked = "revoked"
+)
+
 // Grant is a partner's consent to a client.
 type Grant struct {
 	bun.BaseModel `bun:"table:oauth_grants"`
@@ -393,6 +404,11 @@ type Grant struct {
 	CreatedAt   time.Time         `bun:"created_at"`
 	UpdatedAt   time.Time         `bun:"updated_at"`
 	RevokedAt   *time.Time        `bun:"revoked_at"`
+}
+
+// tenant is the partner that consented, in the client's environment.
+func (g *Grant) tenant() nexus.Tenant {
+	return nexus.Tenant{PartnerID: g.PartnerID, Environment: g.Environment}
 }
 
 // GrantView is the API's oauth_grant object.
@@ -416,7 +432,10 @@ func (s *Service) grantViews(ctx context.Context, gs []Grant) ([]*GrantView, err
 	names := map[string]string{}
 	if len(ids) > 0 {
 		var cs []Client
-		if err := s.db.NewSelect().Model(&cs).Column("id", "name").Where("id IN (?)", bun.In(ids)).Scan(ctx); err != nil {
+		// The apps were registered by other partners than the one that
+		// authorised them.
+		if err := store.CrossTenant(s.db.DB, "names of the clients a partner's grants were given to").
+			Select(&cs).Column("id", "name").Where("id IN (?)", bun.In(ids)).Scan(ctx); err != nil {
 			return nil, err
 		}
 		for _, c := range cs {
@@ -445,20 +464,20 @@ func (s *Service) ListGrants(ctx context.Context, t nexus.Tenant, p store.Page) 
 // RevokeGrant withdraws consent: every token of the grant stops working on
 // every instance at once.
 func (s *Service) RevokeGrant(ctx context.Context, t nexus.Tenant, id string) (*GrantView, error) {
-	g := new(Grant)
+	var g *Grant
 	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		ok, err := s.revokeGrant(ctx, tx, id, func(q *bun.UpdateQuery) *bun.UpdateQuery { return store.Scoped(q, t) })
+		sc := store.For(tx, t)
+		now := store.Now()
+		var err error
+		g, err = store.Transition[Grant](ctx, sc, store.Change{
+			Kind: "oauth_grant", ID: id, From: []string{GrantActive}, To: GrantRevoked, Verb: "revoked",
+			Set: map[string]any{"revoked_at": now}, Topic: store.TopicKey(id), Publisher: s.db,
+		})
 		if err != nil {
 			return err
 		}
-		if err := store.Scoped(tx.NewSelect().Model(g), t).Where("id = ?", id).Scan(ctx); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return nexus.NotFound("oauth_grant", id)
-			}
+		if err := revokeGrantTokens(ctx, sc, id, now); err != nil {
 			return err
-		}
-		if !ok {
-			return nexus.InvalidState("oauth grant", g.Status, "revoked")
 		}
 		return audit.Record(ctx, tx, t, "oauth_grant.revoked", id, map[string]any{"client_id": g.ClientID})
 	})
@@ -472,20 +491,27 @@ func (s *Service) RevokeGrant(ctx context.Context, t nexus.Tenant, id string) (*
 	return vs[0], nil
 }
 
-// revokeGrant revokes a grant and its tokens inside tx and announces it.
-func (s *Service) revokeGrant(ctx context.Context, tx bun.Tx, id string, scope func(*bun.UpdateQuery) *bun.UpdateQuery) (bool, error) {
+// revokeGrant revokes grant id of tenant t, if it is active, and its tokens
+// inside tx, and announces it: the flows' answer to a replayed code or
+// refresh token, and RFC 7009 revocation.
+func (s *Service) revokeGrant(ctx context.Context, tx bun.Tx, t nexus.Tenant, id string) error {
+	sc := store.For(tx, t)
 	now := store.Now()
-	res, err := scope(tx.NewUpdate().Model((*Grant)(nil))).Set("status = 'revoked'").Set("revoked_at = ?", now).
-		Set("updated_at = ?", now).Where("id = ?", id).Where("status = 'active'").Exec(ctx)
-	if err != nil {
-		return false, err
+	if _, err := sc.Update((*Grant)(nil)).Set("status = ?", GrantRevoked).Set("revoked_at = ?", now).
+		Set("updated_at = ?", now).Where("?TableAlias.id = ?", id).Where("?TableAlias.status = ?", GrantActive).Exec(ctx); err != nil {
+		return err
 	}
-	n, _ := res.RowsAffected()
-	if _, err := tx.NewUpdate().Model((*Token)(nil)).Set("revoked_at = ?", now).
-		Where("grant_id = ?", id).Where("revoked_at IS NULL").Exec(ctx); err != nil {
-		return false, err
+	if err := revokeGrantTokens(ctx, sc, id, now); err != nil {
+		return err
 	}
-	return n == 1, s.db.Publish(ctx, tx, store.TopicKey(id))
+	return s.db.Publish(ctx, tx, store.TopicKey(id))
+}
+
+// revokeGrantTokens revokes the tokens of grant id not revoked yet.
+func revokeGrantTokens(ctx context.Context, sc store.Scope, id string, now time.Time) error {
+	_, err := sc.Update((*Token)(nil)).Set("revoked_at = ?", now).
+		Where("?TableAlias.grant_id = ?", id).Where("?TableAlias.revoked_at IS NULL").Exec(ctx)
+	return err
 }
 
 // RevokeGrantsIn revokes, inside idb (the caller's transaction), every
@@ -493,16 +519,18 @@ func (s *Service) revokeGrant(ctx context.Context, tx bun.Tx, id string, scope f
 // of theirs not yet expired, and returns both counts. The caller announces
 // the change.
 func RevokeGrantsIn(ctx context.Context, idb bun.IDB, t nexus.Tenant, now time.Time) (grants, tokens int, err error) {
-	res, err := store.Scoped(idb.NewUpdate().Model((*Grant)(nil)), t).Set("status = 'revoked'").
-		Set("revoked_at = ?", now).Set("updated_at = ?", now).Where("status = 'active'").Exec(ctx)
+	sc := store.For(idb, t)
+	res, err := sc.Update((*Grant)(nil)).Set("status = ?", GrantRevoked).
+		Set("revoked_at = ?", now).Set("updated_at = ?", now).Where("?TableAlias.status = ?", GrantActive).Exec(ctx)
 	if err != nil {
 		return 0, 0, err
 	}
 	g, _ := res.RowsAffected()
 	// Through the grants: oauth_tokens is indexed by grant, not by tenant.
-	grantIDs := store.Scoped(idb.NewSelect().Model((*Grant)(nil)).Column("id"), t)
-	res, err = idb.NewUpdate().Model((*Token)(nil)).Set("revoked_at = ?", now).
-		Where("grant_id IN (?)", grantIDs).Where("revoked_at IS NULL").Where("expires_at > ?", now).Exec(ctx)
+	grantIDs := sc.Select((*Grant)(nil)).Column("id")
+	res, err = sc.Update((*Token)(nil)).Set("revoked_at = ?", now).
+		Where("?TableAlias.grant_id IN (?)", grantIDs).Where("?TableAlias.revoked_at IS NULL").
+		Where("?TableAlias.expires_at > ?", now).Exec(ctx)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -172,6 +172,9 @@ func TestAuthenticateClient(t *testing.T) {
 		{"public with basic secret", ClientAuth{ID: pub.ID, Secret: "x", Basic: true}, false},
 		{"unknown client", ClientAuth{ID: "cli_unknown", Secret: conf.ClientSecret}, false},
 		{"no client id", ClientAuth{Secret: conf.ClientSecret}, false},
+		// The database cannot compare these: unknown, not an error.
+		{"client id with NUL", ClientAuth{ID: conf.ID[:10] + "\x00" + conf.ID[11:], Secret: conf.ClientSecret}, false},
+		{"client id not UTF-8", ClientAuth{ID: conf.ID[:10] + "\xff" + conf.ID[11:], Secret: conf.ClientSecret}, false},
 		{"deleted client", ClientAuth{ID: gone.ID, Secret: gone.ClientSecret}, false},
 	}
 	for _, tc := range cases {

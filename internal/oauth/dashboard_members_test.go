@@ -50,7 +50,7 @@ func TestSessionIdleTimeout(t *testing.T) {
 		}
 		seen := func(ago time.Duration) {
 			t.Helper()
-			if _, err := db.NewUpdate().Model((*session)(nil)).Set("last_seen_at = ?", store.Now().Add(-ago)).Where("id_hash = ?", digest(tok)).Exec(f.ctx); err != nil {
+			if _, err := f.cross("ages a session").Update((*session)(nil)).Set("last_seen_at = ?", store.Now().Add(-ago)).Where("id_hash = ?", digest(tok)).Exec(f.ctx); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -61,7 +61,7 @@ func TestSessionIdleTimeout(t *testing.T) {
 		// That use moved last_seen_at to now: it survives what would have
 		// ended it before.
 		row := new(session)
-		if err := db.NewSelect().Model(row).Where("id_hash = ?", digest(tok)).Scan(f.ctx); err != nil || row.LastSeenAt == nil || time.Since(*row.LastSeenAt) > time.Minute {
+		if err := f.cross("reads a session").Select(row).Where("id_hash = ?", digest(tok)).Scan(f.ctx); err != nil || row.LastSeenAt == nil || time.Since(*row.LastSeenAt) > time.Minute {
 			t.Fatalf("last_seen_at not refreshed: %+v %v", row, err)
 		}
 		seen(SessionIdle + time.Second)
@@ -97,7 +97,7 @@ func TestInvitationOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.NewUpdate().Model((*Invitation)(nil)).Set("expires_at = ?", store.Now().Add(-time.Second)).Where("id = ?", inv2.ID).Exec(f.ctx); err != nil {
+		if _, err := f.cross("expires an invitation").Update((*Invitation)(nil)).Set("expires_at = ?", store.Now().Add(-time.Second)).Where("id = ?", inv2.ID).Exec(f.ctx); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := f.svc.AcceptInvitation(f.ctx, tok2, "a long enough password"); err != ErrInvitationInvalid {

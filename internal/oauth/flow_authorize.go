@@ -2,6 +2,8 @@ package oauth
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"net/url"
 	"slices"
 	"strings"
@@ -67,8 +69,10 @@ func (s *Service) ValidateAuthorize(ctx context.Context, q url.Values) (*Authori
 		return r, oerr("invalid_request", "public clients must use PKCE (code_challenge with S256)")
 	case challenge != "" && method != "S256":
 		return r, oerr("invalid_request", "code_challenge_method must be S256")
-	case challenge != "" && (len(challenge) < 43 || len(challenge) > 128):
-		return r, oerr("invalid_request", "code_challenge must be 43 to 128 characters")
+	case challenge != "" && !isS256(challenge):
+		// Anything else could never match a verifier: the code would be
+		// issued only to fail at the token endpoint.
+		return r, oerr("invalid_request", "code_challenge must be an S256 challenge: BASE64URL(SHA-256(code_verifier)), 43 characters")
 	}
 	r.CodeChallenge = challenge
 	r.Scopes = c.ScopeSet()
@@ -80,6 +84,18 @@ func (s *Service) ValidateAuthorize(ctx context.Context, q url.Values) (*Authori
 		r.Scopes = asked
 	}
 	return r, nil
+}
+
+// isS256 reports whether challenge has the shape of BASE64URL(SHA-256(
+// verifier)) (RFC 7636 §4.2): 32 bytes in unpadded base64url, 43
+// characters.
+func isS256(challenge string) bool {
+	// The length first: the decoder skips newlines.
+	if len(challenge) != base64.RawURLEncoding.EncodedLen(sha256.Size) {
+		return false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(challenge)
+	return err == nil && len(b) == sha256.Size
 }
 
 // Approve records a member's consent and returns a single-use code bound
@@ -97,7 +113,7 @@ func (s *Service) Approve(ctx context.Context, sess *Session, r *AuthorizeReques
 		MemberID: sess.MemberID, Scopes: r.Scopes.String(), Status: "active", CreatedAt: now, UpdatedAt: now}
 	code := randomToken()
 	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.NewInsert().Model(g).Exec(ctx); err != nil {
+		if _, err := store.For(tx, t).Insert(g).Exec(ctx); err != nil {
 			return err
 		}
 		if _, err := store.For(tx, t).Insert(&codeRow{CodeHash: digest(code), ClientID: r.Client.ID, GrantID: g.ID,
@@ -125,4 +141,9 @@ type codeRow struct {
 	UsedAt        *time.Time        `bun:"used_at"`
 	PartnerID     string            `bun:"partner_id"`
 	Environment   nexus.Environment `bun:"environment"`
+}
+
+// tenant is its grant's.
+func (c *codeRow) tenant() nexus.Tenant {
+	return nexus.Tenant{PartnerID: c.PartnerID, Environment: c.Environment}
 }

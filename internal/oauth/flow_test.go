@@ -62,6 +62,9 @@ func TestValidateAuthorize(t *testing.T) {
 		{"method omitted (plain by default)", multi, url.Values{"redirect_uri": {appRedirect}, "code_challenge": {challenge}}, nil, want{code: "invalid_request", redirect: appRedirect}},
 		{"method s256 lower case", multi, url.Values{"redirect_uri": {appRedirect}, "code_challenge": {challenge}, "code_challenge_method": {"s256"}}, nil, want{code: "invalid_request", redirect: appRedirect}},
 		{"challenge 42 chars", single, url.Values{"code_challenge": {challenge[:42]}, "code_challenge_method": {"S256"}}, nil, want{code: "invalid_request", redirect: "https://spa.example.com/cb"}},
+		{"challenge 44 chars", single, url.Values{"code_challenge": {challenge + "A"}, "code_challenge_method": {"S256"}}, nil, want{code: "invalid_request", redirect: "https://spa.example.com/cb"}},
+		{"challenge 42 chars and a newline", single, url.Values{"code_challenge": {challenge[:42] + "\n"}, "code_challenge_method": {"S256"}}, nil, want{code: "invalid_request", redirect: "https://spa.example.com/cb"}},
+		{"challenge 43 chars, not base64url", single, url.Values{"code_challenge": {strings.Repeat("~", 43)}, "code_challenge_method": {"S256"}}, nil, want{code: "invalid_request", redirect: "https://spa.example.com/cb"}},
 		{"challenge 129 chars", single, url.Values{"code_challenge": {strings.Repeat("a", 129)}, "code_challenge_method": {"S256"}}, nil, want{code: "invalid_request", redirect: "https://spa.example.com/cb"}},
 		{"scope wider than client", multi, url.Values{"redirect_uri": {appRedirect}, "scope": {"read:balances write:requests"}}, nil, want{code: "invalid_scope", redirect: appRedirect}},
 		{"scope admin", multi, url.Values{"redirect_uri": {appRedirect}, "scope": {"admin"}}, nil, want{code: "invalid_scope", redirect: appRedirect}},
@@ -140,8 +143,7 @@ func TestExchangeCodeHappyPath(t *testing.T) {
 				t.Fatalf("Approve = %q, %v", code, err)
 			}
 			// Only the digest of the code is stored.
-			var n int
-			if err := f.db.NewSelect().Table("oauth_codes").ColumnExpr("count(*)").Where("code_hash = ?", code).Scan(f.ctx, &n); err != nil || n != 0 {
+			if n, err := f.cross("looks for a raw code").Select((*codeRow)(nil)).Where("code_hash = ?", code).Count(f.ctx); err != nil || n != 0 {
 				t.Fatalf("code stored in clear (%d, %v)", n, err)
 			}
 			tr, err := f.svc.ExchangeCode(f.ctx, a.c, code, appRedirect, verifier)
@@ -162,8 +164,7 @@ func TestExchangeCodeHappyPath(t *testing.T) {
 				t.Fatalf("principal scopes %q", p.Scopes)
 			}
 			for _, tok := range []string{tr.AccessToken, tr.RefreshToken} {
-				var n int
-				if err := f.db.NewSelect().Table("oauth_tokens").ColumnExpr("count(*)").Where("token_hash = ?", tok).Scan(f.ctx, &n); err != nil || n != 0 {
+				if n, err := f.cross("looks for a raw token").Select((*Token)(nil)).Where("token_hash = ?", tok).Count(f.ctx); err != nil || n != 0 {
 					t.Fatalf("token stored in clear (%d, %v)", n, err)
 				}
 			}
@@ -288,7 +289,7 @@ func TestExchangeCodeErrors(t *testing.T) {
 	t.Run("grant revoked before exchange", func(t *testing.T) {
 		code := authorize(t, pub, challenge, true)
 		var grantID string
-		if err := f.db.NewSelect().Table("oauth_codes").Column("grant_id").Where("code_hash = ?", digest(code)).Scan(f.ctx, &grantID); err != nil {
+		if err := f.cross("finds a code's grant").Select((*codeRow)(nil)).Column("grant_id").Where("code_hash = ?", digest(code)).Scan(f.ctx, &grantID); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := f.svc.RevokeGrant(f.ctx, tenant(f.user, nexus.Test), grantID); err != nil {
@@ -618,9 +619,27 @@ func TestRevoke(t *testing.T) {
 	})
 }
 
+// Introspection answers alike from the database and from the verifier's
+// cache.
 func TestIntrospect(t *testing.T) {
 	t.Parallel()
+	for _, cached := range []bool{false, true} {
+		name := "database"
+		if cached {
+			name = "verifier cache"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testIntrospect(t, cached)
+		})
+	}
+}
+
+func testIntrospect(t *testing.T, cached bool) {
 	f := newFx(t)
+	if cached {
+		f.verifier()
+	}
 	a := f.app(Confidential)
 	b := f.app(Confidential)
 	tr := f.tokens(a, "read:balances read:funding")
@@ -680,4 +699,89 @@ func TestIntrospect(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Introspection from the verifier's cache: the cache answers (a change
+// behind the service's back is not seen until its topic is dropped), and
+// every change the service makes shows at once.
+func TestIntrospectCached(t *testing.T) {
+	t.Parallel()
+	f := newFx(t)
+	v := f.verifier()
+	a := f.app(Confidential)
+	active := func(tok string) bool {
+		t.Helper()
+		in, err := f.svc.Introspect(f.ctx, tok, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in.Active
+	}
+	tr := f.tokens(a, "")
+	grant := f.grantID(tr.AccessToken)
+	if _, err := f.cross("revokes a grant unannounced").Update((*Grant)(nil)).Set("status = ?", GrantRevoked).
+		Where("id = ?", grant).Exec(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !active(tr.AccessToken) {
+		t.Fatal("introspection read the database: want the cached answer until the grant's topic")
+	}
+	v.Drop(store.TopicKey(grant))
+	if active(tr.AccessToken) {
+		t.Fatal("revoked grant's token active after its topic was dropped")
+	}
+
+	t.Run("revoked grant", func(t *testing.T) {
+		tr := f.tokens(a, "")
+		if !active(tr.AccessToken) {
+			t.Fatal("new token inactive")
+		}
+		if _, err := f.svc.RevokeGrant(f.ctx, tenant(f.user, nexus.Test), f.grantID(tr.AccessToken)); err != nil {
+			t.Fatal(err)
+		}
+		if active(tr.AccessToken) {
+			t.Fatal("token of a revoked grant still active")
+		}
+	})
+	t.Run("revoked token", func(t *testing.T) {
+		tr := f.tokens(a, "")
+		if !active(tr.AccessToken) {
+			t.Fatal("new token inactive")
+		}
+		if err := f.svc.Revoke(f.ctx, a.c, tr.RefreshToken); err != nil {
+			t.Fatal(err)
+		}
+		if active(tr.AccessToken) {
+			t.Fatal("revoked token still active")
+		}
+	})
+	t.Run("client disabled, enabled", func(t *testing.T) {
+		tr := f.tokens(a, "")
+		if !active(tr.AccessToken) {
+			t.Fatal("new token inactive")
+		}
+		if _, err := f.svc.DisableClient(f.ctx, tenant(f.dev, nexus.Test), a.v.ID); err != nil {
+			t.Fatal(err)
+		}
+		if active(tr.AccessToken) {
+			t.Fatal("token of a disabled client still active")
+		}
+		if _, err := f.svc.EnableClient(f.ctx, tenant(f.dev, nexus.Test), a.v.ID); err != nil {
+			t.Fatal(err)
+		}
+		if !active(tr.AccessToken) {
+			t.Fatal("token inactive after its client was enabled")
+		}
+	})
+	t.Run("expiry while cached", func(t *testing.T) {
+		tr := f.tokens(a, "")
+		if !active(tr.AccessToken) {
+			t.Fatal("new token inactive")
+		}
+		f.advance(AccessTokenTTL)
+		defer f.advance(-AccessTokenTTL)
+		if active(tr.AccessToken) {
+			t.Fatal("expired token active")
+		}
+	})
 }

@@ -2,12 +2,7 @@ package oauth
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
-	"database/sql"
-	"encoding/base64"
-	"errors"
-	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -33,6 +28,11 @@ type Token struct {
 	ExpiresAt   time.Time         `bun:"expires_at"`
 	UsedAt      *time.Time        `bun:"used_at"`
 	RevokedAt   *time.Time        `bun:"revoked_at"`
+}
+
+// tenant is the tenant the token acts for.
+func (t *Token) tenant() nexus.Tenant {
+	return nexus.Tenant{PartnerID: t.PartnerID, Environment: t.Environment}
 }
 
 // TokenResponse is the token endpoint's answer (RFC 6749 §5.1).
@@ -85,158 +85,23 @@ func (s *Service) AuthenticateClient(ctx context.Context, a ClientAuth) (*Client
 	return c, nil
 }
 
-// ExchangeCode implements the authorization_code grant (RFC 6749 §4.1.3,
-// RFC 7636 §4.6). A code presented twice revokes what it issued.
-func (s *Service) ExchangeCode(ctx context.Context, c *Client, code, redirectURI, verifier string) (*TokenResponse, error) {
-	if b := s.block(c); b != notBlocked {
-		return nil, clientError(b, c.Environment)
-	}
-	if code == "" {
-		return nil, oerr("invalid_request", "code is required")
-	}
-	var out *TokenResponse
-	var reused bool
-	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		row := new(codeRow)
-		err := tx.NewSelect().Model(row).Where("code_hash = ?", digest(code)).Scan(ctx)
-		if errors.Is(err, sql.ErrNoRows) {
-			return oerr("invalid_grant", "the code is invalid")
-		}
-		if err != nil {
-			return err
-		}
-		now := store.Now()
-		res, err := tx.NewUpdate().Model((*codeRow)(nil)).Set("used_at = ?", now).
-			Where("code_hash = ?", row.CodeHash).Where("used_at IS NULL").Exec(ctx)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			reused = true
-			return nil
-		}
-		switch {
-		case !now.Before(row.ExpiresAt):
-			return oerr("invalid_grant", "the code has expired")
-		case row.ClientID != c.ID:
-			return oerr("invalid_grant", "the code was issued to another client")
-		case row.RedirectURI != redirectURI:
-			return oerr("invalid_grant", "redirect_uri does not match the authorization request")
-		case row.CodeChallenge != "" && !pkceMatches(row.CodeChallenge, verifier):
-			return oerr("invalid_grant", "code_verifier does not match the code_challenge")
-		case row.CodeChallenge == "" && verifier != "":
-			return oerr("invalid_grant", "no code_challenge was sent with the authorization request")
-		}
-		g, err := activeGrant(ctx, tx, row.GrantID)
-		if err != nil {
-			return err
-		}
-		scopes, _ := nexus.ParseScopeString(row.Scopes)
-		out, err = s.issue(ctx, tx, g, scopes, row.CodeHash)
-		return err
-	})
-	if err == nil && reused {
-		// RFC 6749 §4.1.2: a code used twice revokes the tokens it issued.
-		if err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-			var grantID string
-			if err := tx.NewSelect().Model((*codeRow)(nil)).Column("grant_id").Where("code_hash = ?", digest(code)).Scan(ctx, &grantID); err != nil {
-				return err
-			}
-			_, err := s.revokeGrant(ctx, tx, grantID, func(q *bun.UpdateQuery) *bun.UpdateQuery { return q })
-			return err
-		}); err != nil {
-			return nil, err
-		}
-		return nil, oerr("invalid_grant", "the code was already used; the tokens it issued are revoked")
-	}
-	return out, err
-}
-
-func pkceMatches(challenge, verifier string) bool {
-	if len(verifier) < 43 || len(verifier) > 128 {
-		return false
-	}
-	sum := sha256.Sum256([]byte(verifier))
-	got := base64.RawURLEncoding.EncodeToString(sum[:])
-	return subtle.ConstantTimeCompare([]byte(got), []byte(challenge)) == 1
-}
-
-func activeGrant(ctx context.Context, tx bun.Tx, id string) (*Grant, error) {
-	g := new(Grant)
-	if err := tx.NewSelect().Model(g).Where("id = ?", id).Scan(ctx); err != nil {
+// activeGrant passes on a grant that was read (g, err) unless it was
+// revoked.
+func activeGrant(g *Grant, err error) (*Grant, error) {
+	if err != nil {
 		return nil, err
 	}
-	if g.Status != "active" {
+	if g.Status != GrantActive {
 		return nil, oerr("invalid_grant", "the authorization was revoked")
 	}
 	return g, nil
 }
 
-// Refresh implements the refresh_token grant (RFC 6749 §6) with rotation:
-// every use returns a new refresh token; presenting a used one revokes the
-// whole grant (RFC 9700 §4.14.2). scope may narrow, never widen.
-func (s *Service) Refresh(ctx context.Context, c *Client, refresh, scope string) (*TokenResponse, error) {
-	if b := s.block(c); b != notBlocked {
-		return nil, clientError(b, c.Environment)
-	}
-	if refresh == "" {
-		return nil, oerr("invalid_request", "refresh_token is required")
-	}
-	var out *TokenResponse
-	var reusedGrant string
-	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		t := new(Token)
-		err := tx.NewSelect().Model(t).Where("token_hash = ?", credential.DigestHex(refresh)).Where("kind = 'rt'").Scan(ctx)
-		if errors.Is(err, sql.ErrNoRows) {
-			return oerr("invalid_grant", "the refresh token is invalid")
-		}
-		if err != nil {
-			return err
-		}
-		if t.ClientID != c.ID {
-			return oerr("invalid_grant", "the refresh token was issued to another client")
-		}
-		now := store.Now()
-		if t.RevokedAt != nil {
-			return oerr("invalid_grant", "the refresh token was revoked")
-		}
-		res, err := tx.NewUpdate().Model((*Token)(nil)).Set("used_at = ?", now).
-			Where("token_hash = ?", t.TokenHash).Where("used_at IS NULL").Exec(ctx)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			reusedGrant = t.GrantID
-			return nil
-		}
-		if !now.Before(t.ExpiresAt) {
-			return oerr("invalid_grant", "the refresh token has expired")
-		}
-		g, err := activeGrant(ctx, tx, t.GrantID)
-		if err != nil {
-			return err
-		}
-		scopes, _ := nexus.ParseScopeString(t.Scopes)
-		if raw := strings.TrimSpace(scope); raw != "" {
-			asked, _, ok := nexus.ParseScopes(strings.Fields(raw))
-			if !ok || !scopes.Contains(asked) {
-				return oerr("invalid_scope", "a refresh may narrow the scope, never widen it")
-			}
-			scopes = asked
-		}
-		out, err = s.issue(ctx, tx, g, scopes, t.CodeHash)
-		return err
-	})
-	if err == nil && reusedGrant != "" {
-		if err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-			_, err := s.revokeGrant(ctx, tx, reusedGrant, func(q *bun.UpdateQuery) *bun.UpdateQuery { return q })
-			return err
-		}); err != nil {
-			return nil, err
-		}
-		return nil, oerr("invalid_grant", "the refresh token was already used; the authorization is revoked")
-	}
-	return out, err
+// grantIn reads grant id of tenant t.
+func grantIn(ctx context.Context, idb bun.IDB, t nexus.Tenant, id string) (*Grant, error) {
+	g := new(Grant)
+	err := store.For(idb, t).Select(g).Where("?TableAlias.id = ?", id).Scan(ctx)
+	return g, err
 }
 
 // issue mints an access and a refresh token for grant g.
@@ -259,74 +124,9 @@ func (s *Service) issue(ctx context.Context, tx bun.Tx, g *Grant, scopes nexus.S
 		r.GrantID, r.ClientID, r.PartnerID, r.Environment = g.ID, g.ClientID, g.PartnerID, g.Environment
 		r.Scopes, r.CodeHash, r.CreatedAt = scopes.String(), codeHash, now
 	}
-	if _, err := tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
+	if _, err := store.For(tx, g.tenant()).Insert(&rows).Exec(ctx); err != nil {
 		return nil, err
 	}
 	return &TokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int(AccessTokenTTL.Seconds()),
 		RefreshToken: rt, Scope: scopes.String()}, nil
-}
-
-// Revoke implements RFC 7009 for client c: revoking either token of a grant
-// revokes the grant (its other tokens included). Unknown tokens and tokens
-// of other clients are ignored, as the RFC asks.
-func (s *Service) Revoke(ctx context.Context, c *Client, tok string) error {
-	t := new(Token)
-	err := s.db.NewSelect().Model(t).Where("token_hash = ?", credential.DigestHex(tok)).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && t.ClientID != c.ID) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		_, err := s.revokeGrant(ctx, tx, t.GrantID, func(q *bun.UpdateQuery) *bun.UpdateQuery { return q })
-		return err
-	})
-}
-
-// Introspection is the RFC 7662 answer.
-type Introspection struct {
-	Active      bool   `json:"active"`
-	Scope       string `json:"scope,omitempty"`
-	ClientID    string `json:"client_id,omitempty"`
-	TokenType   string `json:"token_type,omitempty"`
-	Exp         int64  `json:"exp,omitempty"`
-	Iat         int64  `json:"iat,omitempty"`
-	Sub         string `json:"sub,omitempty"`
-	Environment string `json:"environment,omitempty"`
-	GrantID     string `json:"grant_id,omitempty"`
-}
-
-// Introspect answers for tok. ownerOnly restricts the answer to tokens of
-// that client (platform services see every token).
-func (s *Service) Introspect(ctx context.Context, tok, ownerOnly string) (*Introspection, error) {
-	t := new(Token)
-	err := s.db.NewSelect().Model(t).Where("token_hash = ?", credential.DigestHex(tok)).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return &Introspection{}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if ownerOnly != "" && t.ClientID != ownerOnly {
-		return &Introspection{}, nil
-	}
-	now := time.Now()
-	if t.RevokedAt != nil || !now.Before(t.ExpiresAt) || (t.Kind == "rt" && t.UsedAt != nil) {
-		return &Introspection{}, nil
-	}
-	g := new(Grant)
-	if err := s.db.NewSelect().Model(g).Where("id = ?", t.GrantID).Scan(ctx); err != nil || g.Status != "active" {
-		return &Introspection{}, err
-	}
-	// A token of a blocked client is inactive while the cause lasts.
-	if c, err := s.clientState(ctx, s.db.DB, t.ClientID); err != nil || c == nil || s.block(c) != notBlocked {
-		return &Introspection{}, err
-	}
-	typ := "Bearer" // rfc7662#section-2.2: the RFC 6749 §5.1 token type
-	if t.Kind == "rt" {
-		typ = "refresh_token"
-	}
-	return &Introspection{Active: true, Scope: t.Scopes, ClientID: t.ClientID, TokenType: typ,
-		Exp: t.ExpiresAt.Unix(), Iat: t.CreatedAt.Unix(), Sub: t.PartnerID, Environment: string(t.Environment), GrantID: t.GrantID}, nil
 }

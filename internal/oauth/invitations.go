@@ -53,14 +53,17 @@ func (s *Service) Invite(ctx context.Context, partnerID, email string, role Role
 	inv := &Invitation{ID: nexus.NewID("inv"), PartnerID: partnerID, Email: email, Role: role, TokenHash: digest(tok),
 		InvitedBy: invitedBy, CreatedAt: now, ExpiresAt: now.Add(InvitationTTL)}
 	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		n, err := tx.NewSelect().Model((*Member)(nil)).Where("email = ?", email).Count(ctx)
+		// Sign-in finds a member by email alone: an email is one member of
+		// all partners'.
+		n, err := store.CrossTenant(tx, "member emails are unique across partners").Select((*Member)(nil)).
+			Where("email = ?", email).Count(ctx)
 		if err != nil {
 			return err
 		}
 		if n > 0 {
 			return nexus.ParamError(nexus.CodeParameterInvalid, "email", "a member with this email exists")
 		}
-		if _, err := tx.NewInsert().Model(inv).Exec(ctx); err != nil {
+		if _, err := members(tx, partnerID).Insert(inv).Exec(ctx); err != nil {
 			return err
 		}
 		for _, env := range []nexus.Environment{nexus.Live, nexus.Test} {
@@ -80,8 +83,8 @@ func (s *Service) Invite(ctx context.Context, partnerID, email string, role Role
 // PendingInvitation returns the open invitation of a token.
 func (s *Service) PendingInvitation(ctx context.Context, tok string) (*Invitation, error) {
 	inv := new(Invitation)
-	err := s.db.NewSelect().Model(inv).Where("token_hash = ?", digest(tok)).
-		Where("accepted_at IS NULL").Where("expires_at > ?", store.Now()).Scan(ctx)
+	err := store.CrossTenant(s.db.DB, "invitation token hash: the link names the partner").Select(inv).
+		Where("token_hash = ?", digest(tok)).Where("accepted_at IS NULL").Where("expires_at > ?", store.Now()).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrInvitationInvalid
 	}
@@ -91,8 +94,8 @@ func (s *Service) PendingInvitation(ctx context.Context, tok string) (*Invitatio
 // ListInvitations returns a partner's open invitations, newest first.
 func (s *Service) ListInvitations(ctx context.Context, partnerID string) ([]*Invitation, error) {
 	var l []*Invitation
-	err := s.db.NewSelect().Model(&l).Where("partner_id = ?", partnerID).Where("accepted_at IS NULL").
-		Where("expires_at > ?", store.Now()).OrderExpr("created_at DESC, id DESC").Limit(100).Scan(ctx)
+	err := members(s.db.DB, partnerID).Select(&l).Where("?TableAlias.accepted_at IS NULL").
+		Where("?TableAlias.expires_at > ?", store.Now()).OrderExpr("?TableAlias.created_at DESC, ?TableAlias.id DESC").Limit(100).Scan(ctx)
 	return l, err
 }
 
@@ -110,8 +113,8 @@ func (s *Service) AcceptInvitation(ctx context.Context, tok, password string) (*
 	}
 	err = s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		now := store.Now()
-		res, err := tx.NewUpdate().Model((*Invitation)(nil)).Set("accepted_at = ?", now).
-			Where("id = ?", inv.ID).Where("accepted_at IS NULL").Where("expires_at > ?", now).Exec(ctx)
+		res, err := members(tx, inv.PartnerID).Update((*Invitation)(nil)).Set("accepted_at = ?", now).
+			Where("?TableAlias.id = ?", inv.ID).Where("?TableAlias.accepted_at IS NULL").Where("?TableAlias.expires_at > ?", now).Exec(ctx)
 		if err != nil {
 			return err
 		}
@@ -133,7 +136,7 @@ func (s *Service) SetMemberRole(ctx context.Context, partnerID, id string, role 
 		return nil, nexus.ParamError(nexus.CodeParameterInvalid, "role", "role must be owner, admin, developer or viewer")
 	}
 	return s.changeMember(ctx, partnerID, id, "member.role_changed", map[string]any{"role": role}, func(tx bun.Tx) (int64, error) {
-		res, err := tx.NewUpdate().Model((*Member)(nil)).Set("role = ?", role).Where("partner_id = ?", partnerID).Where("id = ?", id).Exec(ctx)
+		res, err := members(tx, partnerID).Update((*Member)(nil)).Set("role = ?", role).Where("?TableAlias.id = ?", id).Exec(ctx)
 		if err != nil {
 			return 0, err
 		}
@@ -145,10 +148,10 @@ func (s *Service) SetMemberRole(ctx context.Context, partnerID, id string, role 
 // keeps an owner.
 func (s *Service) RemoveMember(ctx context.Context, partnerID, id string) (*Member, error) {
 	return s.changeMember(ctx, partnerID, id, "member.removed", nil, func(tx bun.Tx) (int64, error) {
-		if _, err := tx.NewDelete().Model((*session)(nil)).Where("member_id = ?", id).Where("partner_id = ?", partnerID).Exec(ctx); err != nil {
+		if _, err := members(tx, partnerID).Delete((*session)(nil)).Where("?TableAlias.member_id = ?", id).Exec(ctx); err != nil {
 			return 0, err
 		}
-		res, err := tx.NewDelete().Model((*Member)(nil)).Where("partner_id = ?", partnerID).Where("id = ?", id).Exec(ctx)
+		res, err := members(tx, partnerID).Delete((*Member)(nil)).Where("?TableAlias.id = ?", id).Exec(ctx)
 		if err != nil {
 			return 0, err
 		}
@@ -171,7 +174,7 @@ func (s *Service) changeMember(ctx context.Context, partnerID, id, event string,
 		if n == 0 {
 			return nexus.NotFound("member", id)
 		}
-		owners, err := tx.NewSelect().Model((*Member)(nil)).Where("partner_id = ?", partnerID).Where("role = ?", Owner).Count(ctx)
+		owners, err := members(tx, partnerID).Select((*Member)(nil)).Where("?TableAlias.role = ?", Owner).Count(ctx)
 		if err != nil {
 			return err
 		}

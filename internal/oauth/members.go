@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
 
@@ -74,18 +75,10 @@ func checkPassword(hash, pw string) bool {
 	return subtle.ConstantTimeCompare(got, want) == 1
 }
 
-// dummy is the hash a login for an unknown email is checked against, to be
-// as slow as a wrong password. Made on first use, not when the package
-// loads: an argon2id hash costs every start ~90 ms (and 19 MiB).
-var dummy struct {
-	once sync.Once
-	hash string
-}
-
-func dummyHash() string {
-	dummy.once.Do(func() { dummy.hash = HashPassword("nexus-timing-equaliser") })
-	return dummy.hash
-}
+// dummyHash is the hash a login for an unknown email is checked against,
+// to be as slow as a wrong password. Made on first use, not when the
+// package loads: an argon2id hash costs every start ~90 ms (and 19 MiB).
+var dummyHash = sync.OnceValue(func() string { return HashPassword("nexus-timing-equaliser") })
 
 // CreateMember adds an owner to a partner.
 func (s *Service) CreateMember(ctx context.Context, partnerID, email, password string) (*Member, error) {
@@ -132,10 +125,16 @@ func checkEmail(email string) error {
 	return nil
 }
 
+// members is the handle on partnerID's members, sessions and invitations
+// (partner-wide: they belong to no environment).
+func members(idb bun.IDB, partnerID string) store.Scope {
+	return store.For(idb, nexus.Tenant{PartnerID: partnerID})
+}
+
 // insertMember writes m and its member.created events (in both
 // environments: members are the partner's, not an environment's).
 func insertMember(ctx context.Context, tx bun.Tx, m *Member, data map[string]any) error {
-	if _, err := tx.NewInsert().Model(m).Exec(ctx); err != nil {
+	if _, err := members(tx, m.PartnerID).Insert(m).Exec(ctx); err != nil {
 		if store.IsUniqueViolation(err) {
 			return nexus.ParamError(nexus.CodeParameterInvalid, "email", "a member with this email exists")
 		}
@@ -155,11 +154,7 @@ func insertMember(ctx context.Context, tx bun.Tx, m *Member, data map[string]any
 
 // GetMember returns one member of a partner (another partner's is not found).
 func (s *Service) GetMember(ctx context.Context, partnerID, id string) (*Member, error) {
-	m := new(Member)
-	err := s.db.NewSelect().Model(m).Where("partner_id = ?", partnerID).Where("id = ?", id).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nexus.NotFound("member", id)
-	}
+	m, err := store.Get[Member](ctx, members(s.db.DB, partnerID), "member", id)
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +206,7 @@ func (s *Service) Login(ctx context.Context, email, password string) (string, er
 	}
 	tok := randomToken()
 	now := store.Now()
-	_, err = s.db.NewInsert().Model(&session{IDHash: digest(tok), MemberID: m.ID, PartnerID: m.PartnerID, CreatedAt: now, ExpiresAt: now.Add(SessionTTL), LastSeenAt: &now}).Exec(ctx)
+	_, err = members(s.db.DB, m.PartnerID).Insert(&session{IDHash: digest(tok), MemberID: m.ID, PartnerID: m.PartnerID, CreatedAt: now, ExpiresAt: now.Add(SessionTTL), LastSeenAt: &now}).Exec(ctx)
 	return tok, err
 }
 
@@ -224,7 +219,14 @@ func (s *Service) checkMember(ctx context.Context, email, password string) (*Mem
 	}
 	defer release()
 	m := new(Member)
-	err := s.db.NewSelect().Model(m).Where("email = ?", strings.ToLower(strings.TrimSpace(email))).Scan(ctx)
+	email = strings.ToLower(strings.TrimSpace(email))
+	err := sql.ErrNoRows
+	// No member has an email the database cannot even compare (a NUL
+	// byte, invalid UTF-8): refuse it as unknown, as slowly.
+	if utf8.ValidString(email) && !strings.ContainsRune(email, 0) {
+		err = store.CrossTenant(s.db.DB, "member email at sign-in: the email names the partner").Select(m).
+			Where("email = ?", email).Scan(ctx)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		checkPassword(dummyHash(), password)
 		return nil, ErrLoginFailed
@@ -248,7 +250,8 @@ func (s *Service) Session(ctx context.Context, tok string) (*Session, error) {
 	}
 	row := new(session)
 	now := store.Now()
-	err := s.db.NewSelect().Model(row).Where("id_hash = ?", digest(tok)).Where("expires_at > ?", now).Scan(ctx)
+	err := store.CrossTenant(s.db.DB, "session id: the cookie names the partner").Select(row).
+		Where("id_hash = ?", digest(tok)).Where("expires_at > ?", now).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -263,13 +266,15 @@ func (s *Service) Session(ctx context.Context, tok string) (*Session, error) {
 		return nil, nil
 	}
 	if now.Sub(seen) >= time.Minute {
-		if _, err := s.db.NewUpdate().Model((*session)(nil)).Set("last_seen_at = ?", now).Where("id_hash = ?", row.IDHash).Exec(ctx); err != nil {
+		if _, err := members(s.db.DB, row.PartnerID).Update((*session)(nil)).Set("last_seen_at = ?", now).
+			Where("?TableAlias.id_hash = ?", row.IDHash).Exec(ctx); err != nil {
 			return nil, err
 		}
 	}
 	sess := &Session{MemberID: row.MemberID, PartnerID: row.PartnerID}
 	// The member's email comes along: the consent page names who grants.
-	err = s.db.NewSelect().Table("members").Column("email").Where("id = ?", row.MemberID).Scan(ctx, &sess.Email)
+	err = members(s.db.DB, row.PartnerID).Select((*Member)(nil)).Column("email").
+		Where("?TableAlias.id = ?", row.MemberID).Scan(ctx, &sess.Email)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil // the member was removed
 	}
@@ -281,6 +286,7 @@ func (s *Service) Session(ctx context.Context, tok string) (*Session, error) {
 
 // Logout ends a session.
 func (s *Service) Logout(ctx context.Context, tok string) error {
-	_, err := s.db.NewDelete().Model((*session)(nil)).Where("id_hash = ?", digest(tok)).Exec(ctx)
+	_, err := store.CrossTenant(s.db.DB, "session id at logout: the cookie names the partner").Delete((*session)(nil)).
+		Where("id_hash = ?", digest(tok)).Exec(ctx)
 	return err
 }

@@ -7,7 +7,7 @@ import (
 // ListMembers returns a partner's members, oldest first.
 func (s *Service) ListMembers(ctx context.Context, partnerID string) ([]*Member, error) {
 	var ms []*Member
-	if err := s.db.NewSelect().Model(&ms).Where("partner_id = ?", partnerID).OrderExpr("created_at, id").Scan(ctx); err != nil {
+	if err := members(s.db.DB, partnerID).Select(&ms).OrderExpr("?TableAlias.created_at, ?TableAlias.id").Scan(ctx); err != nil {
 		return nil, err
 	}
 	for _, m := range ms {

@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"sync/atomic"
 	"time"
 
 	"github.com/nexus-fintech/nexus/internal/nexus"
@@ -63,6 +64,11 @@ type Service struct {
 	db        *store.DB
 	served    map[nexus.Environment]bool
 	passwords *PasswordSlots
+	// cache is the access-token verifier Introspect answers from (set by
+	// NewVerifier), nil for none.
+	cache atomic.Pointer[Verifier]
+	// now tells the time expiry is checked against (tests move it).
+	now func() time.Time
 }
 
 // NewService returns the OAuth service on db with the default Config.
@@ -74,7 +80,7 @@ func New(db *store.DB, cfg Config) *Service {
 	if len(envs) == 0 {
 		envs = []nexus.Environment{nexus.Live, nexus.Test}
 	}
-	s := &Service{db: db, served: make(map[nexus.Environment]bool, len(envs)), passwords: cfg.PasswordSlots}
+	s := &Service{db: db, served: make(map[nexus.Environment]bool, len(envs)), passwords: cfg.PasswordSlots, now: time.Now}
 	for _, e := range envs {
 		s.served[e] = true
 	}

@@ -52,6 +52,9 @@ func newFxOn(t *testing.T, db *store.DB) *fx {
 	if _, err := db.MigrateUp(ctx); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
+	// Every query of the test on a tenant table must be built by store.For
+	// or store.CrossTenant (the partner service's queries included).
+	storetest.CheckTenancy(t, db)
 	f := &fx{t: t, ctx: ctx, db: db, svc: NewService(db), partners: partner.NewService(db)}
 	f.dev = f.partner("Dev Co", nexus.PartnerApproved)
 	f.user = f.partner("User Co", nexus.PartnerApproved)
@@ -188,7 +191,7 @@ func (f *fx) topics() func() []string {
 // setExpiry moves expires_at of one row of table (keyed by col = key).
 func (f *fx) setExpiry(table, col, key string, at time.Time) {
 	f.t.Helper()
-	res, err := f.db.NewUpdate().Table(table).Set("expires_at = ?", at).Where("? = ?", bun.Ident(col), key).Exec(f.ctx)
+	res, err := f.cross("moves an expiry").Raw("UPDATE ? SET expires_at = ? WHERE ? = ?", bun.Ident(table), at, bun.Ident(col), key).Exec(f.ctx)
 	if err != nil {
 		f.t.Fatalf("update %s: %v", table, err)
 	}
@@ -196,6 +199,16 @@ func (f *fx) setExpiry(table, col, key string, at time.Time) {
 		f.t.Fatalf("update %s: %d rows", table, n)
 	}
 }
+
+// advance moves the clock the service checks expiry against by d (the
+// database's timestamps stay where they are). Call it before concurrent use.
+func (f *fx) advance(d time.Duration) {
+	now := f.svc.now
+	f.svc.now = func() time.Time { return now().Add(d) }
+}
+
+// cross is the test's door to rows it reads or changes behind the service.
+func (f *fx) cross(why string) store.Cross { return store.CrossTenant(f.db.DB, "test: "+why) }
 
 func (f *fx) grantID(at string) string {
 	f.t.Helper()

@@ -111,10 +111,12 @@ func TestVerifierExpired(t *testing.T) {
 
 	// A cached entry expires on its own, without a drop.
 	tr2 := f.tokens(a, "")
-	f.setExpiry("oauth_tokens", "token_hash", credential.DigestHex(tr2.AccessToken), store.Now().Add(1500*time.Millisecond))
 	wantVerify(t, v, tr2.AccessToken, "")
-	time.Sleep(1600 * time.Millisecond)
+	f.advance(AccessTokenTTL - time.Second)
+	wantVerify(t, v, tr2.AccessToken, "")
+	f.advance(time.Second)
 	wantVerify(t, v, tr2.AccessToken, nexus.CodeTokenExpired)
+	f.advance(-AccessTokenTTL)
 
 	// Revoked and expired: revoked wins.
 	tr3 := f.tokens(a, "")
@@ -163,7 +165,7 @@ func TestVerifierGrantMissing(t *testing.T) {
 	f := newFx(t)
 	a := f.app(Public)
 	tr := f.tokens(a, "")
-	if _, err := f.db.NewDelete().Table("oauth_grants").Where("id = ?", f.grantID(tr.AccessToken)).Exec(f.ctx); err != nil {
+	if _, err := f.cross("deletes a grant").Delete((*Grant)(nil)).Where("id = ?", f.grantID(tr.AccessToken)).Exec(f.ctx); err != nil {
 		t.Fatal(err)
 	}
 	v := f.verifier()

@@ -1,7 +1,10 @@
-// Package redisbus carries cache invalidations between instances over
-// Redis pub/sub, for deployments that configure Redis. A subscriber that
-// loses the channel drops its whole cache (it may have missed messages)
-// and reconnects.
+// Package redisbus carries lockout announcements between instances over
+// Redis pub/sub, for deployments that configure Redis, and bounds every
+// Redis call. Cache invalidations do not travel here: the database's own
+// channel (store.Bus) carries them, in the same transaction as the change
+// and from every writer, the admin CLI included. A subscriber that loses
+// the channel hears TopicResubscribed when it is back (it may have missed
+// messages) and reconnects.
 package redisbus
 
 import (
@@ -18,8 +21,14 @@ import (
 	"github.com/nexus-fintech/nexus/internal/breaker"
 )
 
-// Channel is the pub/sub channel of invalidation topics.
+// Channel is the pub/sub channel of lockout topics. (Its name is from when
+// it carried cache invalidations too; instances of that version still
+// publish them here, and LockTopic's subscribers ignore them.)
 const Channel = "nexus:invalidate"
+
+// TopicResubscribed is what Subscribe hears when the subscription starts
+// or comes back: announcements may have been missed meanwhile.
+const TopicResubscribed = "all"
 
 // CallTimeout bounds every Redis call on a request's path: a Redis that
 // stalls costs a request at most this, and trips the breaker soon after.
@@ -45,7 +54,10 @@ func NewClient(rawURL string) (*redis.Client, error) {
 }
 
 // Publish announces a topic, unless the breaker skips Redis; failures are
-// logged, not returned: the database channel still carries it.
+// logged, not returned: a missed announcement is not a missed lock (the
+// shared counts in Redis still refuse), it only keeps another instance
+// from answering Locked without asking. Never call
+// it while holding a lock others wait on: it may take CallTimeout.
 func Publish(ctx context.Context, c *redis.Client, b *breaker.Breaker, log *slog.Logger, topic string) {
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	defer cancel()
@@ -77,8 +89,8 @@ func ParseLockTopic(topic string) (key string, until time.Time, ok bool) {
 	return key, time.UnixMilli(n), true
 }
 
-// Subscribe calls drop for every topic until ctx ends, dropping "all"
-// whenever the subscription (re)starts.
+// Subscribe calls drop for every topic until ctx ends, and with
+// TopicResubscribed whenever the subscription (re)starts or fails.
 func Subscribe(ctx context.Context, c *redis.Client, log *slog.Logger, drop func(string)) {
 	for ctx.Err() == nil {
 		sub := c.Subscribe(ctx, Channel)
@@ -86,12 +98,12 @@ func Subscribe(ctx context.Context, c *redis.Client, log *slog.Logger, drop func
 			sub.Close()
 			if ctx.Err() == nil {
 				log.Warn("cache invalidation: redis subscribe failed; retrying", "err", err)
-				drop("all")
+				drop(TopicResubscribed)
 				sleep(ctx, time.Second)
 			}
 			continue
 		}
-		drop("all") // whatever was published while we were away
+		drop(TopicResubscribed) // whatever was published while we were away
 		ch := sub.Channel(redis.WithChannelHealthCheckInterval(5 * time.Second))
 	receive:
 		for {
@@ -109,7 +121,7 @@ func Subscribe(ctx context.Context, c *redis.Client, log *slog.Logger, drop func
 		sub.Close()
 		if ctx.Err() == nil {
 			log.Warn("cache invalidation: redis channel lost; cache dropped, reconnecting")
-			drop("all")
+			drop(TopicResubscribed)
 			sleep(ctx, 500*time.Millisecond)
 		}
 	}

@@ -113,11 +113,11 @@ func (a *Ambient) Commit(ctx context.Context, fn func(ctx context.Context, tx bu
 		}
 		return err
 	}
-	if err := a.tx.Commit(); err != nil {
-		return err
-	}
-	a.db.deliver(a.topics)
-	return nil
+	a.db.expectEchoes(a.topics)
+	err := a.tx.Commit()
+	a.end() // the SQLite write lock goes before the hooks run
+	a.db.settle(a.topics, true, err)
+	return err
 }
 
 // Rollback undoes everything the joined Tx calls did. It is a no-op when
@@ -136,6 +136,9 @@ func (a *Ambient) Rollback() error {
 }
 
 func (a *Ambient) end() {
+	if a.ended {
+		return
+	}
 	a.ended = true
 	if a.begun && a.db.Dialect == SQLite {
 		a.db.writeMu.Unlock()

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -66,11 +68,31 @@ type invalidationRow struct {
 	CreatedAt     time.Time `bun:"created_at"`
 }
 
+// Bus carries invalidation topics between the instances of a deployment.
+// Each deployment has one: the database's own channel (PostgreSQL NOTIFY,
+// or the SQLite poll of cache_invalidations), which *DB implements. It is
+// the only one because it is transactional (a topic is heard if and only if
+// its change committed) and every writer reaches it, the admin CLI
+// included; Redis, when configured, carries lockouts, not invalidations.
+type Bus interface {
+	// Publish announces, inside the caller's transaction, that cached
+	// state for topic is stale.
+	Publish(ctx context.Context, idb bun.IDB, topic string) error
+	// Subscribe calls drop, until ctx ends, for every topic committed by
+	// another process (or another handle), and with TopicAll or
+	// TopicUnheard when the channel starts, is lost or returns. ready,
+	// when not nil, is called once, when changes are first heard.
+	Subscribe(ctx context.Context, log *slog.Logger, drop func(topic string), ready func())
+}
+
+var _ Bus = (*DB)(nil)
+
 // Publish announces, inside the caller's transaction, that cached state for
 // topic is stale. Other instances hear it when the transaction commits: on
 // PostgreSQL through NOTIFY (delivered at commit), on SQLite by polling the
 // row (which also reaches a server when the CLI, another process, changes
-// something).
+// something). This process's OnLocalPublish hooks get it right after the
+// commit.
 func (db *DB) Publish(ctx context.Context, idb bun.IDB, topic string) error {
 	if l, ok := ctx.Value(publishedKey{}).(*[]string); ok {
 		*l = append(*l, topic)
@@ -86,16 +108,122 @@ func (db *DB) Publish(ctx context.Context, idb bun.IDB, topic string) error {
 	return err
 }
 
-// Subscribe calls drop for every topic published by any process until ctx
-// ends; each cache acts on its own topics. When it may have missed messages
-// (a lost PostgreSQL connection) it calls drop(TopicAll): a cold cache is
-// slow for a moment, a stale one is a security bug.
-func (db *DB) Subscribe(ctx context.Context, log *slog.Logger, drop func(topic string)) {
+// Subscribe calls drop for every topic another process (or another DB
+// handle) commits, until ctx ends; each cache acts on its own topics. The
+// topics this handle commits are not repeated: they reached its
+// OnLocalPublish hooks at commit, so a process that registers its caches
+// there and subscribes them here drops each topic once. When it may have
+// missed messages (at start, after a lost PostgreSQL connection) it calls
+// drop(TopicAll): a cold cache is slow for a moment, a stale one is a
+// security bug. ready, when not nil, is called once, right after the first
+// drop(TopicAll): from then on every change is heard.
+func (db *DB) Subscribe(ctx context.Context, log *slog.Logger, drop func(topic string), ready func()) {
+	e := db.addEchoes()
+	defer db.removeEchoes(e)
+	var once sync.Once
+	heard := func(topic string) {
+		if topic == TopicAll {
+			// Anything before is lost, echoes included: a credit kept
+			// for a change never heard would swallow a later one.
+			e.reset()
+			drop(topic)
+			if ready != nil {
+				once.Do(ready)
+			}
+			return
+		}
+		if topic == TopicUnheard {
+			drop(topic)
+			return
+		}
+		if e.consume(topic) {
+			return // this handle's own change, already delivered at commit
+		}
+		drop(topic)
+	}
 	if db.Dialect == Postgres {
-		db.listen(ctx, log, drop)
+		db.listen(ctx, log, heard)
 		return
 	}
-	db.poll(ctx, log, drop)
+	db.poll(ctx, log, heard)
+}
+
+// echoes counts, for one subscription, the topics this handle is about to
+// commit or has committed and not yet heard back from the channel. The
+// channel delivers changes in commit order, so the next time a counted topic
+// is heard it is (or comes after, and is covered by) the local delivery.
+type echoes struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// maxEchoes bounds the topics awaiting their echo; past it they are
+// forgotten, which costs a second drop of each, never a missed one.
+const maxEchoes = 10_000
+
+func (e *echoes) reset() {
+	e.mu.Lock()
+	clear(e.n)
+	e.mu.Unlock()
+}
+
+func (e *echoes) consume(topic string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.n[topic]
+	switch {
+	case c == 0:
+		return false
+	case c == 1:
+		delete(e.n, topic)
+	default:
+		e.n[topic] = c - 1
+	}
+	return true
+}
+
+func (db *DB) addEchoes() *echoes {
+	e := &echoes{n: map[string]int{}}
+	db.echoMu.Lock()
+	db.echoes = append(db.echoes, e)
+	db.echoMu.Unlock()
+	return e
+}
+
+func (db *DB) removeEchoes(e *echoes) {
+	db.echoMu.Lock()
+	defer db.echoMu.Unlock()
+	db.echoes = slices.DeleteFunc(db.echoes, func(x *echoes) bool { return x == e })
+}
+
+// expectEchoes counts topics about to commit (before the commit: its echo
+// may come back before Tx returns); withdrawEchoes takes them back when the
+// commit failed. A change of another process heard meanwhile and taken for
+// the echo is covered by the local delivery, which comes after it.
+func (db *DB) expectEchoes(topics []string) { db.countEchoes(topics, 1) }
+
+func (db *DB) withdrawEchoes(topics []string) { db.countEchoes(topics, -1) }
+
+func (db *DB) countEchoes(topics []string, d int) {
+	if len(topics) == 0 {
+		return
+	}
+	db.echoMu.Lock()
+	defer db.echoMu.Unlock()
+	for _, e := range db.echoes {
+		e.mu.Lock()
+		if d > 0 && len(e.n) >= maxEchoes {
+			clear(e.n)
+		}
+		for _, t := range topics {
+			if c := e.n[t] + d; c > 0 {
+				e.n[t] = c
+			} else {
+				delete(e.n, t)
+			}
+		}
+		e.mu.Unlock()
+	}
 }
 
 func (db *DB) listen(ctx context.Context, log *slog.Logger, drop func(string)) {
@@ -125,7 +253,7 @@ func (db *DB) listen(ctx context.Context, log *slog.Logger, drop func(string)) {
 			drop(TopicAll)
 			healthy = true
 			// Once per start or reconnection: says from when changes are heard.
-			log.Info("cache invalidation: listening")
+			log.Info("cache invalidation: listening", "channel", "postgres notify")
 		}
 		_, payload, err := ln.ReceiveTimeout(ctx, 30*time.Second)
 		if err != nil {
@@ -193,6 +321,7 @@ func (db *DB) poll(ctx context.Context, log *slog.Logger, drop func(string)) {
 	}
 	// As on PostgreSQL: from here on every change is heard.
 	drop(TopicAll)
+	log.Info("cache invalidation: listening", "channel", "sqlite poll")
 	unheard := false
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()

@@ -47,6 +47,11 @@ type DB struct {
 
 	localMu sync.RWMutex
 	local   []func(topic string)
+
+	// echoes are the running subscriptions' counts of this handle's own
+	// topics, which they skip when the channel brings them back.
+	echoMu sync.Mutex
+	echoes []*echoes
 }
 
 // DefaultSQLitePath is where the embedded database lives when no URL is given.
@@ -174,8 +179,8 @@ func RedactURL(rawURL string) string {
 type publishedKey struct{}
 
 // Tx runs fn in a transaction, committing when it returns nil. Topics
-// published inside it reach this process's subscribers right after the
-// commit (other processes hear them through Subscribe).
+// published inside it reach this process's OnLocalPublish hooks right after
+// the commit (other processes hear them through Subscribe).
 //
 // Under a context from WithAmbient, fn runs in a savepoint of the ambient
 // transaction instead, and commits with it.
@@ -185,18 +190,45 @@ func (db *DB) Tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) er
 	}
 	var topics []string
 	ctx = context.WithValue(ctx, publishedKey{}, &topics)
+	committing := false
+	err := db.runTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if err := fn(ctx, tx); err != nil {
+			return err
+		}
+		committing = true
+		db.expectEchoes(topics)
+		return nil
+	})
+	// Outside the SQLite write lock: what the hooks do (drop caches, and
+	// whatever a hook may call) must never hold up the next writer.
+	db.settle(topics, committing, err)
+	return err
+}
+
+// runTx is RunInTx, queued behind the other SQLite writers of this process.
+func (db *DB) runTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
 	if db.Dialect == SQLite {
 		db.writeMu.Lock()
 		defer db.writeMu.Unlock()
 	}
-	if err := db.RunInTx(ctx, nil, fn); err != nil {
-		return err
-	}
-	db.deliver(topics)
-	return nil
+	return db.RunInTx(ctx, nil, fn)
 }
 
-// deliver hands committed topics to this process's subscribers.
+// settle delivers the topics of a transaction that reached its commit. A
+// commit that failed may still have happened (a connection lost in the
+// middle), so its topics are delivered too, and not expected back.
+func (db *DB) settle(topics []string, committing bool, err error) {
+	if !committing {
+		return
+	}
+	if err != nil {
+		db.withdrawEchoes(topics)
+	}
+	db.deliver(topics)
+}
+
+// deliver hands committed topics to this process's hooks. The caller holds
+// no lock.
 func (db *DB) deliver(topics []string) {
 	if len(topics) == 0 {
 		return
@@ -210,8 +242,9 @@ func (db *DB) deliver(topics []string) {
 	}
 }
 
-// OnLocalPublish registers f for topics this process publishes, called
-// after their transaction commits.
+// OnLocalPublish registers f for topics this handle publishes, called
+// after their transaction commits, with no lock held. Subscribe does not
+// repeat them.
 func (db *DB) OnLocalPublish(f func(topic string)) {
 	db.localMu.Lock()
 	defer db.localMu.Unlock()

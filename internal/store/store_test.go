@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -400,66 +401,86 @@ func TestOpenAndRedact(t *testing.T) {
 
 // ---- invalidation ----
 
+// otherHandle opens a second handle on db's database: another instance, as
+// far as the invalidation bus is concerned.
+func otherHandle(t *testing.T, db *store.DB) *store.DB {
+	t.Helper()
+	url := db.URL
+	if db.Dialect == store.SQLite {
+		var file string
+		if err := db.QueryRowContext(context.Background(), "SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&file); err != nil {
+			t.Fatal(err)
+		}
+		url = "sqlite:" + file
+	}
+	other, err := store.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	return other
+}
+
+// subscribe runs db.Subscribe into a channel and returns once it hears
+// changes (its ready signal).
+func subscribe(t *testing.T, db *store.DB) <-chan string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	topics := make(chan string, 1024)
+	ready, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		db.Subscribe(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), func(topic string) { topics <- topic }, func() { close(ready) })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+			// See TestSubscribeStopsPromptly: dropping the database ends
+			// a PostgreSQL listener's connection.
+			t.Logf("%s: Subscribe still running 2 s after cancel", db.Dialect)
+		}
+	})
+	select {
+	case <-ready:
+	case <-done:
+		t.Fatal("Subscribe returned before it heard anything")
+	}
+	if got := <-topics; got != store.TopicAll {
+		t.Fatalf("first drop %q, want %q", got, store.TopicAll)
+	}
+	return topics
+}
+
+func publish(t *testing.T, db *store.DB, topic string, commit bool) {
+	t.Helper()
+	err := db.Tx(context.Background(), func(ctx context.Context, tx bun.Tx) error {
+		if err := db.Publish(ctx, tx, topic); err != nil {
+			return err
+		}
+		if !commit {
+			return errors.New("roll back")
+		}
+		return nil
+	})
+	if commit && err != nil {
+		t.Fatalf("publish %s: %v", topic, err)
+	}
+}
+
 func TestPublishSubscribe(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *store.DB) {
 		migrateUp(t, db)
-		ctx, cancel := context.WithCancel(context.Background())
-		topics := make(chan string, 1024)
-		done := make(chan struct{})
-		log := slog.New(slog.NewTextHandler(io.Discard, nil))
-		go func() {
-			db.Subscribe(ctx, log, func(topic string) { topics <- topic })
-			close(done)
-		}()
-		t.Cleanup(func() {
-			cancel()
-			select {
-			case <-done:
-			case <-time.After(2 * time.Second):
-				// See TestSubscribeStopsPromptly: on PostgreSQL the
-				// subscriber only notices ctx at its next 30 s receive
-				// timeout. Dropping the database ends its connection.
-				t.Logf("%s: Subscribe still running 2 s after cancel", db.Dialect)
-			}
-		})
-
-		publish := func(topic string, commit bool) {
-			t.Helper()
-			err := db.Tx(context.Background(), func(ctx context.Context, tx bun.Tx) error {
-				if err := db.Publish(ctx, tx, topic); err != nil {
-					return err
-				}
-				if !commit {
-					return errors.New("roll back")
-				}
-				return nil
-			})
-			if commit && err != nil {
-				t.Fatalf("publish %s: %v", topic, err)
-			}
-		}
-
-		// Wait until the subscriber listens: it may miss what is published
-		// before. Publish a warm-up topic until something arrives.
-		ready := false
-		for deadline := time.Now().Add(10 * time.Second); !ready && time.Now().Before(deadline); {
-			publish("warmup", true)
-			select {
-			case <-topics:
-				ready = true
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-		if !ready {
-			t.Fatal("the subscriber never heard anything")
-		}
+		topics := subscribe(t, db)
+		other := otherHandle(t, db)
 
 		// A rolled-back publication is never heard; the committed one is,
 		// within a second.
-		publish(store.TopicKey("key_rolled_back"), false)
+		publish(t, other, store.TopicKey("key_rolled_back"), false)
 		want := store.TopicKey("key_" + strings.ToLower(string(db.Dialect)))
 		start := time.Now()
-		publish(want, true)
+		publish(t, other, want, true)
 		timeout := time.After(time.Second)
 		for {
 			select {
@@ -470,13 +491,121 @@ func TestPublishSubscribe(t *testing.T) {
 				case want:
 					t.Logf("%s: heard %s after %v", db.Dialect, got, time.Since(start))
 					// Later ones keep coming in order.
-					publish(store.TopicPartner("ptr_1"), true)
-					publish(store.TopicAll, true)
-					expectTopics(t, topics, store.TopicPartner("ptr_1"), store.TopicAll)
+					publish(t, other, store.TopicPartner("ptr_1"), true)
+					publish(t, other, store.TopicKey("key_2"), true)
+					expectTopics(t, topics, store.TopicPartner("ptr_1"), store.TopicKey("key_2"))
 					return
 				}
 			case <-timeout:
 				t.Fatalf("%s not heard within 1 s", want)
+			}
+		}
+	})
+}
+
+// An instance drops each topic once: its own changes at commit (the
+// OnLocalPublish hooks) and not again when the channel brings them back,
+// the others' when the channel brings them.
+func TestOneDropPerTopic(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB) {
+		migrateUp(t, db)
+		var mu sync.Mutex
+		drops := map[string]int{}
+		count := func(topic string) {
+			mu.Lock()
+			drops[topic]++
+			mu.Unlock()
+		}
+		db.OnLocalPublish(count)
+		topics := subscribe(t, db)
+		go func() {
+			for topic := range topics {
+				count(topic)
+			}
+		}()
+		other := otherHandle(t, db)
+
+		var want []string
+		for i := range 5 {
+			own, theirs := store.TopicKey(fmt.Sprintf("key_own_%d", i)), store.TopicKey(fmt.Sprintf("key_other_%d", i))
+			publish(t, db, own, true)
+			publish(t, other, theirs, true)
+			want = append(want, own, theirs)
+		}
+		// Through an ambient transaction too (the idempotency middleware's).
+		ctx, amb := db.WithAmbient(context.Background())
+		if err := db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error { return db.Publish(ctx, tx, "key_ambient") }); err != nil {
+			t.Fatal(err)
+		}
+		if err := amb.Commit(ctx, func(context.Context, bun.Tx) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, "key_ambient")
+		// The channel delivers in commit order: once a change committed
+		// after all of them is heard, every echo has come back (and was
+		// skipped) or never will.
+		publish(t, other, "last", true)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			mu.Lock()
+			n := drops["last"]
+			mu.Unlock()
+			if n > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the last topic was never heard")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, topic := range want {
+			if drops[topic] != 1 {
+				t.Errorf("%s: %s dropped %d times, want once", db.Dialect, topic, drops[topic])
+			}
+		}
+	})
+}
+
+// What runs after a commit (cache drops, and whatever a hook calls, such
+// as a Redis that hangs) runs outside the SQLite write lock: a hook that
+// blocks does not block the next writer.
+func TestHooksRunOutsideWriteLock(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB) {
+		migrateUp(t, db)
+		release := make(chan struct{})
+		blocked := make(chan struct{}, 2)
+		db.OnLocalPublish(func(topic string) {
+			if topic == "block" {
+				blocked <- struct{}{}
+				<-release
+			}
+		})
+		defer close(release)
+		write := func(ctx context.Context) error { // no lock may be held across it
+			return db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error { return db.Publish(ctx, tx, "write") })
+		}
+		for _, via := range []string{"tx", "ambient"} {
+			go func() {
+				if via == "tx" {
+					publish(t, db, "block", true)
+					return
+				}
+				ctx, amb := db.WithAmbient(context.Background())
+				_ = db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error { return db.Publish(ctx, tx, "block") })
+				_ = amb.Commit(ctx, func(context.Context, bun.Tx) error { return nil })
+			}()
+			<-blocked
+			errc := make(chan error, 1)
+			go func() { errc <- write(context.Background()) }()
+			select {
+			case err := <-errc:
+				if err != nil {
+					t.Fatalf("%s: a write while a hook (after a commit through %s) blocks: %v", db.Dialect, via, err)
+				}
+			case <-time.After(20 * time.Second): // only tells a deadlock from a slow machine
+				t.Fatalf("%s: a write waited 20 s for a hook still running after a commit through %s", db.Dialect, via)
 			}
 		}
 	})
@@ -489,6 +618,7 @@ func TestPublishSubscribe(t *testing.T) {
 func TestSubscribeHearsWhatFollowsAll(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *store.DB) {
 		migrateUp(t, db)
+		other := otherHandle(t, db)
 		log := slog.New(slog.NewTextHandler(io.Discard, nil))
 		for i := range 10 {
 			ctx, cancel := context.WithCancel(context.Background())
@@ -496,15 +626,13 @@ func TestSubscribeHearsWhatFollowsAll(t *testing.T) {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				db.Subscribe(ctx, log, func(topic string) { topics <- topic })
+				db.Subscribe(ctx, log, func(topic string) { topics <- topic }, nil)
 			}()
 			if got := <-topics; got != store.TopicAll {
 				t.Fatalf("first drop %q, want %q", got, store.TopicAll)
 			}
 			want := store.TopicKey(fmt.Sprintf("key_after_all_%d", i))
-			if err := db.Tx(context.Background(), func(ctx context.Context, tx bun.Tx) error { return db.Publish(ctx, tx, want) }); err != nil {
-				t.Fatal(err)
-			}
+			publish(t, other, want, true)
 			timeout := time.After(3 * time.Second)
 		wait:
 			for {
@@ -523,25 +651,18 @@ func TestSubscribeHearsWhatFollowsAll(t *testing.T) {
 	})
 }
 
-// Subscribe must return soon after its context ends: Authenticator.Run
-// waits for it before returning, so a slow return stalls server shutdown.
+// Subscribe must return soon after its context ends: the server waits for
+// it before returning, so a slow return stalls server shutdown.
 func TestSubscribeStopsPromptly(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *store.DB) {
 		migrateUp(t, db)
 		ctx, cancel := context.WithCancel(context.Background())
-		heard := make(chan string, 16)
-		done := make(chan struct{})
+		ready, done := make(chan struct{}), make(chan struct{})
 		go func() {
-			db.Subscribe(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), func(s string) {
-				select {
-				case heard <- s:
-				default:
-				}
-			})
+			db.Subscribe(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), func(string) {}, func() { close(ready) })
 			close(done)
 		}()
-		// Let it settle into its steady state (listening or polling).
-		time.Sleep(500 * time.Millisecond)
+		<-ready // in its steady state (listening or polling)
 		start := time.Now()
 		cancel()
 		select {

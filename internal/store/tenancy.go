@@ -92,6 +92,10 @@ func TenancyViolation(query string) string {
 // it collects every query that breaks the tenancy rule (TenancyViolation),
 // for the test to fail on.
 type TenancyCheck struct {
+	// OnViolation, when set, is told of each violation as it happens (a
+	// server under e2e logs it) instead of collecting it.
+	OnViolation func(why, query string)
+
 	mu         sync.Mutex
 	violations []string
 }
@@ -101,6 +105,10 @@ var _ bun.QueryHook = (*TenancyCheck)(nil)
 // BeforeQuery checks the query.
 func (c *TenancyCheck) BeforeQuery(ctx context.Context, e *bun.QueryEvent) context.Context {
 	if why := TenancyViolation(e.Query); why != "" {
+		if c.OnViolation != nil {
+			c.OnViolation(why, e.Query)
+			return ctx
+		}
 		c.mu.Lock()
 		c.violations = append(c.violations, why+": "+e.Query)
 		c.mu.Unlock()

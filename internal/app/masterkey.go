@@ -1,13 +1,10 @@
-package main
+package app
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 
 	"github.com/nexus-fintech/nexus/internal/masterkey"
@@ -18,14 +15,14 @@ import (
 // masterKey opens the box for secrets stored encrypted and checks it
 // against the key the database recorded: a server started with another key
 // would answer 500 to every HS256 service token, so it does not start.
-func masterKey(ctx context.Context, c config, db *store.DB, log *slog.Logger) (*secretbox.Box, error) {
-	box, source, err := loadMasterKey(ctx, c, db, log, true)
+func masterKey(ctx context.Context, c Config, db *store.DB, log *slog.Logger) (*secretbox.Box, error) {
+	box, source, err := LoadMasterKey(ctx, c, db, log, true)
 	if err != nil {
 		return nil, err
 	}
 	m, err := masterkey.Verify(ctx, db, box)
 	if errors.Is(err, masterkey.ErrMismatch) {
-		return nil, mismatchError(source)
+		return nil, MismatchError(source)
 	}
 	if err != nil {
 		return nil, err
@@ -40,12 +37,12 @@ func masterKey(ctx context.Context, c config, db *store.DB, log *slog.Logger) (*
 // database when NEXUS_MASTER_KEY is not set.
 const keyFileName = "master.key"
 
-// loadMasterKey reads NEXUS_MASTER_KEY (and NEXUS_MASTER_KEY_PREVIOUS).
+// LoadMasterKey reads NEXUS_MASTER_KEY (and NEXUS_MASTER_KEY_PREVIOUS).
 // PostgreSQL deployments must set it; the embedded SQLite default uses a key
 // file beside its database, generated (when create) with a warning, so that
 // trying Nexus needs no setup. source names where the key came from, for
 // messages.
-func loadMasterKey(ctx context.Context, c config, db *store.DB, log *slog.Logger, create bool) (box *secretbox.Box, source string, err error) {
+func LoadMasterKey(ctx context.Context, c Config, db *store.DB, log *slog.Logger, create bool) (box *secretbox.Box, source string, err error) {
 	if c.MasterKey != "" {
 		box, err := secretbox.New(c.MasterKey, c.MasterKeyPrev)
 		return box, "NEXUS_MASTER_KEY", err
@@ -90,55 +87,9 @@ func loadMasterKey(ctx context.Context, c config, db *store.DB, log *slog.Logger
 	return box, source, nil
 }
 
-func mismatchError(source string) error {
+// MismatchError says that the key from source is not the one the database
+// was set up with, and what to do.
+func MismatchError(source string) error {
 	return fmt.Errorf("%s does not match the master key this database was set up with; refusing to start, since the HS256 signing secrets sealed under that key would not open. "+
 		"Use that key again. To rotate the key: set NEXUS_MASTER_KEY to the new key and NEXUS_MASTER_KEY_PREVIOUS to the old one on every instance, then run \"nexus admin rekey\"", source)
-}
-
-// cmdAdminRekey re-seals every stored secret under NEXUS_MASTER_KEY, in one
-// transaction, and records that key: the last step of a rotation, after
-// which NEXUS_MASTER_KEY_PREVIOUS can be removed.
-func cmdAdminRekey(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("admin rekey", flag.ContinueOnError)
-	var c config
-	bindCommon(fs, &c)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("usage: nexus admin rekey (keys from NEXUS_MASTER_KEY and NEXUS_MASTER_KEY_PREVIOUS)")
-	}
-	c.MasterKey = os.Getenv("NEXUS_MASTER_KEY")
-	c.MasterKeyPrev = os.Getenv("NEXUS_MASTER_KEY_PREVIOUS")
-	db, err := openExisting(ctx, c)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	box, source, err := loadMasterKey(ctx, c, db, c.logger(), false)
-	if err != nil {
-		return err
-	}
-	res, err := masterkey.Rekey(ctx, db, box)
-	if errors.Is(err, masterkey.ErrMismatch) {
-		return fmt.Errorf("%w: set NEXUS_MASTER_KEY_PREVIOUS to the key the secrets are sealed under (%s is the new key); nothing was changed", err, source)
-	}
-	if err != nil {
-		return err
-	}
-	return printJSON(stdout, res)
-}
-
-// openExisting opens the configured database for a command that uses it
-// but must not create it (admin commands): the schema must be migrated.
-func openExisting(ctx context.Context, c config) (*store.DB, error) {
-	db, err := store.OpenExisting(ctx, c.DatabaseURL)
-	if err != nil {
-		return nil, err
-	}
-	if err := db.RequireMigrated(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return db, nil
 }

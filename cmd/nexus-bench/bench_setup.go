@@ -23,20 +23,24 @@ import (
 	"github.com/nexus-fintech/nexus/internal/apikey"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/oauth"
+	"github.com/nexus-fintech/nexus/internal/partner"
 	"github.com/nexus-fintech/nexus/internal/store"
 	sdk "github.com/nexus-fintech/nexus/pkg/nexus"
 )
 
 // benchCreds are the credentials and objects the scenarios use.
 type benchCreds struct {
-	PartnerID   string
-	APIKey      string   // test secret key (admin:all)
-	OAuthToken  string   // nx_test_at_…
-	HS256Token  string   // service JWT, 1 h
-	EdDSAToken  string   // service JWT, 1 h
-	AddressID   string   // ethereum address for withdrawals
-	FundedMinor int64    // usdc credited for POST /v1/requests
-	ManyKeys    []string // more test secret keys of the partner, for the scenarios of many keys
+	PartnerID  string
+	APIKey     string // test secret key (admin:all)
+	OAuthToken string // nx_test_at_…
+	// OAuthClientID and OAuthClientSecret authenticate the confidential
+	// client the token was issued to (introspection).
+	OAuthClientID, OAuthClientSecret string
+	HS256Token                       string   // service JWT, 1 h
+	EdDSAToken                       string   // service JWT, 1 h
+	AddressID                        string   // ethereum address for withdrawals
+	FundedMinor                      int64    // usdc credited for POST /v1/requests
+	ManyKeys                         []string // more test secret keys of the partner, for the scenarios of many keys
 }
 
 // benchRateLimit is the partner's per-credential limit: far above what two
@@ -44,53 +48,44 @@ type benchCreds struct {
 const benchRateLimit = 100_000_000
 
 // setupDatabase prepares a fresh database before the server starts: the
-// partner and its key through the admin CLI (as an operator would), and an
-// OAuth access token through the OAuth service (the same steps as the
-// login, consent and token endpoints, without driving HTML forms).
+// schema, the partner and its key through the services (as the admin CLI
+// does), and an OAuth access token through the OAuth service (the same
+// steps as the login, consent and token endpoints, without driving HTML
+// forms).
 func setupDatabase(ctx context.Context, dbURL string, manyKeys int) (*benchCreds, error) {
-	// Admin commands use a migrated database and never create one.
-	if err := cmdMigrate(ctx, []string{"up", "--database-url", dbURL}, io.Discard); err != nil {
-		return nil, fmt.Errorf("migrate up: %w", err)
-	}
-	var p struct {
-		ID string `json:"id"`
-	}
-	if err := adminJSON(ctx, &p, "partner", "create", "--database-url", dbURL,
-		"--name", "Bench partner", "--status", "approved", "--rate-limit", strconv.Itoa(benchRateLimit)); err != nil {
-		return nil, fmt.Errorf("admin partner create: %w", err)
-	}
-	var k struct {
-		Key string `json:"key"`
-	}
-	if err := adminJSON(ctx, &k, "key", "create", "--database-url", dbURL,
-		"--partner", p.ID, "--environment", "test", "--name", "bench"); err != nil {
-		return nil, fmt.Errorf("admin key create: %w", err)
-	}
-	if p.ID == "" || k.Key == "" {
-		return nil, fmt.Errorf("admin CLI answered no partner id or key")
-	}
-	tok, err := oauthToken(ctx, dbURL, p.ID)
-	if err != nil {
-		return nil, fmt.Errorf("oauth token: %w", err)
-	}
-	many, err := createKeys(ctx, dbURL, p.ID, manyKeys)
-	if err != nil {
-		return nil, fmt.Errorf("creating %d keys: %w", manyKeys, err)
-	}
-	return &benchCreds{PartnerID: p.ID, APIKey: k.Key, OAuthToken: tok, ManyKeys: many}, nil
-}
-
-// createKeys makes n test secret keys for the partner, through the key
-// service (the admin CLI would open the database n times).
-func createKeys(ctx context.Context, dbURL, partnerID string, n int) ([]string, error) {
-	if n == 0 {
-		return nil, nil
-	}
 	db, err := store.Open(ctx, dbURL)
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
+	if _, err := db.MigrateUp(ctx); err != nil {
+		return nil, fmt.Errorf("migrate up: %w", err)
+	}
+	p, err := partner.NewService(db).Create(ctx, partner.CreateParams{Name: "Bench partner", Status: nexus.PartnerApproved, RateLimit: benchRateLimit})
+	if err != nil {
+		return nil, fmt.Errorf("creating the partner: %w", err)
+	}
+	k, err := apikey.NewService(db).Create(ctx, nexus.Tenant{PartnerID: p.ID, Environment: nexus.Test}, apikey.CreateParams{Type: apikey.Secret, Name: "bench"})
+	if err != nil {
+		return nil, fmt.Errorf("creating the API key: %w", err)
+	}
+	oc, err := oauthToken(ctx, db, p.ID)
+	if err != nil {
+		return nil, fmt.Errorf("oauth token: %w", err)
+	}
+	many, err := createKeys(ctx, db, p.ID, manyKeys)
+	if err != nil {
+		return nil, fmt.Errorf("creating %d keys: %w", manyKeys, err)
+	}
+	return &benchCreds{PartnerID: p.ID, APIKey: k.Plain, OAuthToken: oc.token, OAuthClientID: oc.clientID, OAuthClientSecret: oc.secret, ManyKeys: many}, nil
+}
+
+// createKeys makes n test secret keys for the partner, through the key
+// service (the admin CLI would open the database n times).
+func createKeys(ctx context.Context, db *store.DB, partnerID string, n int) ([]string, error) {
+	if n == 0 {
+		return nil, nil
+	}
 	keys := apikey.NewService(db)
 	out := make([]string, n)
 	// A few at a time: PostgreSQL commits them in parallel, SQLite in turn.
@@ -118,23 +113,14 @@ func createKeys(ctx context.Context, dbURL, partnerID string, n int) ([]string, 
 	return out, first
 }
 
-func adminJSON(ctx context.Context, out any, args ...string) error {
-	var stdout bytes.Buffer
-	if err := cmdAdmin(ctx, args, bytes.NewReader(nil), &stdout); err != nil {
-		return err
-	}
-	return json.Unmarshal(stdout.Bytes(), out)
-}
-
 // oauthToken registers a confidential client for the partner's test
 // environment, has a member of the partner consent, and exchanges the code
 // (with PKCE) for an access token.
-func oauthToken(ctx context.Context, dbURL, partnerID string) (string, error) {
-	db, err := store.Open(ctx, dbURL)
-	if err != nil {
-		return "", err
-	}
-	defer db.Close()
+// oauthClient is the bench's OAuth client and the access token issued to it.
+type oauthClient struct{ token, clientID, secret string }
+
+func oauthToken(ctx context.Context, db *store.DB, partnerID string) (oauthClient, error) {
+	var none oauthClient
 	svc := oauth.NewService(db)
 	const redirect = "http://127.0.0.1/bench/callback"
 	cv, err := svc.CreateClient(ctx, nexus.Tenant{PartnerID: partnerID, Environment: nexus.Test}, oauth.CreateClientParams{
@@ -142,20 +128,20 @@ func oauthToken(ctx context.Context, dbURL, partnerID string) (string, error) {
 		Scopes: []string{"read:balances", "read:funding", "read:addresses", "write:addresses", "read:requests", "write:requests"},
 	})
 	if err != nil {
-		return "", err
+		return none, err
 	}
 	password := randomHex(16)
 	email := "bench-" + randomHex(4) + "@example.com"
 	if _, err := svc.CreateMember(ctx, partnerID, email, password); err != nil {
-		return "", err
+		return none, err
 	}
 	sessTok, err := svc.Login(ctx, email, password)
 	if err != nil {
-		return "", err
+		return none, err
 	}
 	sess, err := svc.Session(ctx, sessTok)
 	if err != nil || sess == nil {
-		return "", fmt.Errorf("no session after login: %v", err)
+		return none, fmt.Errorf("no session after login: %v", err)
 	}
 	verifier := base64.RawURLEncoding.EncodeToString([]byte(randomHex(32)))
 	sum := sha256.Sum256([]byte(verifier))
@@ -164,21 +150,21 @@ func oauthToken(ctx context.Context, dbURL, partnerID string) (string, error) {
 		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"},
 	})
 	if err != nil {
-		return "", err
+		return none, err
 	}
 	code, err := svc.Approve(ctx, sess, ar, nexus.PartnerApproved)
 	if err != nil {
-		return "", err
+		return none, err
 	}
 	client, err := svc.AuthenticateClient(ctx, oauth.ClientAuth{ID: cv.ClientID, Secret: cv.ClientSecret, Basic: true})
 	if err != nil {
-		return "", err
+		return none, err
 	}
 	tr, err := svc.ExchangeCode(ctx, client, code, redirect, verifier)
 	if err != nil {
-		return "", err
+		return none, err
 	}
-	return tr.AccessToken, nil
+	return oauthClient{token: tr.AccessToken, clientID: cv.ClientID, secret: cv.ClientSecret}, nil
 }
 
 // setupAPI makes, through the running server's API, what a partner's
@@ -257,7 +243,7 @@ func checkScenario(ctx context.Context, addr string, sc scenario) error {
 		req.Header.Set("Authorization", sc.Auth)
 	}
 	if sc.Body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", sc.contentType())
 	}
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
@@ -267,6 +253,9 @@ func checkScenario(ctx context.Context, addr string, sc scenario) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return fmt.Errorf("%s %s: status %d: %s", sc.Method, sc.Path, resp.StatusCode, b)
+	}
+	if sc.Want != "" && !strings.Contains(string(b), sc.Want) {
+		return fmt.Errorf("%s %s: answer lacks %s: %s", sc.Method, sc.Path, sc.Want, b)
 	}
 	return nil
 }
@@ -315,6 +304,12 @@ func benchScenarios(c *benchCreds) []scenario {
 		{Name: "partner_jwt_hs256", Label: "GET /v1/partner · service JWT HS256", Method: "GET", Path: "/v1/partner", Auth: "Bearer " + c.HS256Token},
 		{Name: "partner_jwt_eddsa", Label: "GET /v1/partner · service JWT EdDSA", Method: "GET", Path: "/v1/partner", Auth: "Bearer " + c.EdDSAToken},
 		{Name: "partner_oauth", Label: "GET /v1/partner · OAuth token", Method: "GET", Path: "/v1/partner", Auth: "Bearer " + c.OAuthToken},
+		// RFC 7662: the client the token was issued to asks about it
+		// (client_secret_basic, form-encoded id and secret).
+		{Name: "oauth_introspect", Label: "POST /oauth/introspect · OAuth client", Method: "POST", Path: "/oauth/introspect",
+			Auth:        "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(c.OAuthClientID)+":"+url.QueryEscape(c.OAuthClientSecret))),
+			Body:        []byte(url.Values{"token": {c.OAuthToken}}.Encode()),
+			ContentType: "application/x-www-form-urlencoded", Want: `"active":true`},
 		{Name: "partner_keys_1000", Label: "GET /v1/partner · 1,000 API keys in turn", Method: "GET", Path: "/v1/partner", Auths: bearers(c.ManyKeys, 1000), Turn: new(atomic.Uint64)},
 		{Name: "partner_keys_10000", Label: "GET /v1/partner · 10,000 API keys in turn", Method: "GET", Path: "/v1/partner", Auths: bearers(c.ManyKeys, 10_000), Turn: new(atomic.Uint64)},
 		{Name: "balances", Label: "GET /v1/balances · API key", Method: "GET", Path: "/v1/balances", Auth: "Bearer " + c.APIKey},

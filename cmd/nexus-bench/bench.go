@@ -17,17 +17,19 @@ import (
 	"time"
 )
 
-const benchUsage = `usage: nexus bench [flags]
+const benchUsage = `usage: nexus-bench [flags]    (from a clone: go run ./cmd/nexus-bench [flags])
 
-A bounded load benchmark. It starts "nexus serve" on 127.0.0.1 with a fresh
-database, sets up a partner (admin CLI), an API key, HS256 and EdDSA service
-credentials, an OAuth token, a funded balance and an address, then measures,
+A bounded load benchmark. It starts the Nexus server (as nexus serve does)
+on 127.0.0.1 with a fresh database, sets up a partner, an API key, HS256
+and EdDSA service credentials, an OAuth client and token, a funded balance
+and an address, then measures,
 one scenario after the other and in several rounds, requests/s and p50/p99
 latency of:
 
   GET /healthz (baseline, no credential)
   GET /v1/partner with an API key, a service JWT (HS256, EdDSA), an OAuth token,
     and with 1,000 and 10,000 API keys of the partner used in turn
+  POST /oauth/introspect of the OAuth token by its client (RFC 7662)
   GET /v1/balances and POST /v1/requests (new withdrawal each time)
 
 for SQLite and, when a PostgreSQL URL is given, PostgreSQL (in a fresh
@@ -53,7 +55,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rounds := fs.Int("rounds", 3, "rounds: every scenario runs once per round between two runs of the baseline; ratios are medians over rounds")
 	only := fs.String("scenarios", "", "comma-separated scenarios to run (default all; ratios need baseline among them): "+strings.Join(scenarioNames(), ","))
 	asJSON := fs.Bool("json", false, "print machine-readable results on stdout (the table then goes to stderr)")
-	serverMode := fs.String("server", "subprocess", "subprocess (this binary's serve in a child process) or inprocess")
+	serverMode := fs.String("server", "subprocess", "subprocess (the server in a child process of this binary) or inprocess")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process to FILE (with --server inprocess it covers the server too)")
 	check := fs.Bool("check", false, "exit 1 also when a target is missed")
 	redisURL := fs.String("redis-url", env("NEXUS_BENCH_REDIS_URL", ""),

@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -21,6 +23,12 @@ import (
 	"time"
 
 	"github.com/uptrace/bun/driver/pgdriver"
+
+	"github.com/nexus-fintech/nexus/internal/app"
+	"github.com/nexus-fintech/nexus/internal/audit"
+	"github.com/nexus-fintech/nexus/internal/auth"
+	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/oauth"
 )
 
 // benchMasterKey is a fixed, public test key (base64 of 32 bytes): the
@@ -31,7 +39,7 @@ const benchMasterKey = "bmV4dXMtYmVuY2gtbWFzdGVyLWtleS0wMDAwMDAwMDA=" // "nexus-
 // server of its own: a public value is harmless).
 const benchMetricsToken = "nexus-bench-metrics-token"
 
-// benchServer is a running `nexus serve` on a loopback port.
+// benchServer is a running server on a loopback port.
 type benchServer struct {
 	Addr string // 127.0.0.1:PORT
 	PID  int    // the server's process; 0 when in this process
@@ -47,28 +55,52 @@ func (s *benchServer) Stop() error {
 	return stop()
 }
 
-// serveArgs are the flags the bench gives `serve`; flags win over any
-// NEXUS_* variable the caller's environment may carry.
-func serveArgs(dbURL, addr, redisURL string) []string {
-	return []string{
-		"--database-url", dbURL,
-		"--listen", addr,
-		"--issuer", "http://" + addr,
-		"--log-level", "warn",
-		"--log-format", "text",
-		"--redis-url", redisURL,
-		"--environments", "live,test",
-		"--jwt-audience", "nexus-api",
-		"--internal-audience", "nexus-internal",
-		"--trusted-proxies", "",
+// benchConfig is the server the bench measures: nexus serve's defaults,
+// except what the bench needs (a logger at warn, its test keys, limits no
+// load from one IP can trip).
+func benchConfig(dbURL, addr, redisURL string, logw io.Writer) app.Config {
+	return app.Config{
+		DatabaseURL: dbURL, Listen: addr, Issuer: "http://" + addr, RedisURL: redisURL,
+		MasterKey: benchMasterKey, MetricsToken: benchMetricsToken,
+		Environments: []nexus.Environment{nexus.Live, nexus.Test},
+		JWTAudience:  "nexus-api", InternalAudience: "nexus-internal",
 		// The benchmark hammers one IP; it must not trip the lockouts.
-		"--ip-rate-limit", "1000000000",
-		"--failed-auth-limit", "1000000000",
+		IPLimit: 1_000_000_000, FailedAuthLimit: 1_000_000_000,
+		PasswordChecks: oauth.DefaultPasswordChecks(), AccessLog: "on",
+		ExpiryWarningInterval: time.Minute, KeyCacheSize: auth.DefaultCacheSize,
+		AuditRetention: audit.DefaultRetention, IdemAbandoned: time.Minute,
+		Logger: slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 }
 
-// startSubprocess runs this same binary's `serve` as a child process, so
-// that the server and the load generator do not share a Go runtime.
+// childArg, as the first argument, makes nexus-bench the server of a run
+// (started by startSubprocess): DATABASE_URL ADDR REDIS_URL follow.
+const childArg = "serve-child"
+
+// runChild is the server side of startSubprocess: it serves until SIGTERM.
+func runChild(args []string) int {
+	if len(args) != 3 {
+		fmt.Fprintf(os.Stderr, "nexus-bench %s: want DATABASE_URL ADDR REDIS_URL\n", childArg)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	a, err := app.Open(ctx, benchConfig(args[0], args[1], args[2], os.Stderr))
+	if err == nil {
+		err = a.Run(ctx)
+		if cerr := a.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "nexus-bench server: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// startSubprocess runs the server in a child process (this binary again),
+// so that the server and the load generator do not share a Go runtime.
 func startSubprocess(ctx context.Context, dbURL, redisURL string, logw io.Writer) (*benchServer, error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -78,14 +110,10 @@ func startSubprocess(ctx context.Context, dbURL, redisURL string, logw io.Writer
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, append([]string{"serve"}, serveArgs(dbURL, addr, redisURL)...)...)
-	cmd.Env = append(withoutNexusEnv(os.Environ()),
-		"NEXUS_MASTER_KEY="+benchMasterKey,
-		"NEXUS_METRICS_TOKEN="+benchMetricsToken,
-		"NEXUS_LISTEN="+addr,
-		"NEXUS_DATABASE_URL="+dbURL,
-		"NEXUS_LOG_LEVEL=warn",
-	)
+	cmd := exec.Command(exe, childArg, dbURL, addr, redisURL)
+	// The server's whole configuration is benchConfig: no NEXUS_* variable
+	// of the caller's may change what is measured.
+	cmd.Env = withoutNexusEnv(os.Environ())
 	cmd.Stdout = io.Discard
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -122,19 +150,15 @@ func startSubprocess(ctx context.Context, dbURL, redisURL string, logw io.Writer
 	return &benchServer{Addr: addr, PID: cmd.Process.Pid, stop: stop}, nil
 }
 
-// startInProcess runs `serve` in this process (for --cpuprofile: one
+// startInProcess runs the server in this process (for --cpuprofile: one
 // profile then covers the server's code).
 func startInProcess(ctx context.Context, dbURL, redisURL string, logw io.Writer) (*benchServer, error) {
 	addr, err := freeLoopbackAddr()
 	if err != nil {
 		return nil, err
 	}
-	// The master key is never a flag of serve; the bench's own key is a
-	// public test key, so setting it in this process is harmless.
-	if err := os.Setenv("NEXUS_MASTER_KEY", benchMasterKey); err != nil {
-		return nil, err
-	}
-	if err := os.Setenv("NEXUS_METRICS_TOKEN", benchMetricsToken); err != nil {
+	a, err := app.Open(ctx, benchConfig(dbURL, addr, redisURL, logw))
+	if err != nil {
 		return nil, err
 	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -142,7 +166,11 @@ func startInProcess(ctx context.Context, dbURL, redisURL string, logw io.Writer)
 	go func() {
 		// Every server goroutine inherits the label: -tagfocus bench=server.
 		pprof.Do(sctx, pprof.Labels("bench", "server"), func(sctx context.Context) {
-			exited <- cmdServe(sctx, serveArgs(dbURL, addr, redisURL), io.Discard, logw)
+			err := a.Run(sctx)
+			if cerr := a.Close(); err == nil {
+				err = cerr
+			}
+			exited <- err
 		})
 	}()
 	stop := func() error {

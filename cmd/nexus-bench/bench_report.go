@@ -201,7 +201,7 @@ func (r *benchReport) missed() int {
 
 // writeTable prints the results and the targets as Markdown.
 func (r *benchReport) writeTable(w io.Writer) {
-	fmt.Fprintf(w, "nexus bench: %d connections, %d rounds of %s per scenario (%s warm-up), %d CPUs, %s, server %s\n\n",
+	fmt.Fprintf(w, "nexus-bench: %d connections, %d rounds of %s per scenario (%s warm-up), %d CPUs, %s, server %s\n\n",
 		r.Connections, r.Rounds, r.Duration, r.Warmup, r.CPUs, r.GoVersion, r.Server)
 	fmt.Fprintln(w, "| backend | scenario | req/s | p50 | p99 | ratio vs baseline | per round | errors |")
 	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|")

@@ -24,7 +24,19 @@ type scenario struct {
 	// Turn counts the requests sent with them, over every run.
 	Auths []string
 	Turn  *atomic.Uint64
-	Body  []byte // JSON body, if any
+	Body  []byte // request body, if any
+	// ContentType is Body's media type. Optional. Default: application/json.
+	ContentType string
+	// Want, when set, must be in the answer's body (checked once, before
+	// the runs): a 200 that says no (an inactive token) is a setup mistake.
+	Want string
+}
+
+func (sc scenario) contentType() string {
+	if sc.ContentType != "" {
+		return sc.ContentType
+	}
+	return "application/json"
 }
 
 // loadResult is what one scenario measured.
@@ -132,7 +144,7 @@ func runLoad(ctx context.Context, cfg loadConfig, sc scenario) (*loadResult, err
 					req.Header.Set("Authorization", sc.Auth)
 				}
 				if sc.Body != nil {
-					req.Header.SetContentType("application/json")
+					req.Header.SetContentType(sc.contentType())
 					req.SetBody(sc.Body)
 				}
 				t0 := time.Now()
