@@ -35,28 +35,18 @@ type Event struct {
 }
 
 // Origin describes who caused a change: taken from the request's principal,
-// or set by the operator CLI.
-type Origin struct {
-	CredentialID string
-	Actor        string
-	IP           string
-	RequestID    string
-}
-
-type originKey struct{}
+// or set by the operator CLI. The request value (nexus.Request) carries it.
+type Origin = nexus.Origin
 
 // WithOrigin returns a context carrying the request's origin.
-func WithOrigin(ctx context.Context, o Origin) context.Context {
-	return context.WithValue(ctx, originKey{}, o)
-}
+func WithOrigin(ctx context.Context, o Origin) context.Context { return nexus.WithOrigin(ctx, o) }
 
 // OriginFrom returns the origin in ctx; an empty one is the operator.
 func OriginFrom(ctx context.Context) Origin {
-	o, ok := ctx.Value(originKey{}).(Origin)
-	if !ok {
-		return Origin{Actor: "operator"}
+	if r := nexus.RequestFrom(ctx); r != nil && r.Origin != (Origin{}) {
+		return r.Origin
 	}
-	return o
+	return Origin{Actor: "operator"}
 }
 
 // Record writes a lifecycle event with idb, which should be the transaction

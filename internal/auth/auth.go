@@ -35,7 +35,7 @@ type Request struct {
 	// XForwardedFor is every X-Forwarded-For line, joined in order by
 	// commas (RFC 9110 §5.3): a proxy may append its own line.
 	XForwardedFor string
-	// At is when the request arrived. Optional. Default: time.Now().
+	// At is when the request arrived. Optional. Default: Config.Now().
 	At time.Time
 	// Gate admits an evaluation the cache cannot answer (an API key looked
 	// up in storage), so that failed attempts can be bounded before they
@@ -76,6 +76,19 @@ type DigestVerifier interface {
 	VerifyDigest(ctx context.Context, token string, digest [32]byte) (*nexus.Principal, error)
 }
 
+// Dropper is a verifier with a cache of its own: Authenticator.Drop passes
+// every credential topic on to it (see store.TopicKey and friends).
+type Dropper interface {
+	Drop(topic string)
+}
+
+// Compile-time checks of this package's implementations (the verifiers of
+// other packages are checked where they are wired, in internal/httpapi).
+var (
+	_ KeyStore = keyStore{}
+	_ Dropper  = (*Authenticator)(nil)
+)
+
 // Config wires an Authenticator.
 type Config struct {
 	// Keys finds API keys and their partners on a cache miss. Required.
@@ -102,6 +115,9 @@ type Config struct {
 	OutageGrace time.Duration
 	// Logger. Optional. Default: slog.Default().
 	Logger *slog.Logger
+	// Now is the clock of the cache's ages and of requests without At.
+	// Optional. Default: time.Now (tests set it).
+	Now func() time.Time
 }
 
 // Authenticator turns requests into principals.
@@ -120,6 +136,7 @@ type Authenticator struct {
 	// a burst of a partner's requests is one evaluation (and one lockout
 	// slot), not one per request.
 	loads singleflight.Group
+	now   func() time.Time
 }
 
 // DefaultOutageGrace is Config.OutageGrace's default.
@@ -129,10 +146,13 @@ const DefaultOutageGrace = 30 * time.Second
 func New(cfg Config) *Authenticator {
 	a := &Authenticator{
 		keys: cfg.Keys, trusted: cfg.TrustedProxies, jwt: cfg.JWT, oauth: cfg.OAuth, log: cfg.Logger,
-		touches: make(chan string, 4096),
+		touches: make(chan string, 4096), now: cfg.Now,
 	}
 	if a.log == nil {
 		a.log = slog.Default()
+	}
+	if a.now == nil {
+		a.now = time.Now
 	}
 	maxAge := cfg.MaxAge
 	if maxAge == 0 {
@@ -146,7 +166,7 @@ func New(cfg Config) *Authenticator {
 	if grace == 0 {
 		grace = DefaultOutageGrace
 	}
-	a.cache = newKeyCache(maxAge, size, grace)
+	a.cache = newKeyCache(maxAge, size, grace, a.now)
 	envs := cfg.Environments
 	if len(envs) == 0 {
 		envs = []nexus.Environment{nexus.Live, nexus.Test}
@@ -201,7 +221,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *Request) (*nexus.Pr
 		d := credential.Digest(tok)
 		now := r.At
 		if now.IsZero() {
-			now = time.Now()
+			now = a.now()
 		}
 		// A cached key was well-formed when it was stored, and the digest
 		// matches only that key: the hot path skips parsing.

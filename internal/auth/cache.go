@@ -87,6 +87,7 @@ type keyCache struct {
 	// channel with a living database cannot hide a revocation for long.
 	unheardAt atomic.Int64
 	grace     int64
+	now       func() time.Time
 }
 
 // DefaultCacheSize is how many API keys the cache holds unless told: at
@@ -97,8 +98,11 @@ const DefaultCacheSize = 100_000
 // one to drop. Redis finds 5 close enough to a true LRU.
 const evictionSamples = 5
 
-func newKeyCache(maxAge time.Duration, size int, grace time.Duration) *keyCache {
-	return &keyCache{m: make(map[[32]byte]*entry), missing: make(map[[32]byte]int64), maxAge: int64(maxAge), size: size, grace: int64(grace)}
+func newKeyCache(maxAge time.Duration, size int, grace time.Duration, now func() time.Time) *keyCache {
+	return &keyCache{
+		m: make(map[[32]byte]*entry), missing: make(map[[32]byte]int64),
+		maxAge: int64(maxAge), size: size, grace: int64(grace), now: now,
+	}
 }
 
 // unheard notes that invalidations may be missed from now on (the first
@@ -145,7 +149,7 @@ func (c *keyCache) put(d [32]byte, e *entry, gen uint64) {
 		if len(c.missing) > 100_000 {
 			clear(c.missing)
 		}
-		c.missing[d] = time.Now().UnixNano()
+		c.missing[d] = c.now().UnixNano()
 		return
 	}
 	if _, ok := c.m[d]; !ok {
@@ -164,7 +168,7 @@ func (c *keyCache) put(d [32]byte, e *entry, gen uint64) {
 func (c *keyCache) evictOne() {
 	var victim [32]byte
 	oldest := int64(math.MaxInt64)
-	stale := time.Now().UnixNano() - c.maxAge
+	stale := c.now().UnixNano() - c.maxAge
 	i := 0
 	for d, e := range c.m {
 		used := e.usedAt.Load()
@@ -242,7 +246,7 @@ func (a *Authenticator) load(ctx context.Context, d [32]byte) (*entry, error) {
 		},
 		ips:      row.IPs(),
 		origins:  origins,
-		loadedAt: time.Now().UnixNano(),
+		loadedAt: a.now().UnixNano(),
 	}
 	if raw, err := hex.DecodeString(row.KeyHash); err == nil && len(raw) == 32 {
 		copy(e.digest[:], raw)
@@ -300,13 +304,13 @@ func (a *Authenticator) Drop(topic string) {
 		// API keys stay trusted for the outage grace; the token caches
 		// are emptied as before (tokens are re-verified from the
 		// database).
-		a.cache.unheard(time.Now())
+		a.cache.unheard(a.now())
 		topic = store.TopicAll
 	} else {
 		a.cache.drop(topic)
 	}
 	for _, v := range []TokenVerifier{a.jwt, a.oauth} {
-		if d, ok := v.(interface{ Drop(string) }); ok {
+		if d, ok := v.(Dropper); ok {
 			d.Drop(topic)
 		}
 	}
@@ -329,7 +333,7 @@ func (a *Authenticator) Run(ctx context.Context) {
 			ids = append(ids, id)
 		}
 		clear(pending)
-		at := time.Now().UTC().Truncate(time.Minute)
+		at := a.now().UTC().Truncate(time.Minute)
 		if err := a.keys.TouchLastUsed(ctx, at, ids); err != nil {
 			a.log.Warn("last_used_at write failed", "keys", len(ids), "err", err)
 		}

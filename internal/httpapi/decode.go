@@ -127,7 +127,7 @@ func decodeBody(c *fiber.Ctx, dst any) error {
 		}
 	}
 	if hasUnknown {
-		return nexus.ParamError(nexus.CodeParameterUnknown, unknown, "unknown parameter: %s", unknown)
+		return unknownParam(unknown)
 	}
 	return validateStruct(dst, raw)
 }
@@ -262,7 +262,7 @@ func decodeQuery(c *fiber.Ctx, dst any) error {
 		name := string(k)
 		path, ok := idx[name]
 		if !ok {
-			err = nexus.ParamError(nexus.CodeParameterUnknown, name, "unknown parameter: %s", name)
+			err = unknownParam(name)
 			return
 		}
 		f := v.FieldByIndex(path)
@@ -305,6 +305,16 @@ func decodeQuery(c *fiber.Ctx, dst any) error {
 		return err
 	}
 	return validateStruct(dst, nil)
+}
+
+// unknownParam refuses a parameter no field has. An empty name (a body's
+// "" member, a query's "=x") is said in words: the answer's param, empty,
+// is left out.
+func unknownParam(name string) error {
+	if name == "" {
+		return nexus.Errorf(nexus.CodeParameterUnknown, `unknown parameter: "" (a parameter with an empty name)`)
+	}
+	return nexus.ParamError(nexus.CodeParameterUnknown, name, "unknown parameter: %s", name)
 }
 
 // validateStruct runs the validator and reports its first failure with the

@@ -378,6 +378,7 @@ func TestDecodeQuery(t *testing.T) {
 		})},
 		{name: "unknown", method: "GET", path: "/keys?limt=5", status: 400, code: nexus.CodeParameterUnknown, param: "limt"},
 		{name: "unknown case", method: "GET", path: "/keys?Limit=5", status: 400, code: nexus.CodeParameterUnknown, param: "Limit"},
+		{name: "empty name", method: "GET", path: "/keys?=5", status: 400, code: nexus.CodeParameterUnknown, param: ""},
 		{name: "not an integer", method: "GET", path: "/keys?limit=ten", status: 400, code: nexus.CodeParameterInvalid, param: "limit"},
 		{name: "float", method: "GET", path: "/keys?limit=2.5", status: 400, code: nexus.CodeParameterInvalid, param: "limit"},
 		{name: "empty integer", method: "GET", path: "/keys?limit=", status: 400, code: nexus.CodeParameterInvalid, param: "limit"},

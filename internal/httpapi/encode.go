@@ -1,47 +1,16 @@
 package httpapi
 
 import (
-	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/nexus-fintech/nexus/internal/jsonenc"
-	"github.com/nexus-fintech/nexus/internal/nexus"
 )
 
 // GET /v1/partner is the request partners poll most. Its answer is a
-// function of the principal alone, and a principal is immutable once built
-// (the authenticator hands out the same one for as long as it trusts its
-// verification; a changed partner or credential comes with a new one), so
-// the answer is encoded once per principal and kept in a small
-// direct-mapped cache. It is written by hand, byte for byte as json.Marshal
-// writes it (encode_test.go holds the two side by side).
-
-type bodyCache [256]atomic.Pointer[bodyEntry]
-
-type bodyEntry struct {
-	p    *nexus.Principal // kept alive by the entry, so its address is not reused
-	body []byte
-}
-
-func bodySlot(c *bodyCache, p *nexus.Principal) *atomic.Pointer[bodyEntry] {
-	// Heap objects do not move: the address identifies the principal.
-	h := uint64(uintptr(unsafe.Pointer(p))>>4) * 0x9e3779b97f4a7c15
-	return &c[h>>56]
-}
-
-// get returns p's answer, nil when it is not cached.
-func (c *bodyCache) get(p *nexus.Principal) []byte {
-	if e := bodySlot(c, p).Load(); e != nil && e.p == p {
-		return e.body
-	}
-	return nil
-}
-
-func (c *bodyCache) put(p *nexus.Principal, body []byte) []byte {
-	bodySlot(c, p).Store(&bodyEntry{p: p, body: body})
-	return body
-}
+// function of the principal alone, so it is encoded once per principal and
+// kept on it (nexus.Principal.View): a changed partner or credential comes
+// with a new principal. It is written by hand, byte for byte as
+// json.Marshal writes it (encode_test.go holds the two side by side).
 
 func (v *partnerView) appendJSON(b []byte) []byte {
 	b = append(b, `{"object":`...)

@@ -1,14 +1,20 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
-	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/nexus-fintech/nexus/internal/apikey"
 	"github.com/nexus-fintech/nexus/internal/nexus"
+	"github.com/nexus-fintech/nexus/internal/partner"
+	"github.com/nexus-fintech/nexus/internal/store"
 )
 
 // The hand-written encoders must write exactly what encoding/json writes.
@@ -63,26 +69,69 @@ func TestCanonicalHeaderNames(t *testing.T) {
 	}
 }
 
-func TestBodyCache(t *testing.T) {
-	var c bodyCache
-	ps := make([]*nexus.Principal, 1000)
-	for i := range ps {
-		ps[i] = &nexus.Principal{CredentialID: fmt.Sprint(i)}
-		if c.get(ps[i]) != nil {
-			t.Fatalf("principal %d: answer before any was cached", i)
-		}
-		c.put(ps[i], []byte(ps[i].CredentialID))
-	}
-	hits := 0
-	for i, p := range ps {
-		if b := c.get(p); b != nil {
-			hits++
-			if string(b) != p.CredentialID {
-				t.Fatalf("principal %d got the answer of %s", i, b)
-			}
+// GET /v1/partner answers what the principal holds now: a principal built
+// after a change (as the verifiers build one once its entry is dropped)
+// answers the change, while the same principal answers from its memo.
+func TestPartnerViewPerPrincipal(t *testing.T) {
+	mk := func(name string) *nexus.Principal {
+		return &nexus.Principal{
+			Partner:     nexus.Partner{ID: "ptr_01", Name: name, Status: nexus.PartnerApproved},
+			Environment: nexus.Test, CredentialID: "key_01", CredentialType: nexus.CredentialAPIKey,
 		}
 	}
-	if hits == 0 {
-		t.Error("nothing cached")
+	old := mk("Before")
+	first := old.View(encodePartner)
+	if !strings.Contains(string(first), `"name":"Before"`) {
+		t.Fatalf("body %s lacks the name", first)
+	}
+	if again := old.View(encodePartner); &again[0] != &first[0] {
+		t.Error("the same principal's answer was encoded twice")
+	}
+	if b := mk("After").View(encodePartner); !strings.Contains(string(b), `"name":"After"`) {
+		t.Errorf("a new principal answered %s, want the new name", b)
+	}
+}
+
+// The answer kept on a principal goes with it: once the partner's topic
+// is dropped (as every change announces), GET /v1/partner answers the
+// partner as it is now, not the body encoded before.
+func TestPartnerAnswerFollowsChanges(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	p, err := e.partners.Create(ctx, partner.CreateParams{Name: "Follow", Status: nexus.PartnerApproved})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := e.keys.Create(ctx, nexus.Tenant{PartnerID: p.ID, Environment: nexus.Test}, apikey.CreateParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := func() string {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodGet, "/v1/partner", nil)
+		req.Header.Set("Authorization", "Bearer "+k.Plain)
+		res, err := e.srv.App().Test(req, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var v struct{ Status string }
+		if err := json.NewDecoder(res.Body).Decode(&v); err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("GET /v1/partner: %d, %v", res.StatusCode, err)
+		}
+		return v.Status
+	}
+	for range 2 { // the second from the principal's memo
+		if got := status(); got != "approved" {
+			t.Fatalf("status %q, want approved", got)
+		}
+	}
+	// Pending partners keep the sandbox: the test key still answers.
+	if _, err := e.partners.SetStatus(ctx, p.ID, nexus.PartnerPending); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.cfg.Auth.Drop(store.TopicPartner(p.ID))
+	if got := status(); got != "pending" {
+		t.Fatalf("after the change: status %q, want pending", got)
 	}
 }

@@ -48,19 +48,20 @@ type credentialView struct {
 
 func (s *Server) getPartner(c *fiber.Ctx) error {
 	p := principal(c)
-	body := s.partnerBodies.get(p)
-	if body == nil {
-		if !jsonTimeOK(p.Partner.CreatedAt) {
-			return c.JSON(newPartnerView(p, p.Scopes.Names())) // encoding/json's error
-		}
-		v := newPartnerView(p, p.Scopes.Names())
-		body = s.partnerBodies.put(p, v.appendJSON(make([]byte, 0, 512)))
+	if !jsonTimeOK(p.Partner.CreatedAt) {
+		return c.JSON(newPartnerView(p, p.Scopes.Names())) // encoding/json's error
 	}
 	// The body is shared by concurrent requests: fasthttp only reads a raw
 	// body, and copies it before any change.
-	c.Response().SetBodyRaw(body)
+	c.Response().SetBodyRaw(p.View(encodePartner))
 	c.Response().Header.SetContentType(fiber.MIMEApplicationJSON)
 	return nil
+}
+
+// encodePartner is the GET /v1/partner answer of p.
+func encodePartner(p *nexus.Principal) []byte {
+	v := newPartnerView(p, p.Scopes.Names())
+	return v.appendJSON(make([]byte, 0, 512))
 }
 
 func newPartnerView(p *nexus.Principal, scopes []string) partnerView {

@@ -178,7 +178,7 @@ func (s *Server) loginPost(c *fiber.Ctx) error {
 	email := c.FormValue("email")
 	ip := s.cfg.Auth.ClientIP(&auth.Request{RemoteIP: remoteIP(c), XForwardedFor: forwardedFor(&c.Request().Header)}).String()
 	ctx := c.UserContext()
-	now := meta(c).start
+	now := meta(c).Start
 	// A slot of the address and one of the account are reserved before the
 	// password is checked, so that concurrent guesses cannot outrun the
 	// count. Both refusals read the same whether or not the email is a

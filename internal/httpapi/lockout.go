@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -26,12 +27,26 @@ func (g *addrGate) Admit(ctx context.Context, r *auth.Request) (func(bool), erro
 	if at.IsZero() {
 		at = time.Now()
 	}
-	key := s.addrs.get(s.cfg.Auth.ClientIP(r)).failKey
-	res, err := s.cfg.Lockout.Reserve(ctx, key, s.cfg.FailedAuthLimit, time.Minute, at)
+	res, err := s.cfg.Lockout.Reserve(ctx, failKey(s.cfg.Auth.ClientIP(r)), s.cfg.FailedAuthLimit, time.Minute, at)
 	if err != nil {
 		return nil, err
 	}
 	return func(failed bool) { res.Done(context.WithoutCancel(ctx), failed) }, nil
+}
+
+// failKey is the failed-authentication lockout key of a client address.
+func failKey(a netip.Addr) string { return failPrefix + a.String() }
+
+const failPrefix = "fail:"
+
+// addrLocked reports whether the lockout refuses a, as Lockout.Locked of
+// its failKey. Every credentialed request asks: the key is built in a
+// buffer of the stack, and the string Locked does not keep is converted
+// without a heap allocation when it is short (every IPv4 address).
+func (s *Server) addrLocked(a netip.Addr, now time.Time) (time.Duration, bool) {
+	var buf [64]byte
+	k := a.AppendTo(append(buf[:0], failPrefix...))
+	return s.cfg.Lockout.Locked(string(k), now)
 }
 
 // tooManyFailed answers 429 too_many_failed_attempts with Retry-After.

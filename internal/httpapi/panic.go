@@ -34,7 +34,7 @@ func (s *Server) recovering(h fiber.Handler) fiber.Handler {
 func (s *Server) panicked(c *fiber.Ctx, v any) error {
 	m := meta(c)
 	s.metrics.panics.Inc()
-	s.log.Error("panic serving a request", "request_id", m.id, "method", c.Method(), "path", c.Path(),
+	s.log.Error("panic serving a request", "request_id", m.ID, "method", c.Method(), "path", c.Path(),
 		"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 	c.Response().Reset()
 	s.answerHeaders(c, m)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -104,8 +105,19 @@ type oasDoc struct {
 		Parameters      map[string]oasParam          `yaml:"parameters"`
 		Responses       map[string]oasResponse       `yaml:"responses"`
 		Schemas         map[string]*oasSchema        `yaml:"schemas"`
-		SecuritySchemes map[string]map[string]string `yaml:"securitySchemes"`
+		SecuritySchemes map[string]oasSecurityScheme `yaml:"securitySchemes"`
 	} `yaml:"components"`
+}
+
+// oasSecurityScheme is a security scheme: most are a few strings, the
+// oauth2 one has its flows.
+type oasSecurityScheme struct {
+	Type  string `yaml:"type"`
+	Flows map[string]struct {
+		AuthorizationURL string            `yaml:"authorizationUrl"`
+		TokenURL         string            `yaml:"tokenUrl"`
+		Scopes           map[string]string `yaml:"scopes"`
+	} `yaml:"flows"`
 }
 
 type oasOperation struct {
@@ -286,6 +298,24 @@ func TestOpenAPIOperations(t *testing.T) {
 		}
 		if !slices.ContainsFunc(doc.Security, func(m map[string][]string) bool { _, ok := m[scheme]; return ok }) {
 			t.Errorf("global security does not offer %s", scheme)
+		}
+	}
+	// The oauth2 scheme offers apps exactly the scopes a grant can hold
+	// (every read: and write: scope, never admin:all), at the endpoints the
+	// route table serves.
+	if o, ok := doc.Components.SecuritySchemes["oauth2"]; !ok || o.Type != "oauth2" {
+		t.Errorf("security scheme oauth2 missing or of type %q", o.Type)
+	} else if f, ok := o.Flows["authorizationCode"]; !ok {
+		t.Error("security scheme oauth2 has no authorizationCode flow")
+	} else {
+		want := (nexus.ReadScopes | nexus.WriteScopes).Names()
+		got := slices.Sorted(maps.Keys(f.Scopes))
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("oauth2 scopes = %v, want %v", got, want)
+		}
+		if f.AuthorizationURL != "/oauth/authorize" || f.TokenURL != "/oauth/token" {
+			t.Errorf("oauth2 endpoints = %s, %s; want /oauth/authorize, /oauth/token", f.AuthorizationURL, f.TokenURL)
 		}
 	}
 	resolveParam := func(p oasParam) oasParam {

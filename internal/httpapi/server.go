@@ -135,12 +135,8 @@ type Server struct {
 	app     *fiber.App
 	log     *slog.Logger
 	metrics *metrics
-	addrs   addrCache
-	creds   credKeyCache
-	// partnerBodies are GET /v1/partner answers by principal.
-	partnerBodies bodyCache
-	gate          *addrGate
-	csrf          *csrf.Signer
+	gate    *addrGate
+	csrf    *csrf.Signer
 
 	// fresh holds connections that have not started a request yet: at
 	// shutdown they are closed at once instead of holding the server until
@@ -328,12 +324,16 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 // reqKey holds the request's *reqMeta in Fiber's Locals.
 type reqKey struct{}
 
-// reqMeta is what requestMeta knows of a request; one allocation carries
-// both (a string or a time.Time in Locals would cost one each).
+// reqMeta is what requestMeta knows of a request: the request value that
+// permit attaches to the request's context, and what only this package
+// reads. One allocation carries it all (a string or a time.Time in Locals
+// would cost one each, and a context another).
 type reqMeta struct {
-	id    string
-	start time.Time
-	cred  string // the credential's id, once guard has identified it
+	nexus.Request
+	// cred is the credential's id once guard has identified it, for the
+	// request log: a refused key's too, which is not the request's
+	// principal.
+	cred string
 }
 
 // Header names as fasthttp's normalization writes them, and values, set
@@ -351,7 +351,7 @@ var (
 // answerHeaders writes the headers every answer carries.
 func (s *Server) answerHeaders(c *fiber.Ctx, m *reqMeta) {
 	h := &c.Response().Header
-	h.SetCanonical(headerRequestID, utils.UnsafeBytes(m.id))
+	h.SetCanonical(headerRequestID, utils.UnsafeBytes(m.ID))
 	h.SetCanonical(headerNoSniff, valueNoSniff)
 	if s.cfg.HSTS {
 		h.SetCanonical(headerHSTS, valueHSTS)
@@ -369,7 +369,7 @@ func (s *Server) requestMeta(c *fiber.Ctx) error {
 		start = time.Now()
 	}
 	s.fresh.Delete(c.Context().Conn())
-	m := &reqMeta{id: nexus.NewIDAt("req", start), start: start}
+	m := &reqMeta{Request: nexus.Request{ID: nexus.NewIDAt("req", start), Start: start}}
 	c.Locals(reqKey{}, m)
 	defer func() {
 		if v := recover(); v != nil {
@@ -410,7 +410,7 @@ func (s *Server) finished(c *fiber.Ctx, m *reqMeta, d time.Duration) {
 		slog.String("route", routeLabel(c)),
 		slog.Int("status", c.Response().StatusCode()),
 		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
-		slog.String("request_id", m.id),
+		slog.String("request_id", m.ID),
 		slog.String("credential_id", m.cred),
 	)
 }
@@ -446,7 +446,7 @@ func stableMethod(m string) string {
 
 // requestID returns the request's id, making one for errors raised before
 // requestMeta ran (Fiber's own refusals, such as an oversized body).
-func requestID(c *fiber.Ctx) string { return meta(c).id }
+func requestID(c *fiber.Ctx) string { return meta(c).ID }
 
 // meta returns the request's reqMeta, making it for requests requestMeta
 // did not see.
@@ -455,9 +455,9 @@ func meta(c *fiber.Ctx) *reqMeta {
 		return m
 	}
 	now := time.Now()
-	m := &reqMeta{id: nexus.NewIDAt("req", now), start: now}
+	m := &reqMeta{Request: nexus.Request{ID: nexus.NewIDAt("req", now), Start: now}}
 	c.Locals(reqKey{}, m)
-	c.Response().Header.SetCanonical(headerRequestID, utils.UnsafeBytes(m.id))
+	c.Response().Header.SetCanonical(headerRequestID, utils.UnsafeBytes(m.ID))
 	return m
 }
 
@@ -481,7 +481,7 @@ func (s *Server) guard(r Route) fiber.Handler {
 			Origin:        utils.UnsafeString(h.Peek(fiber.HeaderOrigin)),
 			XForwardedFor: forwardedFor(h),
 			RemoteIP:      remoteIP(c),
-			At:            m.start,
+			At:            m.Start,
 		}
 		ar.Authorization = credentialHeader(h, auth.HeaderAuthorization, &ar.Repeated)
 		ar.XAPIKey = credentialHeader(h, auth.HeaderXAPIKey, &ar.Repeated)
@@ -507,13 +507,12 @@ func (s *Server) guard(r Route) fiber.Handler {
 			}
 			return c.Next()
 		}
-		addr := s.addrs.get(s.cfg.Auth.ClientIP(&ar))
-		ip := addr.text
+		addr := s.cfg.Auth.ClientIP(&ar)
 		credentialed := ar.Authorization != "" || ar.XAPIKey != "" || ar.XPartnerAPIKey != ""
 		if credentialed {
 			// Locked addresses are known locally (announced by the instance
 			// that locked them): checking costs no round trip.
-			if reset, locked := s.cfg.Lockout.Locked(addr.failKey, m.start); locked {
+			if reset, locked := s.addrLocked(addr, m.Start); locked {
 				s.metrics.limited.WithLabelValues("failed_auth").Inc()
 				return tooManyFailed(c, reset, "address")
 			}
@@ -539,22 +538,23 @@ func (s *Server) guard(r Route) fiber.Handler {
 					// sees the attempt.
 					status := fiber.StatusUnauthorized
 					keyKey := "key:" + p.CredentialID
-					if reset, locked := s.cfg.Lockout.Locked(keyKey, m.start); locked {
+					if reset, locked := s.cfg.Lockout.Locked(keyKey, m.Start); locked {
 						err = tooManyFailed(c, reset, "API key")
 						status = fiber.StatusTooManyRequests
 					} else {
-						s.cfg.Lockout.Fail(ctx, keyKey, s.cfg.FailedAuthLimit, time.Minute, m.start)
+						s.cfg.Lockout.Fail(ctx, keyKey, s.cfg.FailedAuthLimit, time.Minute, m.Start)
 					}
-					s.logAccess(c, method, r.Path, p, ip, status)
+					s.logAccess(c, method, r.Path, p, addr.String(), status)
 				} else if !ar.Gated {
 					// Nothing was evaluated (malformed, known unknown, a token):
 					// count it now. An evaluated one the gate has counted.
-					s.cfg.Lockout.Fail(ctx, addr.failKey, s.cfg.FailedAuthLimit, time.Minute, m.start)
+					s.cfg.Lockout.Fail(ctx, failKey(addr), s.cfg.FailedAuthLimit, time.Minute, m.Start)
 				}
 			}
 			return err
 		}
 		s.metrics.authOKFor(string(p.CredentialType)).Inc()
+		ip := p.AddrString(addr)
 		if p.OriginBound && cors {
 			// Authenticate matched ar.Origin against the key's origins.
 			corsGrant(c, ar.Origin)
@@ -563,7 +563,7 @@ func (s *Server) guard(r Route) fiber.Handler {
 		if limit <= 0 {
 			limit = nexus.DefaultRateLimit
 		}
-		res := s.cfg.Limiter.HitAt(ctx, s.creds.limitKey(p), limit, m.start)
+		res := s.cfg.Limiter.HitAt(ctx, p.LimitKey(), limit, m.Start)
 		rateHeaders(c, res)
 		if !res.Allowed {
 			s.metrics.limited.WithLabelValues("credential").Inc()
@@ -595,36 +595,11 @@ func (s *Server) permit(c *fiber.Ctx, r Route, p *nexus.Principal, ip string) er
 	if r.TestOnly && p.Environment != nexus.Test {
 		return nexus.Errorf(nexus.CodeTestModeOnly, "test helpers work with test-environment credentials only")
 	}
-	c.SetUserContext(&reqContext{
-		Context: c.UserContext(), p: p,
-		origin: audit.Origin{CredentialID: p.CredentialID, Actor: p.Actor, IP: ip, RequestID: requestID(c)},
-	})
+	m := meta(c)
+	m.Principal = p
+	m.Origin = nexus.Origin{CredentialID: p.CredentialID, Actor: p.Actor, IP: ip, RequestID: m.ID}
+	c.SetUserContext(m.Attach(c.UserContext()))
 	return c.Next()
-}
-
-// reqContext is what nexus.WithPrincipal and audit.WithOrigin would make,
-// in one allocation instead of three (two contexts and the boxed Origin).
-// Their keys are unexported, so it recognises them by asking contexts made
-// by those functions.
-type reqContext struct {
-	context.Context
-	p      *nexus.Principal
-	origin audit.Origin
-}
-
-var (
-	principalProbe = nexus.WithPrincipal(context.Background(), &nexus.Principal{})
-	originProbe    = audit.WithOrigin(context.Background(), audit.Origin{})
-)
-
-func (c *reqContext) Value(key any) any {
-	switch {
-	case principalProbe.Value(key) != nil:
-		return c.p
-	case originProbe.Value(key) != nil:
-		return c.origin // boxed only when read: audit events of writes
-	}
-	return c.Context.Value(key)
 }
 
 // logAccess queues the access-log row. method is the route's (a constant);
@@ -641,7 +616,7 @@ func (s *Server) logAccess(c *fiber.Ctx, method, route string, p *nexus.Principa
 	s.cfg.AccessLog.Add(audit.Access{
 		Tenant: p.Tenant(), CredentialID: p.CredentialID, Actor: p.Actor,
 		Method: method, Path: path,
-		Status: status, IP: ip, RequestID: m.id, At: m.start,
+		Status: status, IP: ip, RequestID: m.ID, At: m.Start,
 	})
 }
 

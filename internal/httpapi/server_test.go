@@ -5,24 +5,32 @@ import (
 	"testing"
 
 	"github.com/nexus-fintech/nexus/internal/audit"
+	"github.com/nexus-fintech/nexus/internal/dashboard"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 )
 
-// reqContext answers like the contexts of nexus.WithPrincipal and
-// audit.WithOrigin, and like its parent for every other key.
-func TestReqContext(t *testing.T) {
+// The dashboard is what serve mounts (checked here: this package does not
+// import it).
+var _ Mounter = (*dashboard.Dashboard)(nil)
+
+// The request value permit attaches answers nexus.PrincipalFrom and
+// audit.OriginFrom, and its parent for every other key.
+func TestRequestContext(t *testing.T) {
 	type otherKey struct{}
 	parent := context.WithValue(context.Background(), otherKey{}, "parent")
 	p := &nexus.Principal{CredentialID: "key_1", Actor: "key_1"}
 	o := audit.Origin{CredentialID: "key_1", Actor: "key_1", IP: "192.0.2.1", RequestID: "req_1"}
-	var ctx context.Context = &reqContext{Context: parent, p: p, origin: o}
-	ctx, cancel := context.WithCancel(ctx) // derived contexts ask their parent
+	m := &reqMeta{Request: nexus.Request{ID: "req_1", Principal: p, Origin: o}}
+	ctx, cancel := context.WithCancel(m.Attach(parent)) // derived contexts ask their parent
 	defer cancel()
 	if got := nexus.PrincipalFrom(ctx); got != p {
 		t.Errorf("PrincipalFrom = %v, want %v", got, p)
 	}
 	if got := audit.OriginFrom(ctx); got != o {
 		t.Errorf("OriginFrom = %+v, want %+v", got, o)
+	}
+	if got := nexus.RequestFrom(ctx); got != &m.Request {
+		t.Errorf("RequestFrom = %p, want %p", got, &m.Request)
 	}
 	if got := ctx.Value(otherKey{}); got != "parent" {
 		t.Errorf("other key = %v, want the parent's value", got)

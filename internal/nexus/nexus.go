@@ -4,7 +4,8 @@
 package nexus
 
 import (
-	"context"
+	"net/netip"
+	"sync/atomic"
 	"time"
 )
 
@@ -85,8 +86,9 @@ const (
 )
 
 // Principal is what the authenticator makes of any credential: who acts, for
-// which tenant, with which scopes. It is immutable once built, so a cached
-// principal can be shared by concurrent requests.
+// which tenant, with which scopes. It is immutable once built (but for the
+// values it remembers, see derived), so a cached principal can be shared by
+// concurrent requests.
 type Principal struct {
 	Partner        Partner
 	Environment    Environment
@@ -100,6 +102,26 @@ type Principal struct {
 	// authenticator has matched the request's Origin against them, and
 	// only such a credential gets a CORS grant.
 	OriginBound bool
+
+	// derived holds values computed from the principal on first use.
+	derived derived
+}
+
+// derived are values the request path computes from a principal. A
+// principal lives as long as the cache entry of the verifier that built it
+// (an invalidation drops the entry, and a changed partner or credential
+// comes with a new principal), so they are kept here rather than in caches
+// of their own, and go with it. Concurrent first uses may compute one
+// twice; either result is right.
+type derived struct {
+	limitKey atomic.Pointer[string]
+	addr     atomic.Pointer[addrText]
+	view     atomic.Pointer[[]byte]
+}
+
+type addrText struct {
+	addr netip.Addr
+	text string
 }
 
 // Tenant is the partition the principal may see.
@@ -107,15 +129,41 @@ func (p *Principal) Tenant() Tenant {
 	return Tenant{PartnerID: p.Partner.ID, Environment: p.Environment}
 }
 
-type principalKey struct{}
-
-// WithPrincipal returns a context carrying p.
-func WithPrincipal(ctx context.Context, p *Principal) context.Context {
-	return context.WithValue(ctx, principalKey{}, p)
+// LimitKey is the principal's rate-limit key. A platform service acts for
+// many partners, and each (service, partner) pair has a count of its own
+// under that partner's limit.
+func (p *Principal) LimitKey() string {
+	if k := p.derived.limitKey.Load(); k != nil {
+		return *k
+	}
+	k := "cred:" + p.CredentialID
+	if p.CredentialType == CredentialInternalService {
+		k += ":" + p.Partner.ID
+	}
+	p.derived.limitKey.Store(&k)
+	return k
 }
 
-// PrincipalFrom returns the principal the request authenticated as, or nil.
-func PrincipalFrom(ctx context.Context) *Principal {
-	p, _ := ctx.Value(principalKey{}).(*Principal)
-	return p
+// AddrString returns a.String(), remembered for the last address the
+// principal was used from: a credential is mostly used from one place, and
+// every request it makes records its address.
+func (p *Principal) AddrString(a netip.Addr) string {
+	if t := p.derived.addr.Load(); t != nil && t.addr == a {
+		return t.text
+	}
+	t := &addrText{addr: a, text: a.String()}
+	p.derived.addr.Store(t)
+	return t.text
+}
+
+// View returns what encode makes of the principal (the GET /v1/partner
+// answer), encoded on first use and shared by every later call: callers
+// must not change it. encode must be a function of the principal alone.
+func (p *Principal) View(encode func(*Principal) []byte) []byte {
+	if b := p.derived.view.Load(); b != nil {
+		return *b
+	}
+	b := encode(p)
+	p.derived.view.Store(&b)
+	return b
 }

@@ -38,6 +38,7 @@ func (db *DB) migrator() (*migrate.Migrator, error) {
 
 // MigrateUp applies every pending migration and returns their names.
 func (db *DB) MigrateUp(ctx context.Context) ([]string, error) {
+	ctx = migrating(ctx)
 	unlock, err := db.advisoryLock(ctx)
 	if err != nil {
 		return nil, err
@@ -84,6 +85,7 @@ func (db *DB) MigrateDownAll(ctx context.Context) ([]string, error) {
 }
 
 func (db *DB) rollback(ctx context.Context, all bool) ([]string, error) {
+	ctx = migrating(ctx)
 	unlock, err := db.advisoryLock(ctx)
 	if err != nil {
 		return nil, err
