@@ -88,7 +88,7 @@ func InUse(ctx context.Context, db *store.DB) (bool, error) {
 		return found, err
 	}
 	for _, c := range sealed {
-		n, err := db.NewSelect().TableExpr("?", bun.Ident(c.table)).Where("? IS NOT NULL", bun.Ident(c.column)).Count(ctx)
+		n, err := store.CrossTenant(db.DB, "master key: is any secret sealed").Select(nil).TableExpr("?", bun.Ident(c.table)).Where("? IS NOT NULL", bun.Ident(c.column)).Count(ctx)
 		if err != nil || n > 0 {
 			return n > 0, err
 		}
@@ -111,7 +111,7 @@ func readCheck(ctx context.Context, idb bun.IDB) (*checkRow, bool, error) {
 type sealedValue struct{ id, value string }
 
 func readSealed(ctx context.Context, idb bun.IDB, c sealedColumn) ([]sealedValue, error) {
-	rows, err := idb.NewSelect().TableExpr("?", bun.Ident(c.table)).
+	rows, err := store.CrossTenant(idb, "master key: every sealed secret").Select(nil).TableExpr("?", bun.Ident(c.table)).
 		ColumnExpr("id, ?", bun.Ident(c.column)).Where("? IS NOT NULL", bun.Ident(c.column)).
 		OrderExpr("id").Rows(ctx)
 	if err != nil {
@@ -191,7 +191,7 @@ func Rekey(ctx context.Context, db *store.DB, box *secretbox.Box) (*RekeyResult,
 				if err != nil {
 					return err
 				}
-				r, err := tx.NewUpdate().TableExpr("?", bun.Ident(c.table)).
+				r, err := store.CrossTenant(tx, "master key: reseal every secret").Update(nil).TableExpr("?", bun.Ident(c.table)).
 					Set("? = ?", bun.Ident(c.column), next).
 					Where("id = ?", v.id).Where("? = ?", bun.Ident(c.column), v.value).Exec(ctx)
 				if err != nil {

@@ -129,20 +129,33 @@ type Cross struct {
 	mark string
 }
 
-// Select starts a select marked as crossing tenants.
+// Select starts a select marked as crossing tenants; model may be nil
+// for a query that names its table with TableExpr.
 func (c Cross) Select(model any) *bun.SelectQuery {
+	q := c.idb.NewSelect()
+	if model != nil {
+		q = q.Model(model)
+	}
 	// In a condition too: bun drops the comment when it counts.
-	return c.idb.NewSelect().Model(model).Comment(c.mark).Where("TRUE /* " + c.mark + " */")
+	return q.Comment(c.mark).Where("TRUE /* " + c.mark + " */")
 }
 
-// Update starts an update marked as crossing tenants.
+// Update starts an update marked as crossing tenants; model may be nil.
 func (c Cross) Update(model any) *bun.UpdateQuery {
-	return c.idb.NewUpdate().Model(model).Comment(c.mark)
+	q := c.idb.NewUpdate()
+	if model != nil {
+		q = q.Model(model)
+	}
+	return q.Comment(c.mark)
 }
 
-// Delete starts a delete marked as crossing tenants.
+// Delete starts a delete marked as crossing tenants; model may be nil.
 func (c Cross) Delete(model any) *bun.DeleteQuery {
-	return c.idb.NewDelete().Model(model).Comment(c.mark)
+	q := c.idb.NewDelete()
+	if model != nil {
+		q = q.Model(model)
+	}
+	return q.Comment(c.mark)
 }
 
 // Insert starts an insert marked as crossing tenants (rows of several

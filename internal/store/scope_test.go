@@ -11,6 +11,7 @@ import (
 	"github.com/nexus-fintech/nexus/internal/apikey"
 	"github.com/nexus-fintech/nexus/internal/nexus"
 	"github.com/nexus-fintech/nexus/internal/store"
+	"github.com/nexus-fintech/nexus/internal/store/storetest"
 )
 
 // TestTenancyCheck proves the harness's hook catches what it must: a query
@@ -19,10 +20,10 @@ import (
 func TestTenancyCheck(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		// Installed before migrating: migrations copy rows between tenant
-		// tables by hand, and the check leaves them alone.
-		c := new(store.TenancyCheck)
-		db.AddQueryHook(c)
+		// The check every storetest database has, installed before
+		// migrating: migrations copy rows between tenant tables by hand, and
+		// the check leaves them alone.
+		c := storetest.CheckTenancy(t, db)
 		migrateUp(t, db)
 		if v := c.Violations(); len(v) != 0 {
 			t.Fatalf("migrations flagged: %v", v)
@@ -55,6 +56,7 @@ func TestTenancyCheck(t *testing.T) {
 		if len(v) != 2 || !strings.Contains(v[0], "api_keys") || !strings.Contains(v[1], "api_keys") {
 			t.Fatalf("hand-written queries not both flagged: %q", v)
 		}
+		c.Reset() // caught, as it should be: not this test's failure
 	})
 }
 
@@ -81,8 +83,7 @@ func TestScopeInsertGetTransition(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		migrateUp(t, db)
-		c := new(store.TenancyCheck)
-		db.AddQueryHook(c)
+		c := storetest.CheckTenancy(t, db)
 		seedPartner(t, db, "ptr_a")
 		tn := nexus.Tenant{PartnerID: "ptr_a", Environment: nexus.Test}
 		other := nexus.Tenant{PartnerID: "ptr_a", Environment: nexus.Live}

@@ -323,13 +323,13 @@ func TestIsUniqueViolation(t *testing.T) {
 
 		// Duplicate UNIQUE column, inside a transaction.
 		k := keyRow("ptr_u", nexus.Live)
-		if _, err := db.NewInsert().Model(k).Exec(ctx); err != nil {
+		if _, err := store.CrossTenant(db.DB, "test: rows of several tenants").Insert(k).Exec(ctx); err != nil {
 			t.Fatal(err)
 		}
 		dup := keyRow("ptr_u", nexus.Live)
 		dup.KeyHash = k.KeyHash
 		err = db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-			_, err := tx.NewInsert().Model(dup).Exec(ctx)
+			_, err := store.CrossTenant(tx, "test: a duplicate row").Insert(dup).Exec(ctx)
 			return err
 		})
 		if !store.IsUniqueViolation(err) {
@@ -338,7 +338,7 @@ func TestIsUniqueViolation(t *testing.T) {
 
 		// Other failures are not unique violations.
 		orphan := keyRow("ptr_nobody", nexus.Live)
-		_, fkErr := db.NewInsert().Model(orphan).Exec(ctx)
+		_, fkErr := store.CrossTenant(db.DB, "test: rows of several tenants").Insert(orphan).Exec(ctx)
 		_, nnErr := db.ExecContext(ctx, "INSERT INTO partners (id) VALUES ('ptr_nn')")
 		_, synErr := db.ExecContext(ctx, "INSERT INTO no_such_table VALUES (1)")
 		var missing partner.Row
@@ -732,7 +732,7 @@ func TestListPagination(t *testing.T) {
 				if i == 1 {
 					r.Status = apikey.Revoked
 				}
-				if _, err := db.NewInsert().Model(r).Exec(ctx); err != nil {
+				if _, err := store.CrossTenant(db.DB, "test: rows of several tenants").Insert(r).Exec(ctx); err != nil {
 					t.Fatal(err)
 				}
 				*tc.ids = append(*tc.ids, r.ID)
@@ -837,7 +837,7 @@ func TestScopedQueries(t *testing.T) {
 		seedPartner(t, db, "ptr_b")
 		ra, rb := keyRow("ptr_a", nexus.Live), keyRow("ptr_b", nexus.Live)
 		for _, r := range []*apikey.Row{ra, rb} {
-			if _, err := db.NewInsert().Model(r).Exec(ctx); err != nil {
+			if _, err := store.CrossTenant(db.DB, "test: rows of several tenants").Insert(r).Exec(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}
