@@ -41,6 +41,8 @@ func cmdMigrate(ctx context.Context, args []string, stdout io.Writer) error {
 	if sub == "up" {
 		open = store.Open // creates the SQLite file when there is none
 	}
+	// PostgreSQL driver lines go through the command's logger, as serve's do.
+	store.RouteDriverLogs(c.logger())
 	db, err := open(ctx, c.DatabaseURL)
 	if err != nil {
 		return err

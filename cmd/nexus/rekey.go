@@ -50,6 +50,7 @@ func cmdAdminRekey(ctx context.Context, args []string, stdout io.Writer) error {
 // openExisting opens the configured database for a command that uses it
 // but must not create it (admin commands): the schema must be migrated.
 func openExisting(ctx context.Context, c config) (*store.DB, error) {
+	store.RouteDriverLogs(c.logger()) // as serve does: no bare driver lines on stderr
 	db, err := store.OpenExisting(ctx, c.DatabaseURL)
 	if err != nil {
 		return nil, err

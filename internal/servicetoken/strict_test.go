@@ -73,8 +73,9 @@ func stdAlphabetSig(tb testing.TB, mk func(i int) string) string {
 // TestVerifyStrict covers what RFC 7515, RFC 7519 and RFC 8725 leave to a
 // verifier's care: every token below is signed with the credential's real
 // key, so only the verifier's strictness can refuse it.
-func TestVerifyStrict(t *testing.T) {
-	e := newEnv(t)
+func TestVerifyStrict(t *testing.T) { forEachEnv(t, testVerifyStrict) }
+
+func testVerifyStrict(t *testing.T, e *env) {
 	now := time.Now().Unix()
 	hs := func(header, payload string) string {
 		return rawToken(t, jwt.SigningMethodHS256, header, payload, []byte(e.hsSecret))

@@ -92,10 +92,19 @@ func migrate(tb testing.TB, db *store.DB) {
 	}
 }
 
-func newEnv(tb testing.TB) *env {
+// newEnv is newEnvOn a fresh SQLite database, for the fuzz targets and
+// benchmarks.
+func newEnv(tb testing.TB) *env { return newEnvOn(tb, storetest.OpenSQLite(tb)) }
+
+// forEachEnv runs fn on an env on each database (storetest.ForEachDB).
+func forEachEnv(t *testing.T, fn func(t *testing.T, e *env)) {
+	storetest.ForEachDB(t, func(t *testing.T, db *store.DB) { fn(t, newEnvOn(t, db)) })
+}
+
+// newEnvOn is an env on db, which it migrates.
+func newEnvOn(tb testing.TB, db *store.DB) *env {
 	tb.Helper()
 	ctx := context.Background()
-	db := storetest.OpenSQLite(tb)
 	migrate(tb, db)
 	box, err := secretbox.New(testMasterKey)
 	if err != nil {
@@ -230,8 +239,9 @@ func mintPlatform(tb testing.TB, p sdk.PlatformTokenParams) string {
 	return tok
 }
 
-func TestVerifyAccepts(t *testing.T) {
-	e := newEnv(t)
+func TestVerifyAccepts(t *testing.T) { forEachEnv(t, testVerifyAccepts) }
+
+func testVerifyAccepts(t *testing.T, e *env) {
 	cases := []struct {
 		name       string
 		tok        string
@@ -326,8 +336,9 @@ func TestVerifyAccepts(t *testing.T) {
 	}
 }
 
-func TestVerifyRefuses(t *testing.T) {
-	e := newEnv(t)
+func TestVerifyRefuses(t *testing.T) { forEachEnv(t, testVerifyRefuses) }
+
+func testVerifyRefuses(t *testing.T, e *env) {
 	now := time.Now()
 	hsKey := []byte(e.hsSecret)
 
@@ -419,8 +430,9 @@ func TestVerifyRefuses(t *testing.T) {
 
 // A revoked credential's tokens are refused once the verifier hears of the
 // revocation, including a token it had verified (and cached) before.
-func TestVerifyRevoked(t *testing.T) {
-	e := newEnv(t)
+func TestVerifyRevoked(t *testing.T) { forEachEnv(t, testVerifyRevoked) }
+
+func testVerifyRevoked(t *testing.T, e *env) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	c, err := e.svc.Create(e.ctx, e.tenant, CreateParams{Name: "doomed", Algorithm: ES256, PublicKey: pemOf(t, &key.PublicKey)})
 	if err != nil {
@@ -456,8 +468,9 @@ func TestVerifyRevoked(t *testing.T) {
 // A verified token is served from the cache: no partner lookup and no
 // storage read (a change written behind the verifier's back is not seen)
 // until Drop, after which the same token is checked again and refused.
-func TestVerifyCache(t *testing.T) {
-	e := newEnv(t)
+func TestVerifyCache(t *testing.T) { forEachEnv(t, testVerifyCache) }
+
+func testVerifyCache(t *testing.T, e *env) {
 	tok := mint(t, sdk.ServiceTokenParams{CredentialID: e.hs.ID, Secret: e.hsSecret, Service: "cached"})
 	p1, err := e.v.Verify(e.ctx, tok)
 	if err != nil {
@@ -523,8 +536,9 @@ func TestVerifyCache(t *testing.T) {
 // The cache never outlives a token: an accepted token stops working once
 // exp (plus leeway) has passed, even when cached. The verifier's clock is
 // stepped past the expiry rather than waited for.
-func TestVerifyCacheHonoursExpiry(t *testing.T) {
-	e := newEnv(t)
+func TestVerifyCacheHonoursExpiry(t *testing.T) { forEachEnv(t, testVerifyCacheHonoursExpiry) }
+
+func testVerifyCacheHonoursExpiry(t *testing.T, e *env) {
 	now := time.Now()
 	var clock atomic.Int64
 	clock.Store(now.UnixNano())
@@ -545,8 +559,9 @@ func TestVerifyCacheHonoursExpiry(t *testing.T) {
 	}
 }
 
-func TestVerifyPlatform(t *testing.T) {
-	e := newEnv(t)
+func TestVerifyPlatform(t *testing.T) { forEachEnv(t, testVerifyPlatform) }
+
+func testVerifyPlatform(t *testing.T, e *env) {
 	other, err := partner.NewService(e.db).Create(e.ctx, partner.CreateParams{Name: "Other", Status: nexus.PartnerPending})
 	if err != nil {
 		t.Fatal(err)
@@ -651,8 +666,9 @@ func TestVerifyPlatform(t *testing.T) {
 }
 
 // Credential creation rules the verifier relies on.
-func TestCreateRules(t *testing.T) {
-	e := newEnv(t)
+func TestCreateRules(t *testing.T) { forEachEnv(t, testCreateRules) }
+
+func testCreateRules(t *testing.T, e *env) {
 	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
@@ -696,8 +712,9 @@ func TestCreateRules(t *testing.T) {
 
 // Platform services take Ed25519, P-256 or RSA ≥ 2048 keys (CONTRACT §2)
 // and nothing else.
-func TestCreatePlatformKeys(t *testing.T) {
-	e := newEnv(t)
+func TestCreatePlatformKeys(t *testing.T) { forEachEnv(t, testCreatePlatformKeys) }
+
+func testCreatePlatformKeys(t *testing.T, e *env) {
 	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
 	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
@@ -745,7 +762,10 @@ func TestCreatePlatformKeys(t *testing.T) {
 // differs from a cached one anywhere (or only in length) is verified anew,
 // and refused, as its signature no longer matches.
 func TestTokenCacheAnswersOnlyTheSameToken(t *testing.T) {
-	e := newEnv(t)
+	forEachEnv(t, testTokenCacheAnswersOnlyTheSameToken)
+}
+
+func testTokenCacheAnswersOnlyTheSameToken(t *testing.T, e *env) {
 	tok := signed(t, jwt.SigningMethodHS256, e.hs.ID, claims(e.hs.ID), []byte(e.hsSecret))
 	if _, err := e.v.Verify(e.ctx, tok); err != nil {
 		t.Fatal(err)

@@ -201,6 +201,30 @@ func OpenPostgres(t testing.TB) *store.DB {
 	return db
 }
 
+// OpenAgain opens a second handle on the database db is open on (the
+// same SQLite file, the same PostgreSQL database), closed at t's end: two
+// handles on one database stand for two servers sharing it, each with its
+// own pool, write lock and invalidation listener.
+func OpenAgain(t testing.TB, db *store.DB) *store.DB {
+	t.Helper()
+	ctx := context.Background()
+	u := db.URL
+	if db.Dialect == store.SQLite {
+		// The SQLite handle keeps no URL: ask the database for its file.
+		var path string
+		if err := db.NewRaw("SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(ctx, &path); err != nil || path == "" {
+			t.Fatalf("sqlite file of the first handle: %q, %v", path, err)
+		}
+		u = "sqlite:" + path
+	}
+	again, err := store.Open(ctx, u)
+	if err != nil {
+		t.Fatalf("open a second handle: %v", err)
+	}
+	t.Cleanup(func() { again.Close() })
+	return again
+}
+
 // CheckTenancy fails t at its end if any query on db after this call broke
 // the tenancy rule (store.TenancyViolation; migrations are exempt). Every
 // database OpenSQLite and OpenPostgres open for a test has it already;
