@@ -55,6 +55,9 @@ func startServer(b *Backend, name string, extra []string, args ...string) (*Serv
 		}
 		s, err := launch(b.dir, b.env(append(env, extra...)...), addr, append([]string{"serve"}, args...)...)
 		if err == nil {
+			err = s.waitListening(20 * time.Second)
+		}
+		if err == nil {
 			return s, nil
 		}
 		lastErr = fmt.Errorf("%s: %w", name, err)
@@ -122,6 +125,24 @@ func (s *Server) waitHealthy(timeout time.Duration) error {
 		time.Sleep(25 * time.Millisecond)
 	}
 	return fmt.Errorf("GET /healthz did not answer 200 within %s", timeout)
+}
+
+// waitListening waits for the server's ready signal of cache invalidation
+// (its log line): the listener empties the caches once when it starts, so a
+// test that counts cache misses must not cache anything before it.
+func (s *Server) waitListening(timeout time.Duration) error {
+	for deadline := time.Now().Add(timeout); !strings.Contains(s.stderr.String(), "cache invalidation: listening"); {
+		if time.Now().After(deadline) {
+			s.kill()
+			return fmt.Errorf("the cache invalidation listener did not start within %s\nstderr:\n%s", timeout, tail(s.stderr.String(), 4000))
+		}
+		select {
+		case <-s.done:
+			return fmt.Errorf("nexus serve exited before listening: %v", s.err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 func (s *Server) kill() {
