@@ -40,27 +40,18 @@ type Backend struct {
 // "postgres" (skipped, with the reason, when there is none).
 func forEachBackend(t *testing.T, fn func(t *testing.T, b *Backend)) {
 	t.Helper()
-	for _, name := range []string{"sqlite", "postgres"} {
-		var b *Backend
-		for _, x := range backends {
-			if x.Name == name {
-				b = x
-			}
-		}
-		t.Run(name, func(t *testing.T) {
-			if b == nil {
-				t.Skipf("no %s backend: %s", name, noPostgres)
-			}
-			t.Parallel()
-			fn(t, b)
-		})
-	}
+	runBackends(t, true, fn)
 }
 
 // forEachBackendSerial runs fn on each backend in turn, never in parallel:
 // a test measuring a delay (a revocation refused within 1 s) calls it from a
 // test without t.Parallel, so that no other test's load is in the measure.
 func forEachBackendSerial(t *testing.T, fn func(t *testing.T, b *Backend)) {
+	t.Helper()
+	runBackends(t, false, fn)
+}
+
+func runBackends(t *testing.T, parallel bool, fn func(t *testing.T, b *Backend)) {
 	t.Helper()
 	for _, name := range []string{"sqlite", "postgres"} {
 		var b *Backend
@@ -72,6 +63,9 @@ func forEachBackendSerial(t *testing.T, fn func(t *testing.T, b *Backend)) {
 		t.Run(name, func(t *testing.T) {
 			if b == nil {
 				t.Skipf("no %s backend: %s", name, noPostgres)
+			}
+			if parallel {
+				t.Parallel()
 			}
 			fn(t, b)
 		})

@@ -67,14 +67,20 @@ func (s *Service) ExchangeCode(ctx context.Context, c *Client, code, redirectURI
 	})
 	if err == nil && reused != nil {
 		// RFC 6749 §4.1.2: a code used twice revokes the tokens it issued.
-		if err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-			return s.revokeGrant(ctx, tx, reused.tenant(), reused.GrantID)
-		}); err != nil {
-			return nil, err
-		}
-		return nil, oerr("invalid_grant", "the code was already used; the tokens it issued are revoked")
+		return nil, s.revokeReused(ctx, reused.tenant(), reused.GrantID, "the code was already used; the tokens it issued are revoked")
 	}
 	return out, err
+}
+
+// revokeReused revokes the grant of a code or refresh token presented a
+// second time (a sign that it leaked) and answers invalid_grant with msg.
+func (s *Service) revokeReused(ctx context.Context, t nexus.Tenant, grantID, msg string) error {
+	if err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		return s.revokeGrant(ctx, tx, t, grantID)
+	}); err != nil {
+		return err
+	}
+	return oerr("invalid_grant", msg)
 }
 
 func pkceMatches(challenge, verifier string) bool {

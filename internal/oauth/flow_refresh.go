@@ -70,12 +70,7 @@ func (s *Service) Refresh(ctx context.Context, c *Client, refresh, scope string)
 		return err
 	})
 	if err == nil && reused != nil {
-		if err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-			return s.revokeGrant(ctx, tx, reused.tenant(), reused.GrantID)
-		}); err != nil {
-			return nil, err
-		}
-		return nil, oerr("invalid_grant", "the refresh token was already used; the authorization is revoked")
+		return nil, s.revokeReused(ctx, reused.tenant(), reused.GrantID, "the refresh token was already used; the authorization is revoked")
 	}
 	return out, err
 }

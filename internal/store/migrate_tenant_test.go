@@ -279,7 +279,7 @@ func TestTenantKeysKeepRows(t *testing.T) {
 
 		// The old keys come back only without two partners sharing an id.
 		for _, r := range seed {
-			if _, err := store.CrossTenant(db.DB, "test: the schema itself").Raw("DELETE FROM "+r.table+" WHERE partner_id = 'ptr_b'").Exec(ctx); err != nil {
+			if _, err := store.CrossTenant(db.DB, "test: the schema itself").Raw("DELETE FROM " + r.table + " WHERE partner_id = 'ptr_b'").Exec(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}
