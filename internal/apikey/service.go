@@ -536,13 +536,7 @@ func (s *Service) TouchLastUsed(ctx context.Context, at time.Time, ids []string)
 // already expired keep their status: they no longer work. The caller
 // announces the change (one partner topic rather than a topic per key).
 func RevokeAllIn(ctx context.Context, idb bun.IDB, t nexus.Tenant, now time.Time) (int, error) {
-	q := store.For(idb, t).Update((*Row)(nil)).
-		Set("status = ?", Revoked).Set("updated_at = ?", now).
-		Where("?TableAlias.status IN (?)", bun.In([]Status{Active, Suspended}))
-	res, err := unexpired(q, now).Exec(ctx)
-	if err != nil {
-		return 0, err
-	}
-	n, err := res.RowsAffected()
+	q := unexpired(store.For(idb, t).Update((*Row)(nil)), now)
+	n, err := store.MoveAll(ctx, q, Revoked, []Status{Active, Suspended}, "", now)
 	return int(n), err
 }

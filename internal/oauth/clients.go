@@ -194,8 +194,8 @@ func (s *Service) DeleteClient(ctx context.Context, t nexus.Tenant, id string) (
 			// The grants are the consenting partners', not the client
 			// owner's: they cross tenants.
 			cross := store.CrossTenant(tx, "a deleted client's grants and tokens, of every partner that consented")
-			if _, err := cross.Update((*Grant)(nil)).Set("status = 'revoked'").Set("revoked_at = ?", now).
-				Set("updated_at = ?", now).Where("client_id = ?", id).Where("status = 'active'").Exec(ctx); err != nil {
+			if _, err := store.MoveAll(ctx, cross.Update((*Grant)(nil)).Where("client_id = ?", id),
+				GrantRevoked, []string{GrantActive}, "revoked_at", now); err != nil {
 				return err
 			}
 			_, err := cross.Update((*Token)(nil)).Set("revoked_at = ?", now).
@@ -497,8 +497,8 @@ func (s *Service) RevokeGrant(ctx context.Context, t nexus.Tenant, id string) (*
 func (s *Service) revokeGrant(ctx context.Context, tx bun.Tx, t nexus.Tenant, id string) error {
 	sc := store.For(tx, t)
 	now := store.Now()
-	if _, err := sc.Update((*Grant)(nil)).Set("status = ?", GrantRevoked).Set("revoked_at = ?", now).
-		Set("updated_at = ?", now).Where("?TableAlias.id = ?", id).Where("?TableAlias.status = ?", GrantActive).Exec(ctx); err != nil {
+	if _, err := store.MoveAll(ctx, sc.Update((*Grant)(nil)).Where("?TableAlias.id = ?", id),
+		GrantRevoked, []string{GrantActive}, "revoked_at", now); err != nil {
 		return err
 	}
 	if err := revokeGrantTokens(ctx, sc, id, now); err != nil {
@@ -520,15 +520,13 @@ func revokeGrantTokens(ctx context.Context, sc store.Scope, id string, now time.
 // the change.
 func RevokeGrantsIn(ctx context.Context, idb bun.IDB, t nexus.Tenant, now time.Time) (grants, tokens int, err error) {
 	sc := store.For(idb, t)
-	res, err := sc.Update((*Grant)(nil)).Set("status = ?", GrantRevoked).
-		Set("revoked_at = ?", now).Set("updated_at = ?", now).Where("?TableAlias.status = ?", GrantActive).Exec(ctx)
+	g, err := store.MoveAll(ctx, sc.Update((*Grant)(nil)), GrantRevoked, []string{GrantActive}, "revoked_at", now)
 	if err != nil {
 		return 0, 0, err
 	}
-	g, _ := res.RowsAffected()
 	// Through the grants: oauth_tokens is indexed by grant, not by tenant.
 	grantIDs := sc.Select((*Grant)(nil)).Column("id")
-	res, err = sc.Update((*Token)(nil)).Set("revoked_at = ?", now).
+	res, err := sc.Update((*Token)(nil)).Set("revoked_at = ?", now).
 		// Unqualified: with a query as its argument, bun reads ?TableAlias
 		// from that query (the grants' alias), not from this one.
 		Where("grant_id IN (?)", grantIDs).Where("?TableAlias.revoked_at IS NULL").

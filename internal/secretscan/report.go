@@ -198,9 +198,9 @@ func revokeKeys(ctx context.Context, tx bun.Tx, digests []string, now time.Time,
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := store.CrossTenant(tx, "secret scanning: the leaked api keys of a report, whatever their owners").
-		Update((*apikey.Row)(nil)).Set("status = ?", apikey.Revoked).Set("updated_at = ?", now).
-		Where("?TableAlias.id IN (?)", bun.In(ids)).Where("?TableAlias.status IN (?)", bun.In([]apikey.Status{apikey.Active, apikey.Suspended})).Exec(ctx)
+	_, err := store.MoveAll(ctx, store.CrossTenant(tx, "secret scanning: the leaked api keys of a report, whatever their owners").
+		Update((*apikey.Row)(nil)).Where("?TableAlias.id IN (?)", bun.In(ids)),
+		apikey.Revoked, []apikey.Status{apikey.Active, apikey.Suspended}, "", now)
 	return err
 }
 
@@ -250,9 +250,9 @@ func revokeTokens(ctx context.Context, tx bun.Tx, digests []string, now time.Tim
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := store.CrossTenant(tx, "secret scanning: the grants of a report's leaked tokens, whatever their owners").
-		Update((*oauth.Grant)(nil)).Set("status = 'revoked'").Set("revoked_at = ?", now).Set("updated_at = ?", now).
-		Where("?TableAlias.id IN (?)", bun.In(ids)).Where("?TableAlias.status = 'active'").Exec(ctx); err != nil {
+	if _, err := store.MoveAll(ctx, store.CrossTenant(tx, "secret scanning: the grants of a report's leaked tokens, whatever their owners").
+		Update((*oauth.Grant)(nil)).Where("?TableAlias.id IN (?)", bun.In(ids)),
+		oauth.GrantRevoked, []string{oauth.GrantActive}, "revoked_at", now); err != nil {
 		return err
 	}
 	return revokeTokensOf(ctx, tx, "grant_id", ids, now)
@@ -282,14 +282,14 @@ func deleteClients(ctx context.Context, tx bun.Tx, digests []string, now time.Ti
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := store.CrossTenant(tx, "secret scanning: the leaked oauth clients of a report, whatever their owners").
-		Update((*oauth.Client)(nil)).Set("status = ?", oauth.ClientDeleted).Set("deleted_at = ?", now).Set("updated_at = ?", now).
-		Where("?TableAlias.id IN (?)", bun.In(ids)).Where("?TableAlias.status <> ?", oauth.ClientDeleted).Exec(ctx); err != nil {
+	if _, err := store.MoveAll(ctx, store.CrossTenant(tx, "secret scanning: the leaked oauth clients of a report, whatever their owners").
+		Update((*oauth.Client)(nil)).Where("?TableAlias.id IN (?)", bun.In(ids)),
+		oauth.ClientDeleted, []string{oauth.ClientActive, oauth.ClientDisabled}, "deleted_at", now); err != nil {
 		return err
 	}
-	if _, err := store.CrossTenant(tx, "secret scanning: the grants of a report's leaked clients, whatever their owners").
-		Update((*oauth.Grant)(nil)).Set("status = 'revoked'").Set("revoked_at = ?", now).Set("updated_at = ?", now).
-		Where("?TableAlias.client_id IN (?)", bun.In(ids)).Where("?TableAlias.status = 'active'").Exec(ctx); err != nil {
+	if _, err := store.MoveAll(ctx, store.CrossTenant(tx, "secret scanning: the grants of a report's leaked clients, whatever their owners").
+		Update((*oauth.Grant)(nil)).Where("?TableAlias.client_id IN (?)", bun.In(ids)),
+		oauth.GrantRevoked, []string{oauth.GrantActive}, "revoked_at", now); err != nil {
 		return err
 	}
 	return revokeTokensOf(ctx, tx, "client_id", ids, now)
@@ -319,9 +319,9 @@ func revokeServiceCredentials(ctx context.Context, tx bun.Tx, digests []string, 
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := store.CrossTenant(tx, "secret scanning: the leaked service credentials of a report, whatever their owners").
-		Update((*servicetoken.Credential)(nil)).Set("status = 'revoked'").Set("revoked_at = ?", now).Set("updated_at = ?", now).
-		Where("?TableAlias.id IN (?)", bun.In(ids)).Where("?TableAlias.status = 'active'").Exec(ctx)
+	_, err := store.MoveAll(ctx, store.CrossTenant(tx, "secret scanning: the leaked service credentials of a report, whatever their owners").
+		Update((*servicetoken.Credential)(nil)).Where("?TableAlias.id IN (?)", bun.In(ids)),
+		"revoked", []string{"active"}, "revoked_at", now)
 	return err
 }
 

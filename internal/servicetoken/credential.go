@@ -359,13 +359,7 @@ func algorithmOf(pemText string) (string, any, error) {
 // service credential of tenant t and returns how many. The caller announces
 // the change.
 func RevokeAllIn(ctx context.Context, idb bun.IDB, t nexus.Tenant, now time.Time) (int, error) {
-	res, err := store.For(idb, t).Update((*Credential)(nil)).
-		Set("status = 'revoked'").Set("revoked_at = ?", now).Set("updated_at = ?", now).
-		Where("?TableAlias.status = 'active'").Exec(ctx)
-	if err != nil {
-		return 0, err
-	}
-	n, err := res.RowsAffected()
+	n, err := store.MoveAll(ctx, store.For(idb, t).Update((*Credential)(nil)), "revoked", []string{"active"}, "revoked_at", now)
 	return int(n), err
 }
 

@@ -85,9 +85,8 @@ func (s *Service) RevokePlatform(ctx context.Context, id string) (*Platform, err
 	p := new(Platform)
 	err := s.db.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		now := store.Now()
-		res, err := tx.NewUpdate().Model((*Platform)(nil)).
-			Set("status = 'revoked'").Set("revoked_at = ?", now).Set("updated_at = ?", now).
-			Where("id = ?", id).Where("status = 'active'").Exec(ctx)
+		// platform_services is not a tenant table: no Scope to go through.
+		n, err := store.MoveAll(ctx, tx.NewUpdate().Model((*Platform)(nil)).Where("id = ?", id), "revoked", []string{"active"}, "revoked_at", now)
 		if err != nil {
 			return err
 		}
@@ -96,7 +95,7 @@ func (s *Service) RevokePlatform(ctx context.Context, id string) (*Platform, err
 		} else if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		if n == 0 {
 			return nexus.InvalidState("platform service", p.Status, "revoked")
 		}
 		return s.db.Publish(ctx, tx, store.TopicKey(id))

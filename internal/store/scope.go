@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"time"
 
 	"github.com/uptrace/bun"
 
@@ -218,16 +219,14 @@ type Change struct {
 // from one in another status (409 invalid_state); then records c.Event and
 // publishes c.Topic. updated_at is set with the status.
 func Transition[M any](ctx context.Context, s Scope, c Change) (*M, error) {
-	q := s.Update((*M)(nil)).
-		Set("status = ?", c.To).Set("updated_at = ?", Now()).
-		Where("?TableAlias.id = ?", c.ID).Where("?TableAlias.status IN (?)", bun.In(c.From))
+	q := s.Update((*M)(nil)).Where("?TableAlias.id = ?", c.ID)
 	for col, v := range c.Set {
 		q = q.Set("? = ?", bun.Ident(col), v)
 	}
 	if c.Where != nil {
 		q = c.Where(q)
 	}
-	res, err := q.Exec(ctx)
+	n, err := MoveAll(ctx, q, c.To, c.From, "", Now())
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +234,7 @@ func Transition[M any](ctx context.Context, s Scope, c Change) (*M, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if n == 0 {
 		var status string
 		if c.Status != nil {
 			status = c.Status(row)
@@ -255,6 +254,24 @@ func Transition[M any](ctx context.Context, s Scope, c Change) (*M, error) {
 		}
 	}
 	return row, nil
+}
+
+// MoveAll is the batch form of Transition, for revoking many rows at once
+// (a kill switch, a secret-scanning report): one statement moves every row
+// q selects (an update from a Scope or CrossTenant, already narrowed) whose
+// status is one of from to status to, setting updated_at and, when stamp
+// names a column (revoked_at, deleted_at), that column to now. It returns
+// how many rows moved; their events and topics are the caller's.
+func MoveAll[S ~string](ctx context.Context, q *bun.UpdateQuery, to S, from []S, stamp string, now time.Time) (int64, error) {
+	q = q.Set("status = ?", to).Set("updated_at = ?", now).Where("?TableAlias.status IN (?)", bun.In(from))
+	if stamp != "" {
+		q = q.Set("? = ?", bun.Ident(stamp), now)
+	}
+	res, err := q.Exec(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
 
 // storedStatus reads the status column of a row through bun's schema.

@@ -123,3 +123,47 @@ func TestScopeInsertGetTransition(t *testing.T) {
 		}
 	})
 }
+
+// TestMoveAll moves, in one statement, only the scoped rows in one of the
+// from statuses, and says how many moved.
+func TestMoveAll(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		migrateUp(t, db)
+		seedPartner(t, db, "ptr_a")
+		tn := nexus.Tenant{PartnerID: "ptr_a", Environment: nexus.Test}
+		other := nexus.Tenant{PartnerID: "ptr_a", Environment: nexus.Live}
+		var ids []string
+		for i, st := range []apikey.Status{apikey.Active, apikey.Active, apikey.Suspended} {
+			row := keyRow("", "")
+			row.Status = st
+			ids = append(ids, row.ID)
+			s := db.For(tn)
+			if i == 1 {
+				s = db.For(other) // the same status, the other environment
+			}
+			if _, err := s.Insert(row).Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		now := store.Now()
+		n, err := store.MoveAll(ctx, db.For(tn).Update((*apikey.Row)(nil)).Where("?TableAlias.id IN (?)", bun.In(ids)),
+			apikey.Revoked, []apikey.Status{apikey.Active}, "", now)
+		if err != nil || n != 1 {
+			t.Fatalf("MoveAll = %d, %v; want 1 (the other environment's and the suspended key stay)", n, err)
+		}
+		for i, want := range []apikey.Status{apikey.Revoked, apikey.Active, apikey.Suspended} {
+			s := db.For(tn)
+			if i == 1 {
+				s = db.For(other)
+			}
+			row, err := store.Get[apikey.Row](ctx, s, "api key", ids[i])
+			if err != nil || row.Status != want {
+				t.Errorf("key %d: %v, %v; want %s", i, row, err, want)
+			}
+			if want == apikey.Revoked && !row.UpdatedAt.Equal(now) {
+				t.Errorf("moved key's updated_at %v, want %v", row.UpdatedAt, now)
+			}
+		}
+	})
+}
