@@ -31,8 +31,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/s2"
-
 	"github.com/nexus-fintech/nexus/internal/testsvc"
 )
 
@@ -872,39 +870,11 @@ func TestShutdownUnderLoad(t *testing.T) {
 		// Every answer the clients received has its access row: the batch
 		// was flushed on the way out.
 		db := OpenDB(t, b.URL)
-		rows, err := db.Query(b.SQL("SELECT data FROM access_chunks WHERE partner_id = ?"), p.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
 		logged := map[string]int{}
-		for rows.Next() {
-			var data []byte
-			if err := rows.Scan(&data); err != nil {
-				t.Fatal(err)
+		for _, e := range accessEntries(t, b, db, p.ID) {
+			if e.CredentialID == k.ID {
+				logged[e.RequestID] = e.Status
 			}
-			// A chunk holds one JSON object per access entry, S2-compressed.
-			lines, err := s2.Decode(nil, data)
-			if err != nil {
-				t.Fatalf("access chunk: %v", err)
-			}
-			dec := json.NewDecoder(bytes.NewReader(lines))
-			for dec.More() {
-				var e struct {
-					CredentialID string `json:"credential_id"`
-					RequestID    string `json:"request_id"`
-					Status       int    `json:"status"`
-				}
-				if err := dec.Decode(&e); err != nil {
-					t.Fatalf("access chunk: %v", err)
-				}
-				if e.CredentialID == k.ID {
-					logged[e.RequestID] = e.Status
-				}
-			}
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
 		}
 		ok2xx := 0
 		var missing []result

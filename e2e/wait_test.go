@@ -6,6 +6,7 @@ package e2e
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"slices"
 	"testing"
@@ -45,33 +46,8 @@ func awaitAccessLogged(t *testing.T, b *Backend, partnerID string, ids ...string
 	var missing []string
 	took, ok := poll(15*time.Second, 50*time.Millisecond, func() bool {
 		seen := map[string]bool{}
-		rows, err := db.Query(b.SQL("SELECT data FROM access_chunks WHERE partner_id = ?"), partnerID)
-		if err != nil {
-			t.Fatalf("access_chunks: %v", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var data []byte
-			if err := rows.Scan(&data); err != nil {
-				t.Fatal(err)
-			}
-			// A chunk holds one JSON object per access entry, S2-compressed.
-			lines, err := s2.Decode(nil, data)
-			if err != nil {
-				t.Fatalf("access chunk: %v", err)
-			}
-			for dec := json.NewDecoder(bytes.NewReader(lines)); dec.More(); {
-				var e struct {
-					RequestID string `json:"request_id"`
-				}
-				if err := dec.Decode(&e); err != nil {
-					t.Fatalf("access chunk: %v", err)
-				}
-				seen[e.RequestID] = true
-			}
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
+		for _, e := range accessEntries(t, b, db, partnerID) {
+			seen[e.RequestID] = true
 		}
 		missing = slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return seen[id] })
 		return len(missing) == 0
@@ -80,4 +56,44 @@ func awaitAccessLogged(t *testing.T, b *Backend, partnerID string, ids ...string
 		t.Fatalf("no access entry of the requests %v after %s", missing, took)
 	}
 	t.Logf("the access entries of %d requests were written %s after them", len(ids), took.Round(time.Millisecond))
+}
+
+// accessEntry is what the e2e tests read of a stored access entry.
+type accessEntry struct {
+	CredentialID string `json:"credential_id"`
+	RequestID    string `json:"request_id"`
+	Status       int    `json:"status"`
+}
+
+// accessEntries reads every access entry stored for partnerID.
+func accessEntries(t *testing.T, b *Backend, db *sql.DB, partnerID string) []accessEntry {
+	t.Helper()
+	rows, err := db.Query(b.SQL("SELECT data FROM access_chunks WHERE partner_id = ?"), partnerID)
+	if err != nil {
+		t.Fatalf("access_chunks: %v", err)
+	}
+	defer rows.Close()
+	var out []accessEntry
+	for rows.Next() {
+		var data []byte
+		if err := rows.Scan(&data); err != nil {
+			t.Fatal(err)
+		}
+		// A chunk holds one JSON object per access entry, S2-compressed.
+		lines, err := s2.Decode(nil, data)
+		if err != nil {
+			t.Fatalf("access chunk: %v", err)
+		}
+		for dec := json.NewDecoder(bytes.NewReader(lines)); dec.More(); {
+			var e accessEntry
+			if err := dec.Decode(&e); err != nil {
+				t.Fatalf("access chunk: %v", err)
+			}
+			out = append(out, e)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
