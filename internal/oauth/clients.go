@@ -193,15 +193,36 @@ func (s *Service) DeleteClient(ctx context.Context, t nexus.Tenant, id string) (
 		func(ctx context.Context, tx bun.Tx, now time.Time) error {
 			// The grants are the consenting partners', not the client
 			// owner's: they cross tenants.
-			cross := store.CrossTenant(tx, "a deleted client's grants and tokens, of every partner that consented")
-			if _, err := store.MoveAll(ctx, cross.Update((*Grant)(nil)).Where("client_id = ?", id),
-				GrantRevoked, []string{GrantActive}, "revoked_at", now); err != nil {
-				return err
-			}
-			_, err := cross.Update((*Token)(nil)).Set("revoked_at = ?", now).
-				Where("client_id = ?", id).Where("revoked_at IS NULL").Exec(ctx)
-			return err
+			return RevokeGrantsOf(ctx, tx, "a deleted client's grants and tokens, of every partner that consented",
+				GrantsOfClients, []string{id}, now)
 		})
+}
+
+// Which grants RevokeGrantsOf revokes: those with these ids, or those given
+// to these clients.
+const (
+	GrantsByID      = "id"
+	GrantsOfClients = "client_id"
+)
+
+// RevokeGrantsOf revokes, inside tx and whoever gave them, the active
+// grants selected by (GrantsByID or GrantsOfClients) ids, and every token
+// of theirs not yet revoked: one statement each however many there are.
+// why says which cross-tenant work this is (store.CrossTenant). The caller
+// records the events and announces the change.
+func RevokeGrantsOf(ctx context.Context, tx bun.IDB, why, by string, ids []string, now time.Time) error {
+	cross := store.CrossTenant(tx, why)
+	if _, err := store.MoveAll(ctx, cross.Update((*Grant)(nil)).Where("?TableAlias.? IN (?)", bun.Ident(by), bun.In(ids)),
+		GrantRevoked, []string{GrantActive}, "revoked_at", now); err != nil {
+		return err
+	}
+	tokenColumn := "grant_id" // GrantsByID
+	if by == GrantsOfClients {
+		tokenColumn = "client_id"
+	}
+	_, err := cross.Update((*Token)(nil)).Set("revoked_at = ?", now).
+		Where("?TableAlias.? IN (?)", bun.Ident(tokenColumn), bun.In(ids)).Where("?TableAlias.revoked_at IS NULL").Exec(ctx)
+	return err
 }
 
 // DisableClient stops a client without touching its grants: it takes part

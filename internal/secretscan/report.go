@@ -250,12 +250,8 @@ func revokeTokens(ctx context.Context, tx bun.Tx, digests []string, now time.Tim
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := store.MoveAll(ctx, store.CrossTenant(tx, "secret scanning: the grants of a report's leaked tokens, whatever their owners").
-		Update((*oauth.Grant)(nil)).Where("?TableAlias.id IN (?)", bun.In(ids)),
-		oauth.GrantRevoked, []string{oauth.GrantActive}, "revoked_at", now); err != nil {
-		return err
-	}
-	return revokeTokensOf(ctx, tx, "grant_id", ids, now)
+	return oauth.RevokeGrantsOf(ctx, tx, "secret scanning: the grants of a report's leaked tokens, whatever their owners",
+		oauth.GrantsByID, ids, now)
 }
 
 func deleteClients(ctx context.Context, tx bun.Tx, digests []string, now time.Time, found map[string]*leak, event eventFunc) error {
@@ -287,12 +283,8 @@ func deleteClients(ctx context.Context, tx bun.Tx, digests []string, now time.Ti
 		oauth.ClientDeleted, []string{oauth.ClientActive, oauth.ClientDisabled}, "deleted_at", now); err != nil {
 		return err
 	}
-	if _, err := store.MoveAll(ctx, store.CrossTenant(tx, "secret scanning: the grants of a report's leaked clients, whatever their owners").
-		Update((*oauth.Grant)(nil)).Where("?TableAlias.client_id IN (?)", bun.In(ids)),
-		oauth.GrantRevoked, []string{oauth.GrantActive}, "revoked_at", now); err != nil {
-		return err
-	}
-	return revokeTokensOf(ctx, tx, "client_id", ids, now)
+	return oauth.RevokeGrantsOf(ctx, tx, "secret scanning: the grants of a report's leaked clients, whatever their owners",
+		oauth.GrantsOfClients, ids, now)
 }
 
 func revokeServiceCredentials(ctx context.Context, tx bun.Tx, digests []string, now time.Time, found map[string]*leak, event eventFunc) error {
@@ -322,14 +314,5 @@ func revokeServiceCredentials(ctx context.Context, tx bun.Tx, digests []string, 
 	_, err := store.MoveAll(ctx, store.CrossTenant(tx, "secret scanning: the leaked service credentials of a report, whatever their owners").
 		Update((*servicetoken.Credential)(nil)).Where("?TableAlias.id IN (?)", bun.In(ids)),
 		"revoked", []string{"active"}, "revoked_at", now)
-	return err
-}
-
-// revokeTokensOf ends the tokens whose column (grant_id or client_id) is
-// one of ids, across their owners: one statement however many leaked.
-func revokeTokensOf(ctx context.Context, tx bun.Tx, column string, ids []string, now time.Time) error {
-	_, err := store.CrossTenant(tx, "secret scanning: the tokens of a report's leaked grants and clients").
-		Update((*oauth.Token)(nil)).Set("revoked_at = ?", now).
-		Where("?TableAlias.? IN (?)", bun.Ident(column), bun.In(ids)).Where("?TableAlias.revoked_at IS NULL").Exec(ctx)
 	return err
 }
